@@ -1,0 +1,145 @@
+"""`colorize-train DATA... -o RUN`: train a colouriser on folders of colour photos.
+
+Exit codes: 0 done, 2 bad input (no images, an existing run without
+--resume, a corrupt checkpoint, ...), 130 interrupted (last.pth holds the last
+completed epoch; rerun with --resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from retint.errors import RetintError
+from retint.model.config import (
+    GAN_MODES,
+    GENERATOR_ARCHITECTURES,
+    RECONSTRUCTION_LOSSES,
+    GeneratorConfig,
+    TrainConfig,
+)
+
+# click option name -> TrainConfig field (generator fields are prefixed "generator.").
+CONFIG_OPTIONS = {
+    "arch": "generator.arch",
+    "base_channels": "generator.base_channels",
+    "pretrained_encoder": "generator.pretrained_encoder",
+    "size": "generator.render_size",
+    "epochs": "epochs",
+    "pretrain_epochs": "pretrain_epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "gan": "gan",
+    "recon": "recon",
+    "lambda_recon": "lambda_recon",
+    "chroma_weight": "chroma_weight",
+    "val_fraction": "val_fraction",
+    "crops_per_image": "crops_per_image",
+    "seed": "seed",
+}
+
+
+def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """Apply option values onto `base` (a resumed run's config) or the defaults."""
+    generator_values = {}
+    train_values: dict[str, Any] = {"data": tuple(str(Path(d)) for d in data)}
+    for option, value in values.items():
+        field = CONFIG_OPTIONS[option]
+        if field.startswith("generator."):
+            generator_values[field.removeprefix("generator.")] = value
+        else:
+            train_values[field] = value
+    if base is None:
+        arch = generator_values.get("arch", GeneratorConfig.arch)
+        if arch == "unet256" and "base_channels" not in generator_values:
+            generator_values["base_channels"] = 64
+        return TrainConfig(generator=GeneratorConfig(**generator_values), **train_values)
+    return dataclasses.replace(base, generator=dataclasses.replace(base.generator, **generator_values),
+                               **train_values)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=True))
+@click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: last.pth, best.pth, metrics.jsonl, samples/.")
+@click.option("--arch", type=click.Choice(GENERATOR_ARCHITECTURES), default=GeneratorConfig.arch)
+@click.option("--base-channels", type=click.IntRange(1), default=None,
+              help="Width: ngf for unet256 (default 64), decoder width for effnet-unet (default 32).")
+@click.option("--pretrained-encoder/--no-pretrained-encoder", default=True,
+              help="effnet-unet: start from the ImageNet EfficientNet-Lite0 weights.")
+@click.option("--size", type=click.IntRange(32), default=256,
+              help="Crop size for training = render size of the exported engine.")
+@click.option("--epochs", type=click.IntRange(1), default=TrainConfig.epochs, help="Total epochs, warm-up included.")
+@click.option("--pretrain-epochs", type=click.IntRange(0), default=TrainConfig.pretrain_epochs,
+              help="L1-only generator warm-up epochs before the GAN phase.")
+@click.option("--batch-size", type=click.IntRange(1), default=TrainConfig.batch_size)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=TrainConfig.lr,
+              help="Adam learning rate (betas 0.5, 0.999) of both networks.")
+@click.option("--gan", type=click.Choice(GAN_MODES), default=TrainConfig.gan)
+@click.option("--recon", type=click.Choice(RECONSTRUCTION_LOSSES), default=TrainConfig.recon)
+@click.option("--lambda-recon", type=click.FloatRange(0), default=TrainConfig.lambda_recon)
+@click.option("--chroma-weight", type=click.FloatRange(0), default=TrainConfig.chroma_weight,
+              help="Weight of -E[sqrt(a^2+b^2)], against greyish output (0 = off).")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=TrainConfig.val_fraction)
+@click.option("--crops-per-image", type=click.IntRange(1), default=TrainConfig.crops_per_image,
+              help="Random crops per photo per epoch (useful with small datasets).")
+@click.option("--seed", type=int, default=TrainConfig.seed)
+@click.option("--resume", is_flag=True, help="Continue the run in the output folder.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--amp", is_flag=True, help="Mixed precision (float16 on CUDA, bfloat16 on CPU).")
+@click.option("--workers", type=click.IntRange(0), default=2, help="DataLoader decode workers.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch instead).")
+@click.pass_context
+def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool,
+         workers: int, no_progress: bool, **options: Any) -> None:
+    """Train a pix2pix colouriser on DATA (folders of colour photos)."""
+    from retint.model.train import RunOptions, train
+
+    try:
+        if options["base_channels"] is None:
+            options.pop("base_channels")
+        if resume:
+            config = _resumed_config(ctx, Path(run_dir), data, options)
+        else:
+            config = build_config(data, options)
+        run_options = RunOptions(device=device, amp=amp, workers=workers, progress=not no_progress)
+
+        def report(record: dict[str, Any]) -> None:
+            validation = ""
+            if "val_ciede2000" in record:
+                validation = (f" | val dE2000 {record['val_ciede2000']:.2f} (grey {record['val_grey_ciede2000']:.2f})"
+                              f" PSNR {record['val_psnr']:.2f}")
+            click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']}: "
+                       f"recon {record.get('loss_recon', float('nan')):.4f}"
+                       f" {record['images_per_second']:.1f} img/s{validation}", err=True)
+
+        train(config, Path(run_dir), run_options, resume=resume, on_epoch=report)
+    except RetintError as error:
+        click.echo(f"colorize-train: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("colorize-train: interrupted; last.pth holds the last completed epoch "
+                   "(rerun with --resume)", err=True)
+        sys.exit(130)
+
+
+def _resumed_config(ctx: click.Context, run_dir: Path, data: tuple[str, ...], options: dict[str, Any]) -> TrainConfig:
+    """The saved config, with only the options given on this command line applied."""
+    from retint.model.checkpoint import load_checkpoint
+    from retint.model.config import train_config_from_dict
+
+    last = run_dir / "last.pth"
+    if not last.exists():
+        raise RetintError(f"--resume: {last} does not exist; nothing to resume")
+    saved = train_config_from_dict(load_checkpoint(last).get("train_config", {}))
+    explicit = {name: value for name, value in options.items()
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    return build_config(data, explicit, base=saved)
+
+
+if __name__ == "__main__":
+    main()

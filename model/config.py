@@ -1,0 +1,104 @@
+"""Frozen configuration records, saved inside checkpoints and sidecars.
+
+`GeneratorConfig` is everything needed to rebuild a generator from a file
+alone; `TrainConfig` is one field per `colorize-train` option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from retint.errors import CheckpointError
+
+GENERATOR_ARCHITECTURES = ("effnet-unet", "unet256")
+GAN_MODES = ("vanilla", "lsgan", "wgan-gp")
+RECONSTRUCTION_LOSSES = ("l1", "huber")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Architecture of a generator: L (1 channel) -> ab (2 channels), tanh."""
+
+    arch: str = "effnet-unet"
+    # unet256: ngf of the paper (64). effnet-unet: decoder width at stride 2
+    # (32); the other decoder levels are fixed multiples of it.
+    base_channels: int = 32
+    # effnet-unet only: start from the ImageNet weights of EfficientNet-Lite0.
+    pretrained_encoder: bool = True
+    # The square size the generator sees at inference (the exported graph's
+    # render size) and trains on.
+    render_size: int = 256
+    l_scale: float = 50.0
+    ab_scale: float = 110.0
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this (8 stride-2 levels or /32)."""
+        return 256 if self.arch == "unet256" else 32
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One field per `colorize-train` option that shapes the result."""
+
+    data: tuple[str, ...]
+    generator: GeneratorConfig
+    epochs: int = 20
+    pretrain_epochs: int = 5
+    batch_size: int = 8
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    gan: str = "vanilla"
+    recon: str = "l1"
+    lambda_recon: float = 100.0
+    lambda_gp: float = 10.0
+    chroma_weight: float = 0.0
+    val_fraction: float = 0.1
+    # How many random crops one epoch takes from each training image: with a
+    # few dozen photos, one pass is a handful of steps.
+    crops_per_image: int = 1
+    seed: int = 0
+
+
+# Fields that may change between a run and its resumption.
+RESUMABLE_OVERRIDES = ("epochs",)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (lists for tuples) that `torch.load(weights_only=True)` and JSON take."""
+    plain = asdict(config)
+    return _listify(plain)
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _listify(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_listify(item) for item in value]
+    return value
+
+
+def generator_config_from_dict(raw: dict[str, Any]) -> GeneratorConfig:
+    return _build(GeneratorConfig, raw)
+
+
+def train_config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    values = dict(raw)
+    values["generator"] = generator_config_from_dict(values.get("generator", {}))
+    values["data"] = tuple(values.get("data", ()))
+    return _build(TrainConfig, values)
+
+
+def _build(kind: type, raw: dict[str, Any]) -> Any:
+    known = {field.name for field in fields(kind)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CheckpointError(
+            f"configuration has fields this retint does not know: {', '.join(unknown)}"
+        )
+    try:
+        return kind(**raw)
+    except TypeError as error:
+        raise CheckpointError(f"configuration is incomplete or malformed: {error}") from error

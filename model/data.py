@@ -1,0 +1,154 @@
+"""Training data: find colour photos, decode them in DataLoader workers,
+random resized crops and flips, and a deterministic validation view.
+
+A file that cannot be decoded, or that holds a grey image, is skipped and
+counted, never a crash: the dataset yields a status code with every sample and
+the trainer drops the bad ones from the batch. Augmentation is seeded by
+(seed, epoch, index), so a sample is the same whichever worker decodes it and
+whether or not the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+STATUS_OK = 0
+STATUS_UNREADABLE = 1
+STATUS_GREY = 2
+
+# A photo whose channels differ by less than this (mean over pixels, in
+# 0..255 levels) is taken as grey: it teaches nothing about colour.
+GREY_MEAN_CHANNEL_SPREAD = 1.0
+# Random resized crop: fraction of the image area and aspect ratio range.
+CROP_AREA_RANGE = (0.25, 1.0)
+CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def find_images(folders: tuple[str, ...] | list[str]) -> list[Path]:
+    """Every image file below the given folders (or the files themselves), sorted."""
+    found: set[Path] = set()
+    for entry in folders:
+        root = Path(entry)
+        if root.is_file():
+            if root.suffix.lower() in IMAGE_SUFFIXES:
+                found.add(root)
+            continue
+        for directory, _, names in os.walk(root, followlinks=False):
+            for name in names:
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    found.add(Path(directory) / name)
+    return sorted(found)
+
+
+def split_train_validation(paths: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """A seeded split; at least one validation image when the fraction is positive."""
+    if val_fraction <= 0 or len(paths) < 2:
+        return list(paths), []
+    count = min(len(paths) - 1, max(1, round(len(paths) * val_fraction)))
+    order = np.random.default_rng(seed).permutation(len(paths))
+    validation = sorted(paths[i] for i in order[:count])
+    training = sorted(paths[i] for i in order[count:])
+    return training, validation
+
+
+def decode_colour(path: Path) -> tuple[np.ndarray | None, int]:
+    """RGB uint8 [H,W,3] and STATUS_OK, or (None, why not)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None, STATUS_UNREADABLE
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None or image.shape[0] < 2 or image.shape[1] < 2:
+        return None, STATUS_UNREADABLE
+    probe = image[:: max(1, image.shape[0] // 128), :: max(1, image.shape[1] // 128)].astype(np.int16)
+    spread = (np.abs(probe[..., 0] - probe[..., 1]) + np.abs(probe[..., 1] - probe[..., 2])).mean()
+    if spread < GREY_MEAN_CHANNEL_SPREAD:
+        return None, STATUS_GREY
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), STATUS_OK
+
+
+def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    height, width = image.shape[:2]
+    area = height * width
+    for _ in range(10):
+        target_area = area * rng.uniform(*CROP_AREA_RANGE)
+        aspect = math.exp(rng.uniform(math.log(CROP_ASPECT_RANGE[0]), math.log(CROP_ASPECT_RANGE[1])))
+        crop_w = int(round(math.sqrt(target_area * aspect)))
+        crop_h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < crop_w <= width and 0 < crop_h <= height:
+            top = int(rng.integers(0, height - crop_h + 1))
+            left = int(rng.integers(0, width - crop_w + 1))
+            break
+    else:  # a very elongated image: take the central square-ish region
+        crop_h, crop_w = height, width
+        top = left = 0
+    crop = image[top: top + crop_h, left: left + crop_w]
+    interpolation = cv2.INTER_AREA if crop_h >= size and crop_w >= size else cv2.INTER_LINEAR
+    crop = cv2.resize(crop, (size, size), interpolation=interpolation)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return crop
+
+
+def resize_for_validation(image: np.ndarray, size: int) -> np.ndarray:
+    """The whole photo resized to size x size (what the model card reports on)."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _to_sample(rgb: np.ndarray | None, status: int, size: int) -> dict[str, torch.Tensor]:
+    if rgb is None:
+        tensor = torch.zeros(3, size, size, dtype=torch.uint8)
+    else:
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
+    return {"rgb": tensor, "status": torch.tensor(status)}
+
+
+class RandomCropDataset(Dataset):
+    """`crops_per_image` seeded random crops of each training photo per epoch."""
+
+    def __init__(self, paths: list[Path], size: int, crops_per_image: int, seed: int):
+        self.paths = paths
+        self.size = size
+        self.crops_per_image = crops_per_image
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Workers are re-created every epoch (no persistent workers), so they see this."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.crops_per_image
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rgb, status = decode_colour(self.paths[index % len(self.paths)])
+        if rgb is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            rgb = random_resized_crop(rgb, self.size, rng)
+        return _to_sample(rgb, status, self.size)
+
+
+class ValidationDataset(Dataset):
+    """Each validation photo once, resized whole to size x size."""
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths = paths
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rgb, status = decode_colour(self.paths[index])
+        if rgb is not None:
+            rgb = resize_for_validation(rgb, self.size)
+        return _to_sample(rgb, status, self.size)

@@ -1,0 +1,338 @@
+"""The training loop of `colorize-train`: L1 warm-up, then pix2pix GAN training.
+
+One epoch = `crops_per_image` random crops of every training photo. After
+each epoch, in this order and each written atomically: the sample grid, the
+metrics log, `best.pth` (when validation improved) and `last.pth`, which is the
+commit point a resumed run starts from. Every random choice is seeded from
+(seed, epoch), so a resumed run repeats an uninterrupted one.
+
+The loop runs on CPU or CUDA; `amp` uses float16 autocast with a gradient
+scaler on CUDA and bfloat16 autocast on the CPU. Colour conversion always
+runs in float32.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from retint.errors import InputError
+from retint.model.checkpoint import load_checkpoint, save_checkpoint
+from retint.model.color import normalize_ab, normalize_lightness, rgb_uint8_to_lab
+from retint.model.config import (
+    RESUMABLE_OVERRIDES,
+    TrainConfig,
+    config_to_dict,
+    train_config_from_dict,
+)
+from retint.model.data import (
+    STATUS_GREY,
+    STATUS_OK,
+    RandomCropDataset,
+    ValidationDataset,
+    find_images,
+    split_train_validation,
+)
+from retint.model.evaluate import evaluate, sample_grid
+from retint.model.files import write_bytes_atomically, write_text_atomically
+from retint.model.losses import (
+    chroma_regulariser,
+    discriminator_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+    reconstruction_loss,
+)
+from retint.model.networks import build_generator
+from retint.model.networks.patchgan import PatchGAN
+
+SAMPLE_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what to learn: may change when a run is resumed."""
+
+    device: str = "auto"
+    amp: bool = False
+    workers: int = 2
+    progress: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but torch sees no CUDA GPU")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path, options: RunOptions, resume: bool):
+        self.run_dir = Path(run_dir)
+        self.options = options
+        self.device = resolve_device(options.device)
+        checkpoint = self._open_run(config, resume)
+        self.config = config
+
+        paths = find_images(config.data)
+        if not paths:
+            raise InputError(f"no image files found in {', '.join(config.data)}")
+        self.training_paths, self.validation_paths = split_train_validation(
+            paths, config.val_fraction, config.seed)
+        size = config.generator.render_size
+        self.training_set = RandomCropDataset(self.training_paths, size, config.crops_per_image, config.seed)
+        self.validation_set = ValidationDataset(self.validation_paths, size)
+
+        torch.manual_seed(config.seed)
+        self.generator = build_generator(config.generator).to(self.device)
+        norm = "none" if config.gan == "wgan-gp" else "batch"
+        self.discriminator = PatchGAN(norm=norm).to(self.device)
+        betas = (config.beta1, config.beta2)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
+        use_scaler = options.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.autocast_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+
+        self.start_epoch = 0
+        self.step = 0
+        self.best = float("inf")
+        self.history: list[dict[str, Any]] = []
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.fixed_batch = self._fixed_batch()
+
+    # -- run folder -------------------------------------------------------
+
+    def _open_run(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
+        last = self.run_dir / "last.pth"
+        if not resume:
+            if last.exists() or (self.run_dir / "metrics.jsonl").exists():
+                raise InputError(
+                    f"{self.run_dir} already holds a training run; pass --resume to continue it "
+                    "or choose another output folder")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            return None
+        if not last.exists():
+            raise InputError(f"--resume: {last} does not exist; nothing to resume")
+        checkpoint = load_checkpoint(last)
+        saved = train_config_from_dict(checkpoint.get("train_config", {}))
+        differing = [
+            name for name in config_to_dict(config)
+            if name not in RESUMABLE_OVERRIDES
+            and config_to_dict(config)[name] != config_to_dict(saved)[name]
+        ]
+        if differing:
+            raise InputError(
+                f"--resume: {self.run_dir} was trained with a different config "
+                f"({', '.join(differing)} differ); use the same options or a new output folder")
+        return checkpoint
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        self.generator.load_state_dict(checkpoint["generator"])
+        self.discriminator.load_state_dict(checkpoint["discriminator"])
+        self.optimizer_g.load_state_dict(checkpoint["optimizer_g"])
+        self.optimizer_d.load_state_dict(checkpoint["optimizer_d"])
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.start_epoch = int(checkpoint["epoch"])
+        self.step = int(checkpoint["step"])
+        self.best = float(checkpoint.get("best", float("inf")))
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if metrics_path.exists():
+            lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+            # Lines written after the checkpoint (a run killed mid-commit) are dropped.
+            self.history = [line for line in lines if line.get("epoch", 0) <= self.start_epoch]
+
+    def _fixed_batch(self) -> torch.Tensor:
+        """Validation photos (else the first training photos), resized whole."""
+        source = self.validation_set if len(self.validation_set) else ValidationDataset(
+            self.training_paths[: self.config.batch_size], self.config.generator.render_size)
+        images = [item["rgb"] for item in (source[i] for i in range(len(source)))
+                  if int(item["status"]) == STATUS_OK]
+        return torch.stack(images[: max(SAMPLE_IMAGES, self.config.batch_size)]) if images else torch.empty(0)
+
+    # -- training ---------------------------------------------------------
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.options.amp)
+
+    def _split_lab(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = rgb_uint8_to_lab(rgb.to(self.device, non_blocking=True))
+        return normalize_lightness(lab[:, :1]), normalize_ab(lab[:, 1:])
+
+    def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool) -> dict[str, torch.Tensor]:
+        config = self.config
+        losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab)}
+        total = config.lambda_recon * losses["recon"]
+        if config.chroma_weight:
+            losses["chroma"] = chroma_regulariser(predicted_ab.float())
+            total = total + config.chroma_weight * losses["chroma"]
+        if adversarial:
+            with self._autocast():
+                logits = self.discriminator(lightness, predicted_ab)
+            losses["g_adv"] = generator_adversarial_loss(config.gan, logits.float())
+            total = total + losses["g_adv"]
+        losses["g_total"] = total
+        return losses
+
+    def _discriminator_step(self, lightness, target_ab, predicted_ab) -> dict[str, torch.Tensor]:
+        config = self.config
+        self.discriminator.requires_grad_(True)
+        fake = predicted_ab.detach()
+        with self._autocast():
+            real_logits = self.discriminator(lightness, target_ab)
+            fake_logits = self.discriminator(lightness, fake)
+        loss = discriminator_loss(config.gan, real_logits.float(), fake_logits.float())
+        losses = {"d": loss}
+        if config.gan == "wgan-gp":
+            penalty = gradient_penalty(self.discriminator, lightness, target_ab, fake.float())
+            losses["gp"] = penalty
+            loss = loss + config.lambda_gp * penalty
+        self.optimizer_d.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer_d)
+        self.discriminator.requires_grad_(False)
+        return losses
+
+    def _train_step(self, rgb: torch.Tensor, adversarial: bool) -> dict[str, float]:
+        lightness, target_ab = self._split_lab(rgb)
+        with self._autocast():
+            predicted_ab = self.generator(lightness)
+        losses: dict[str, torch.Tensor] = {}
+        if adversarial:
+            losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
+        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["g_total"]).backward()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        self.step += 1
+        return {name: float(value.detach()) for name, value in losses.items()}
+
+    @torch.no_grad()
+    def fixed_batch_l1(self) -> float:
+        if not len(self.fixed_batch):
+            return float("nan")
+        was_training = self.generator.training
+        self.generator.eval()
+        lightness, target_ab = self._split_lab(self.fixed_batch)
+        value = float(torch.nn.functional.l1_loss(self.generator(lightness).float(), target_ab))
+        self.generator.train(was_training)
+        return value
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """Train epoch `epoch` (0-based), then validate and commit it."""
+        config = self.config
+        adversarial = epoch >= config.pretrain_epochs
+        torch.manual_seed(_epoch_seed(config.seed, epoch))
+        self.training_set.set_epoch(epoch)
+        loader = DataLoader(
+            self.training_set, batch_size=config.batch_size, shuffle=True,
+            generator=torch.Generator().manual_seed(_epoch_seed(config.seed, epoch)),
+            num_workers=self.options.workers, pin_memory=self.device.type == "cuda",
+            drop_last=False)
+        l1_at_start = self.fixed_batch_l1()
+        self.generator.train()
+        self.discriminator.train()
+        totals: dict[str, float] = {}
+        steps = images = 0
+        bad_status: list[int] = []
+        started = time.perf_counter()
+        phase = "gan" if adversarial else "warm-up"
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs} {phase}", unit="batch",
+                   disable=not self.options.progress, leave=False)
+        for batch in bar:
+            ok = batch["status"] == STATUS_OK
+            bad_status += batch["status"][~ok].tolist()
+            if not bool(ok.any()):
+                continue
+            losses = self._train_step(batch["rgb"][ok], adversarial)
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + value
+            steps += 1
+            images += int(ok.sum())
+            rate = images / max(time.perf_counter() - started, 1e-9)
+            bar.set_postfix({**{k: f"{v / steps:.3f}" for k, v in totals.items()}, "img/s": f"{rate:.1f}"})
+        seconds = time.perf_counter() - started
+        if images == 0:
+            grey = sum(1 for status in bad_status if status == STATUS_GREY)
+            raise InputError(
+                f"no colour images to train on: of {len(self.training_paths)} training files, "
+                f"{grey} crops were grey and {len(bad_status) - grey} unreadable")
+        crops = self.config.crops_per_image
+        record: dict[str, Any] = {
+            "epoch": epoch + 1, "phase": phase, "step": self.step, "images": images,
+            "skipped_grey_files": sum(1 for s in bad_status if s == STATUS_GREY) // crops,
+            "skipped_unreadable_files": sum(1 for s in bad_status if s not in (STATUS_OK, STATUS_GREY)) // crops,
+            "seconds": round(seconds, 3), "images_per_second": images / max(seconds, 1e-9),
+            **{f"loss_{name}": value / steps for name, value in totals.items()},
+            "fixed_batch_l1_start": l1_at_start, "fixed_batch_l1": self.fixed_batch_l1(),
+        }
+        validation = evaluate(self.generator, self._validation_batches(), self.device)
+        record |= {f"val_{name}": value for name, value in validation.items()}
+        self._commit(epoch, record)
+        return record
+
+    def _validation_batches(self):
+        loader = DataLoader(self.validation_set, batch_size=self.config.batch_size,
+                            num_workers=min(self.options.workers, 1))
+        for batch in loader:
+            ok = batch["status"] == STATUS_OK
+            if bool(ok.any()):
+                yield batch["rgb"][ok]
+
+    def _commit(self, epoch: int, record: dict[str, Any]) -> None:
+        if len(self.fixed_batch):
+            grid = sample_grid(self.generator, self.fixed_batch[:SAMPLE_IMAGES], self.device)
+            write_bytes_atomically(self.run_dir / "samples" / f"epoch-{epoch + 1:03d}.png", grid)
+        self.history.append(record)
+        write_text_atomically(self.run_dir / "metrics.jsonl",
+                              "".join(json.dumps(line) + "\n" for line in self.history))
+        improved = "val_ciede2000" in record and record["val_ciede2000"] < self.best
+        if improved:
+            self.best = record["val_ciede2000"]
+        contents = self._checkpoint_contents(epoch + 1)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pth", contents)
+        save_checkpoint(self.run_dir / "last.pth", contents)
+
+    def _checkpoint_contents(self, completed_epochs: int) -> dict[str, Any]:
+        return {
+            "generator_config": config_to_dict(self.config.generator),
+            "train_config": config_to_dict(self.config),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "epoch": completed_epochs,
+            "step": self.step,
+            "best": self.best,
+        }
+
+    def fit(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        for epoch in range(self.start_epoch, self.config.epochs):
+            record = self.run_epoch(epoch)
+            if on_epoch:
+                on_epoch(record)
+        return self.history
+
+
+def train(config: TrainConfig, run_dir: Path, options: RunOptions = RunOptions(), resume: bool = False,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train (or resume) a run in `run_dir`; returns every epoch's metrics record."""
+    return Trainer(config, run_dir, options, resume).fit(on_epoch)

@@ -1,0 +1,45 @@
+"""Error types shared by every retint package.
+
+Library code raises these; the command-line entry points turn them into one
+line on stderr and the error's `exit_code`. Exit codes (also in README.md):
+
+    0  success
+    1  unexpected internal error (a bug: please report it)
+    2  bad input: arguments, data, checkpoint, engine file, image
+    3  partial result: some work could not be done here (a batch with failed
+       files, TensorRT or a GPU missing for `export-trt`)
+    4  a parity gate failed (the exported graph disagrees with PyTorch)
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+
+class RetintError(Exception):
+    """Base class: a problem the user can act on, reported in one line."""
+
+    exit_code = 2
+
+
+class InputError(RetintError):
+    """Bad user input: a missing folder, no usable images, a wrong option."""
+
+
+class CheckpointError(RetintError):
+    """A checkpoint that is corrupt, foreign, or carries pickled code."""
+
+
+class EngineError(RetintError):
+    """An engine file that cannot be loaded, or an input it cannot take."""
+
+
+class ParityError(RetintError):
+    """An exported graph that disagrees with PyTorch beyond the gate."""
+
+    exit_code = 4
+
+
+class BackendUnavailable(RetintError):
+    """TensorRT, CUDA or a GPU is not available where it was asked for."""
+
+    exit_code = 3

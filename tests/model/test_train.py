@@ -1,0 +1,165 @@
+"""colorize-train end to end on tiny generated data (CPU, --workers 0)."""
+
+import json
+import pathlib
+import pickle
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from retint.model.checkpoint import load_checkpoint, load_generator
+from retint.model.cli import main
+
+from imagemaker import learnable_dataset, write_rgb
+
+TINY = ["--size", "64", "--batch-size", "4", "--base-channels", "8", "--workers", "0",
+        "--no-progress", "--pretrain-epochs", "1", "--seed", "3", "--crops-per-image", "3"]
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return learnable_dataset(tmp_path_factory.mktemp("data"), count=16, size=64)
+
+
+@pytest.fixture(scope="module")
+def full_run(dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    result = run_cli(dataset, "-o", run_dir, "--epochs", 2, *TINY)
+    assert result.exit_code == 0, result.output
+    return run_dir
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_epoch_run_writes_every_artefact(full_run):
+    assert (full_run / "last.pth").is_file()
+    assert (full_run / "best.pth").is_file()
+    for epoch in (1, 2):
+        grid = cv2.imread(str(full_run / "samples" / f"epoch-{epoch:03d}.png"))
+        assert grid is not None and grid.shape[1] == 3 * 64  # grey | prediction | truth
+    metrics = read_metrics(full_run)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert [m["phase"] for m in metrics] == ["warm-up", "gan"]
+    for key in ("loss_recon", "val_psnr", "val_ciede2000", "val_grey_ciede2000",
+                "val_colourfulness", "val_truth_colourfulness", "images_per_second"):
+        assert np.isfinite(metrics[-1][key]), key
+    assert "loss_d" in metrics[1] and "loss_g_adv" in metrics[1]
+    assert not list(full_run.rglob("*.tmp"))
+
+
+def test_l1_on_a_fixed_batch_goes_down(full_run):
+    metrics = read_metrics(full_run)
+    assert metrics[-1]["fixed_batch_l1"] < metrics[0]["fixed_batch_l1_start"]
+
+
+def test_checkpoint_is_plain_and_rebuilds_the_generator(full_run):
+    payload = torch.load(full_run / "last.pth", weights_only=True)
+    assert payload["epoch"] == 2 and payload["step"] > 0
+    assert payload["generator_config"]["arch"] == "effnet-unet"
+    assert payload["generator_config"]["render_size"] == 64
+    assert payload["train_config"]["gan"] == "vanilla"
+    assert "optimizer_g" in payload and "optimizer_d" in payload
+    generator = load_generator(full_run / "last.pth")
+    assert not generator.training
+    with torch.no_grad():
+        assert generator(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_resume_repeats_an_uninterrupted_run(dataset, full_run, tmp_path):
+    run_dir = tmp_path / "resumed"
+    assert run_cli(dataset, "-o", run_dir, "--epochs", 1, *TINY).exit_code == 0
+    result = run_cli(dataset, "-o", run_dir, "--epochs", 2, "--resume", "--workers", 0, "--no-progress")
+    assert result.exit_code == 0, result.output
+    resumed, uninterrupted = read_metrics(run_dir), read_metrics(full_run)
+    assert len(resumed) == 2
+    for key in ("loss_recon", "loss_d", "loss_g_adv", "fixed_batch_l1", "val_ciede2000"):
+        assert abs(resumed[1][key] - uninterrupted[1][key]) < 1e-5, key
+
+
+@pytest.mark.parametrize("gan,recon", [("lsgan", "huber"), ("wgan-gp", "l1")])
+def test_other_losses_train(dataset, tmp_path, gan, recon):
+    result = run_cli(dataset, "-o", tmp_path / "run", "--epochs", 2, "--gan", gan, "--recon", recon,
+                     "--chroma-weight", 1, *TINY)
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(tmp_path / "run")
+    assert np.isfinite(metrics[-1]["loss_g_total"])
+    assert ("loss_gp" in metrics[-1]) == (gan == "wgan-gp")
+
+
+def test_bad_files_are_skipped_and_counted(dataset, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for image in sorted(dataset.iterdir())[:6]:
+        (data / image.name).write_bytes(image.read_bytes())
+    (data / "empty.jpg").write_bytes(b"")
+    (data / "text.png").write_text("not an image")
+    write_rgb(data / "grey.png", np.full((64, 64, 3), 128, np.uint8))
+    result = run_cli(data, "-o", tmp_path / "run", "--epochs", 1, "--val-fraction", 0, *TINY)
+    assert result.exit_code == 0, result.output
+    record = read_metrics(tmp_path / "run")[0]
+    assert record["skipped_grey_files"] == 1
+    assert record["skipped_unreadable_files"] == 2
+    assert record["images"] == 6 * 3  # three crops of each colour photo
+
+
+def cli_error(*args):
+    """Run the installed command in a subprocess: exit code and stderr."""
+    process = subprocess.run([sys.executable, "-m", "retint.model.cli", *map(str, args)],
+                             capture_output=True, text=True)
+    return process.returncode, process.stderr
+
+
+def test_no_images_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, stderr = cli_error(tmp_path / "empty", "-o", tmp_path / "run", *TINY)
+    assert code == 2
+    assert stderr.strip().count("\n") == 0 and "no image files" in stderr
+
+
+def test_only_grey_images_is_exit_2(tmp_path):
+    for index in range(3):
+        write_rgb(tmp_path / "grey" / f"{index}.png", np.full((64, 64, 3), 40 * index, np.uint8))
+    code, stderr = cli_error(tmp_path / "grey", "-o", tmp_path / "run", "--val-fraction", 0, *TINY)
+    assert code == 2 and "no colour images" in stderr
+
+
+def test_existing_run_needs_resume_and_matching_config(dataset, full_run, tmp_path):
+    code, stderr = cli_error(dataset, "-o", full_run, *TINY)
+    assert code == 2 and "--resume" in stderr
+    code, stderr = cli_error(dataset, "-o", full_run, "--resume", "--gan", "lsgan", "--epochs", 3, *TINY)
+    assert code == 2 and "gan" in stderr
+    code, stderr = cli_error(dataset, "-o", tmp_path / "nothing", "--resume", *TINY)
+    assert code == 2 and "nothing to resume" in stderr
+
+
+def test_corrupt_foreign_and_pickled_checkpoints_are_refused(dataset, full_run, tmp_path):
+    from retint.errors import CheckpointError
+
+    corrupt = tmp_path / "corrupt" / "last.pth"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes((full_run / "last.pth").read_bytes()[:5000])
+    code, stderr = cli_error(dataset, "-o", corrupt.parent, "--resume", *TINY)
+    assert code == 2 and "not a readable checkpoint" in stderr
+
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a retint checkpoint"):
+        load_checkpoint(foreign)
+
+    pickled = tmp_path / "pickled.pth"
+    payload = torch.load(full_run / "last.pth", weights_only=True)
+    payload["note"] = pathlib.PurePosixPath("x")  # an object: needs a pickled class to load
+    torch.save(payload, pickled)
+    with pytest.raises(CheckpointError, match="pickled code"):
+        load_generator(pickled)

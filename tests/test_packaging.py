@@ -1,0 +1,31 @@
+"""`pip install .` and `pip install -e .` both give working commands."""
+
+import shutil
+import subprocess
+import sys
+import venv
+
+import pytest
+
+IGNORED = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".pytest_cache")
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["regular", "editable"])
+def test_install_gives_working_commands(repo_root, tmp_path, editable):
+    source = tmp_path / "retint"
+    shutil.copytree(repo_root, source, ignore=IGNORED)
+    environment = tmp_path / "venv"
+    # System site packages supply torch and the rest: no network, no multi-GB download.
+    venv.create(environment, system_site_packages=True, with_pip=False)
+    python = environment / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    install += ["-e", str(source)] if editable else [str(source)]
+    subprocess.run(install, check=True, capture_output=True)
+    for command in ("colorize-train",):
+        result = subprocess.run([str(environment / "bin" / command), "--help"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
+    located = subprocess.run([str(python), "-c", "import retint.model, sys; print(retint.model.__file__)"],
+                             capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    assert (str(source) in located) == editable
