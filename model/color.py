@@ -41,13 +41,16 @@ _LAB_OFFSET = 16.0 / 116.0
 _LAB_INVERSE_BREAK = 0.2068966
 
 
-def _matrix(rows: tuple[tuple[float, ...], ...], like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+def _apply_matrix(matrix: tuple[tuple[float, ...], ...], image: torch.Tensor) -> torch.Tensor:
+    """Multiply every pixel's 3-vector by `matrix`: [N,3,H,W] -> [N,3,H,W].
 
-
-def _apply_matrix(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """Multiply every pixel's 3-vector by `matrix`: [N,3,H,W] -> [N,3,H,W]."""
-    return torch.einsum("ij,njhw->nihw", matrix, image)
+    Written as scalar multiply-adds rather than einsum or a 1x1 convolution:
+    both export, but TensorRT's Einsum support is partial and GPU convolutions
+    may run in TF32, which costs the colour maths its float32 accuracy.
+    """
+    channels = image.unbind(dim=1)
+    rows = [sum(weight * channel for weight, channel in zip(row, channels)) for row in matrix]
+    return torch.stack(rows, dim=1)
 
 
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
@@ -75,7 +78,7 @@ def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB in [0, 1], [N,3,H,W] -> Lab [N,3,H,W] (L in [0,100])."""
     linear = srgb_to_linear(rgb)
-    xyz = _apply_matrix(_matrix(XYZ_FROM_RGB, rgb), linear)
+    xyz = _apply_matrix(XYZ_FROM_RGB, linear)
     white = torch.tensor(D65_WHITE, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
     fx, fy, fz = _lab_f(xyz / white).unbind(dim=1)
     lightness = 116.0 * fy - 16.0
@@ -84,16 +87,20 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((lightness, a, b), dim=1)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """Lab [N,3,H,W] -> sRGB [N,3,H,W], clamped to [0, 1] like scikit-image."""
+def lab_to_xyz(lab: torch.Tensor) -> torch.Tensor:
+    """Lab [N,3,H,W] -> XYZ [N,3,H,W] (D65)."""
     lightness, a, b = lab.unbind(dim=1)
     fy = (lightness + 16.0) / 116.0
     fx = fy + a / 500.0
     # scikit-image clips a negative f(Z) to 0 (with a warning) before inverting.
     fz = torch.clamp(fy - b / 200.0, min=0.0)
     white = torch.tensor(D65_WHITE, dtype=lab.dtype, device=lab.device).view(1, 3, 1, 1)
-    xyz = _lab_f_inverse(torch.stack((fx, fy, fz), dim=1)) * white
-    linear = _apply_matrix(_matrix(RGB_FROM_XYZ, lab), xyz)
+    return _lab_f_inverse(torch.stack((fx, fy, fz), dim=1)) * white
+
+
+def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab [N,3,H,W] -> sRGB [N,3,H,W], clipped to [0, 1] per channel like scikit-image."""
+    linear = _apply_matrix(RGB_FROM_XYZ, lab_to_xyz(lab))
     return linear_to_srgb(linear).clamp(0.0, 1.0)
 
 
@@ -126,9 +133,35 @@ def denormalize_ab(normalized: torch.Tensor) -> torch.Tensor:
     return normalized * AB_SCALE
 
 
+def fit_to_gamut(linear: torch.Tensor) -> torch.Tensor:
+    """Bring linear RGB [N,3,H,W] into [0, 1] without changing its luminance Y.
+
+    An out-of-gamut colour is blended toward the grey of the same luminance,
+    (Y, Y, Y), just far enough that every channel fits. Since Y is linear in
+    RGB and the grey has the same Y, the blend keeps Y and so Lab L exactly,
+    where clamping each channel would brighten or darken the pixel. The scale
+    has a closed form, so this is a handful of elementwise operations.
+    """
+    red, green, blue = linear.unbind(dim=1)
+    weights = XYZ_FROM_RGB[1]
+    luminance = (weights[0] * red + weights[1] * green + weights[2] * blue).clamp(0.0, 1.0).unsqueeze(1)
+    excess_high = (linear - luminance).clamp(min=1e-9)
+    excess_low = (luminance - linear).clamp(min=1e-9)
+    room = torch.where(linear > 1.0, (1.0 - luminance) / excess_high,
+                       torch.where(linear < 0.0, luminance / excess_low, torch.ones_like(linear)))
+    scale = room.amin(dim=1, keepdim=True).clamp(0.0, 1.0)
+    return luminance + scale * (linear - luminance)
+
+
 def compose_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    """L [N,1,H,W] and ab [N,2,H,W] in Lab units -> sRGB [N,3,H,W] in [0,1]."""
-    return lab_to_rgb(torch.cat((lightness, ab), dim=1))
+    """L [N,1,H,W] and ab [N,2,H,W] in Lab units -> sRGB [N,3,H,W] in [0,1].
+
+    Unlike `lab_to_rgb` (which clips per channel, like scikit-image), colours
+    outside sRGB are desaturated at constant luminance (`fit_to_gamut`), so
+    the result keeps the given lightness.
+    """
+    linear = _apply_matrix(RGB_FROM_XYZ, lab_to_xyz(torch.cat((lightness, ab), dim=1)))
+    return linear_to_srgb(fit_to_gamut(linear)).clamp(0.0, 1.0)
 
 
 def rgb_uint8_to_lab(rgb: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,17 @@ from pathlib import Path
 from typing import Callable
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temporary_path)` on a file beside `path`, then rename it into place."""
+    """Call `write(temporary_path)` on a file beside `path`, then rename it into place.
+
+    The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -19,6 +28,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         write(temporary_path)
         with open(temporary_path, "rb+") as stream:
             os.fsync(stream.fileno())
+        os.chmod(temporary_path, 0o666 & ~_umask())
         os.replace(temporary_path, path)
     except BaseException:
         temporary_path.unlink(missing_ok=True)

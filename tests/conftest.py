@@ -15,3 +15,69 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def gpu_unavailable_reason() -> str:
+    """Why `gpu` tests cannot run here ('' when they can)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT is not installed (needs NVIDIA's wheels and a GPU host)"
+    try:
+        from retint.runtime.cuda_memory import gpu_description
+
+        gpu_description()
+    except Exception as error:  # BackendUnavailable or a CUDA error
+        return f"no usable CUDA GPU: {error}"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = None
+    for item in items:
+        if "gpu" in item.keywords:
+            if reason is None:
+                reason = gpu_unavailable_reason()
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    """Seeded, untrained tiny generators of both architectures, saved as retint checkpoints."""
+    import torch
+
+    from retint.model.checkpoint import save_checkpoint
+    from retint.model.config import GeneratorConfig, config_to_dict
+    from retint.model.networks import build_generator
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    paths = {}
+    for arch, width, render in (("effnet-unet", 8, 128), ("unet256", 8, 256)):
+        torch.manual_seed(7)
+        config = GeneratorConfig(arch=arch, base_channels=width, pretrained_encoder=False, render_size=render)
+        generator = build_generator(config)
+        # Give BatchNorm realistic running statistics, as a trained model has.
+        generator.train()
+        with torch.no_grad():
+            for _ in range(3):
+                generator(torch.rand(4, 1, render, render) * 2 - 1)
+        paths[arch] = folder / f"tiny-{arch}.pth"
+        save_checkpoint(paths[arch], {"generator_config": config_to_dict(config),
+                                      "generator": generator.state_dict(), "epoch": 0, "step": 0})
+    return paths
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_checkpoints, tmp_path_factory):
+    """Both architectures exported with `export-trt --onnx-only` (gates included)."""
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+
+    results = {}
+    for arch, checkpoint in tiny_checkpoints.items():
+        output = tmp_path_factory.mktemp(f"export-{arch}")
+        result = run_export(ExportConfig(checkpoint=checkpoint, output_dir=output, onnx_only=True),
+                            log=lambda line: None)
+        results[arch] = result
+    return results

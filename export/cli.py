@@ -1,0 +1,61 @@
+"""`export-trt CKPT -o DIR`: checkpoint -> gated ONNX FP32 + FP16 -> TensorRT FP16 plan.
+
+Exit codes: 0 everything built (or --onnx-only and both ONNX files passed),
+2 bad input, 3 the ONNX files are written and gated but TensorRT or a GPU is
+missing here, 4 a parity gate failed (the figures are printed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from retint.errors import RetintError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="", help="Artefact base name [default: the checkpoint's name].")
+@click.option("--render-size", type=click.IntRange(0), default=0,
+              help="Square size the generator runs at [default: the checkpoint's, 256].")
+@click.option("--max-batch", type=click.IntRange(1), default=16, help="Largest N the ONNX artefacts declare.")
+@click.option("--min-shape", default="1x16x16", help="TensorRT profile minimum, NxHxW.")
+@click.option("--opt-shape", default="1x1024x1024", help="TensorRT profile optimum, NxHxW.")
+@click.option("--max-shape", default="16x4096x4096", help="TensorRT profile maximum, NxHxW.")
+@click.option("--workspace-gb", type=click.FloatRange(0, min_open=True), default=4.0)
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TensorRT timing cache to load and update.")
+@click.option("--parity-images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of images for the parity gates [default: images shipped with retint].")
+@click.option("--onnx-only", is_flag=True, help="Stop after the gated ONNX files; exit 0.")
+def main(checkpoint: Path, output_dir: Path, name: str, render_size: int, max_batch: int, min_shape: str,
+         opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
+         parity_images: Path | None, onnx_only: bool) -> None:
+    """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
+    from retint.export.config import ExportConfig, ShapeProfile, parse_shape
+    from retint.export.pipeline import run_export
+
+    try:
+        config = ExportConfig(
+            checkpoint=checkpoint, output_dir=output_dir, name=name, render_size=render_size,
+            max_batch=max_batch, profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape),
+                                                      parse_shape(max_shape)),
+            workspace_gb=workspace_gb, timing_cache=timing_cache, parity_images=parity_images,
+            onnx_only=onnx_only)
+        result = run_export(config, log=lambda line: click.echo(line, err=True))
+    except RetintError as error:
+        click.echo(f"export-trt: error: {error}", err=True)
+        sys.exit(error.exit_code)
+    for artefact in result.artefacts:
+        click.echo(str(artefact))
+    if result.tensorrt_missing:
+        click.echo(f"export-trt: no TensorRT engine built: {result.tensorrt_missing}. Both ONNX files are "
+                   f"written and gated; on a GPU host run: export-trt {checkpoint} -o {output_dir}", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The deploy module: the whole colouriser as one torch module, traced to ONNX.
+
+    gray uint8 [N,1,H,W]
+      -> L (Lab lightness of the grey)            full resolution, float32
+      -> area-resize L to render size R x R       (TensorRT-friendly, see below)
+      -> L/50 - 1 -> generator (eval) -> ab = 110 * out     (FP16 in the fp16 graph)
+      -> bilinear upsample ab to H x W
+      -> Lab(L, ab) -> sRGB -> clamp, round -> uint8 [N,H,W,3]
+
+Only chroma is predicted; the output keeps the input's own full-resolution
+lightness. All colour maths comes from `retint.model.color`.
+
+`Predictor` and `Composer` are the two halves of the same graph (gray -> ab at
+render size; gray + ab -> rgb), for callers that process chroma between them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from retint.model.color import (
+    compose_rgb,
+    denormalize_ab,
+    gray_to_lightness,
+    normalize_lightness,
+    rgb_to_uint8,
+)
+
+PRECISIONS = ("fp32", "fp16")
+
+
+class _AlwaysEval(nn.Module):
+    """A module that stays in eval mode: dropout off, BatchNorm running statistics.
+
+    pix2pix's reference test script keeps dropout and batch statistics on,
+    which is why exports made from it "give wrong results"; `.train()` on a
+    deploy module is therefore ignored.
+    """
+
+    def train(self, mode: bool = True) -> "_AlwaysEval":
+        return super().train(False)
+
+
+def area_resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize [N,C,H,W] to size x size, averaging like an area filter when shrinking.
+
+    Plain bilinear aliases badly from a 4000-px scan, and ONNX Resize with
+    antialias is not something every TensorRT parser takes. So: bilinear to
+    (size*kh, size*kw) with kh = ceil(H/size), kw = ceil(W/size), then the
+    mean of each kh x kw block (Resize, Reshape with a shape tensor and
+    ReduceMean: all fine with dynamic shapes). When enlarging, kh = kw = 1
+    and this is plain bilinear.
+    """
+    batch, channels, height, width = image.shape
+    block_h = (height + size - 1) // size
+    block_w = (width + size - 1) // size
+    enlarged = F.interpolate(image, size=(size * block_h, size * block_w), mode="bilinear",
+                             align_corners=False)
+    blocks = enlarged.reshape(batch, channels, size, block_h, size, block_w)
+    return blocks.mean(dim=(3, 5))
+
+
+class Predictor(_AlwaysEval):
+    """gray uint8 [N,1,H,W] -> ab float32 [N,2,R,R] (Lab units) at render size."""
+
+    def __init__(self, generator: nn.Module, render_size: int, precision: str = "fp32"):
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        self.generator = generator.eval()
+        self.render_size = render_size
+        self.precision = precision
+        if precision == "fp16":
+            self.generator.half()
+        self.eval()
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        lightness = gray_to_lightness(gray)
+        return self.predict_from_lightness(lightness)
+
+    def predict_from_lightness(self, lightness: torch.Tensor) -> torch.Tensor:
+        small = normalize_lightness(area_resize(lightness, self.render_size))
+        if self.precision == "fp16":
+            small = small.half()
+        return denormalize_ab(self.generator(small).float())
+
+
+class Composer(nn.Module):
+    """gray uint8 [N,1,H,W] + ab float32 [N,2,r,r] -> rgb uint8 [N,H,W,3]."""
+
+    def forward(self, gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return compose_from_lightness(gray_to_lightness(gray), ab)
+
+
+def compose_from_lightness(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    full_ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
+    rgb = rgb_to_uint8(compose_rgb(lightness, full_ab))
+    return rgb.permute(0, 2, 3, 1)
+
+
+class DeployColorizer(_AlwaysEval):
+    """gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3]: the fused graph."""
+
+    def __init__(self, generator: nn.Module, render_size: int, precision: str = "fp32"):
+        super().__init__()
+        self.predictor = Predictor(generator, render_size, precision)
+        self.eval()
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        lightness = gray_to_lightness(gray)
+        ab = self.predictor.predict_from_lightness(lightness)
+        return compose_from_lightness(lightness, ab)

@@ -1,0 +1,153 @@
+"""What `export-trt` does, step by step: FP32 ONNX, FP16 ONNX, parity gates, TensorRT plan.
+
+Each artefact is written only after it has passed its gate, and atomically,
+so a failing step never removes or corrupts what an earlier step proved.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+
+from retint import __version__
+from retint.errors import BackendUnavailable, InputError
+from retint.export.config import ExportConfig
+from retint.export.deploy import DeployColorizer
+from retint.export.onnx_export import (
+    NonfiniteProbe,
+    export_colorizer,
+    save_model,
+    with_metadata,
+)
+from retint.export.parity import (
+    GATES,
+    ParityReport,
+    check_gate,
+    describe,
+    load_parity_images,
+    measure_parity,
+    parity_cases,
+)
+from retint.model.checkpoint import load_generator
+from retint.model.config import config_to_dict
+from retint.model.files import write_text_atomically
+from retint.runtime.metadata import ArtefactMetadata, SizeLimits, sidecar_path
+from retint.runtime.onnx_runner import OnnxEngine
+
+
+@dataclass
+class ExportResult:
+    artefacts: list[Path] = field(default_factory=list)
+    reports: dict[str, ParityReport] = field(default_factory=dict)
+    tensorrt_missing: str = ""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def torch_reference(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    def run(gray: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module(torch.from_numpy(gray)).numpy()
+    return run
+
+
+def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> ExportResult:
+    generator = load_generator(config.checkpoint)
+    generator_config = generator.retint_config
+    render_size = config.render_size or generator_config.render_size
+    if render_size % generator_config.size_multiple:
+        raise InputError(f"--render-size {render_size} must be a multiple of "
+                         f"{generator_config.size_multiple} for {generator_config.arch}")
+    name = config.name or config.checkpoint.stem
+    limits = SizeLimits(max_batch=config.max_batch)
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    cases = parity_cases(load_parity_images(config.parity_images))
+    reference_module = DeployColorizer(copy.deepcopy(generator), render_size, "fp32").eval()
+    reference = torch_reference(reference_module)
+    base_metadata = dict(
+        kind="colorizer", render_size=render_size, arch=generator_config.arch, limits=limits,
+        checkpoint_sha256=sha256_of(config.checkpoint), checkpoint_name=config.checkpoint.name,
+        generator_config=config_to_dict(generator_config),
+        versions={"retint": __version__, "torch": torch.__version__, "onnx": onnx.__version__},
+    )
+    result = ExportResult()
+    for precision, suffix in (("fp32", ".onnx"), ("fp16", ".fp16.onnx")):
+        path = config.output_dir / f"{name}{suffix}"
+        log(f"exporting {precision} graph -> {path}")
+        module = DeployColorizer(copy.deepcopy(generator), render_size, precision).eval()
+        model = export_colorizer(module, limits)
+        report = gate_onnx(model, reference, cases, precision, path)
+        log(f"  parity vs PyTorch FP32: {describe(report)}")
+        metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32",
+                                                                 **report.summary()}, **base_metadata)
+        save_model(with_metadata(model, metadata), path)
+        write_text_atomically(sidecar_path(path), metadata.to_json())
+        result.artefacts.append(path)
+        result.reports[precision] = report
+
+    if config.onnx_only:
+        return result
+    try:
+        result.artefacts.append(build_tensorrt_plan(config, name, base_metadata, cases, log))
+    except BackendUnavailable as missing:
+        result.tensorrt_missing = str(missing)
+    return result
+
+
+def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path) -> ParityReport:
+    """Run the graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails."""
+    staged = path.with_name(f".{path.name}.gating")
+    save_model(model, staged)
+    try:
+        engine = OnnxEngine(staged, device="cpu")
+        report = measure_parity(reference, engine.colorize, cases, NonfiniteProbe(model))
+    finally:
+        staged.unlink(missing_ok=True)
+    check_gate(report, GATES[precision], path.name)
+    return report
+
+
+def build_tensorrt_plan(config: ExportConfig, name: str, base_metadata: dict, cases, log) -> Path:
+    from retint.export.tensorrt_build import build_plan, require_tensorrt_builder
+    from retint.runtime.tensorrt_runner import TensorRTEngine
+
+    require_tensorrt_builder()
+    fp16_onnx = config.output_dir / f"{name}.fp16.onnx"
+    plan = config.output_dir / f"{name}.fp16.plan"
+    log(f"building TensorRT engine -> {plan}")
+    staged = plan.with_name(f".{plan.name}.gating")
+    info = build_plan(fp16_onnx, staged, config.profile, config.workspace_gb, config.timing_cache)
+    fp32_engine = OnnxEngine(config.output_dir / f"{name}.onnx", device="cpu")
+    try:
+        with TensorRTEngine(staged) as engine:
+            report = measure_parity(fp32_engine.colorize, engine.colorize, cases)
+        check_gate(report, GATES["fp16"], plan.name)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    staged.replace(plan)
+    log(f"  parity vs FP32 ONNX: {describe(report)}")
+    metadata = ArtefactMetadata(
+        precision="fp16", parity={"reference": "onnx-fp32", **report.summary()},
+        tensorrt={"version": info.tensorrt_version, "gpu": info.gpu,
+                  "compute_capability": info.compute_capability,
+                  "profile": {"min": list(config.profile.min_shape), "opt": list(config.profile.opt_shape),
+                              "max": list(config.profile.max_shape)}},
+        **{**base_metadata, "limits": SizeLimits(
+            min_side=min(config.profile.min_shape[1:]), max_side=min(config.profile.max_shape[1:]),
+            max_batch=config.profile.max_shape[0])})
+    write_text_atomically(sidecar_path(plan), metadata.to_json())
+    return plan

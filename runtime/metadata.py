@@ -1,0 +1,88 @@
+"""Artefact metadata: what an engine file is, in a JSON sidecar beside it.
+
+Every artefact `X.onnx` / `X.plan` has `X.onnx.json` / `X.plan.json` naming the
+checkpoint it came from (sha256), architecture, render size, precision, the
+versions that made it and the parity it measured, so a file found on disk
+explains itself. ONNX files carry the same JSON in their metadata_props under
+the key `retint`, so an ONNX file that lost its sidecar still explains itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retint.errors import EngineError
+
+METADATA_FORMAT = "retint-artefact"
+METADATA_KEY = "retint"
+INPUT_NAME = "gray"
+OUTPUT_NAME = "rgb"
+# The halves used for temporal smoothing (see export/deploy.py).
+AB_NAME = "ab"
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """What shapes the artefact accepts: sides in [min_side, max_side], N in [1, max_batch]."""
+
+    min_side: int = 16
+    max_side: int = 8192
+    max_batch: int = 16
+
+
+@dataclass(frozen=True)
+class ArtefactMetadata:
+    kind: str  # "colorizer" (fused), "predict" or "compose"
+    precision: str  # "fp32" or "fp16" (the generator's precision; I/O is always uint8)
+    render_size: int
+    arch: str
+    limits: SizeLimits
+    checkpoint_sha256: str = ""
+    checkpoint_name: str = ""
+    generator_config: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    # TensorRT plans: version, GPU, compute capability, profile.
+    tensorrt: dict[str, Any] = field(default_factory=dict)
+    format: str = METADATA_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> "ArtefactMetadata":
+        if raw.get("format") != METADATA_FORMAT:
+            raise EngineError("metadata is not retint artefact metadata")
+        values = dict(raw)
+        values["limits"] = SizeLimits(**values.get("limits", {}))
+        try:
+            return ArtefactMetadata(**values)
+        except TypeError as error:
+            raise EngineError(f"malformed artefact metadata: {error}") from error
+
+
+def sidecar_path(artefact: Path) -> Path:
+    return Path(str(artefact) + ".json")
+
+
+def read_sidecar(artefact: Path) -> ArtefactMetadata | None:
+    path = sidecar_path(artefact)
+    if not path.is_file():
+        return None
+    try:
+        return ArtefactMetadata.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, OSError) as error:
+        raise EngineError(f"{path}: unreadable sidecar ({error})") from error
+
+
+def metadata_from_onnx_props(props: dict[str, str]) -> ArtefactMetadata | None:
+    """Metadata from an ONNX file's metadata_props (as ONNX Runtime reports them)."""
+    if METADATA_KEY not in props:
+        return None
+    try:
+        return ArtefactMetadata.from_dict(json.loads(props[METADATA_KEY]))
+    except json.JSONDecodeError as error:
+        raise EngineError(f"malformed '{METADATA_KEY}' metadata in the ONNX file ({error})") from error

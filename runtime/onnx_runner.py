@@ -1,0 +1,97 @@
+"""ONNX Runtime runner: the CPU, CUDA or TensorRT execution provider.
+
+Thread-safety: ONNX Runtime's `InferenceSession.run` may be called from
+several threads at once, so `colorize` may too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from retint.errors import BackendUnavailable, EngineError
+from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ArtefactMetadata,
+    SizeLimits,
+    metadata_from_onnx_props,
+    read_sidecar,
+)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+
+
+def choose_providers(device: str, providers: Sequence[str] | None) -> list[str]:
+    """The provider list for `device`; never a silent fall-back to the CPU."""
+    available = ort.get_available_providers()
+    if providers:
+        missing = [name for name in providers if name not in available]
+        if missing:
+            raise BackendUnavailable(
+                f"ONNX Runtime here has no {', '.join(missing)} (it has {', '.join(available)})")
+        return list(providers)
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda":
+        if CUDA not in available:
+            raise BackendUnavailable(
+                "device 'cuda' asked for, but ONNX Runtime has no CUDAExecutionProvider "
+                "(install retint[gpu] on a host with an NVIDIA GPU)")
+        return [CUDA, CPU]
+    if device == "auto":
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    raise EngineError(f"unknown device {device!r}; use auto, cpu or cuda")
+
+
+class OnnxEngine(Engine):
+    def __init__(self, path: Path, *, device: str = "auto", providers: Sequence[str] | None = None,
+                 threads: int = 0):
+        chosen = choose_providers(device, providers)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
+        except Exception as error:  # ONNX Runtime raises its own exception types
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line})") from error
+        active = self.session.get_providers()
+        if chosen[0] != CPU and chosen[0] not in active:
+            raise BackendUnavailable(f"{chosen[0]} could not start here (ONNX Runtime fell back to {active})")
+        self._check_signature(path)
+        metadata = read_sidecar(path) or metadata_from_onnx_props(
+            self.session.get_modelmeta().custom_metadata_map)
+        self.spec = _spec(path, active[0], metadata)
+
+    def _check_signature(self, path: Path) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
+            raise EngineError(
+                f"{path} is not a retint colouriser graph (needs input '{INPUT_NAME}' and "
+                f"output '{OUTPUT_NAME}'; has {list(inputs)} -> {list(outputs)})")
+        if inputs[INPUT_NAME].type != "tensor(uint8)" or outputs[OUTPUT_NAME].type != "tensor(uint8)":
+            raise EngineError(f"{path}: expected uint8 input and output, got "
+                              f"{inputs[INPUT_NAME].type} -> {outputs[OUTPUT_NAME].type}")
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+    def close(self) -> None:
+        self.session = None
+
+
+def _spec(path: Path, provider: str, metadata: ArtefactMetadata | None) -> EngineSpec:
+    if metadata is None:
+        # A graph with the right signature but no retint metadata: usable, limits by contract.
+        return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision="unknown",
+                          render_size=0, limits=SizeLimits(), metadata=None)
+    return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision=metadata.precision,
+                      render_size=metadata.render_size, limits=metadata.limits, metadata=metadata)

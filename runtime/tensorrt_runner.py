@@ -1,0 +1,91 @@
+"""Native TensorRT runner for `.plan` engines (TensorRT 10.12+ or 11).
+
+Uses `tensorrt` or, where only the runtime is installed, `tensorrt_lean`.
+Pinned host buffers, asynchronous copies and `execute_async_v3` on one CUDA
+stream; device buffers grow to the largest shape seen and are reused.
+
+Thread-safety: one execution context and one set of buffers, so calls to
+`colorize` are serialised by a lock; use one engine per thread for
+concurrency.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from retint.errors import BackendUnavailable, EngineError
+from retint.runtime import cuda_memory
+from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.metadata import INPUT_NAME, OUTPUT_NAME, SizeLimits, read_sidecar
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        try:
+            import tensorrt_lean as trt
+        except ImportError as error:
+            raise BackendUnavailable(
+                "running a .plan needs TensorRT (pip install 'retint[trt]' on a GPU host)") from error
+    return trt
+
+
+class TensorRTEngine(Engine):
+    def __init__(self, path: Path):
+        trt = import_tensorrt()
+        _, gpu_name, capability = cuda_memory.gpu_description()  # before trt.Runtime: see module doc
+        metadata = read_sidecar(path)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
+        if self._engine is None:
+            built = metadata.tensorrt if metadata else {}
+            raise EngineError(
+                f"{path} cannot be loaded here: built with TensorRT {built.get('version', '?')} for "
+                f"{built.get('gpu', '?')} (compute {built.get('compute_capability', '?')}); this host has "
+                f"TensorRT {trt.__version__} and {gpu_name} (compute {capability}). Rebuild it here with export-trt")
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        if INPUT_NAME not in names or OUTPUT_NAME not in names:
+            raise EngineError(f"{path} is not a retint colouriser engine (tensors: {names})")
+        self._context = self._engine.create_execution_context()
+        self._stream = cuda_memory.Stream()
+        self._input = cuda_memory.Buffer()
+        self._output = cuda_memory.Buffer()
+        self._lock = threading.Lock()
+        minimum, _, maximum = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)
+        limits = SizeLimits(min_side=max(minimum[2], minimum[3]), max_side=min(maximum[2], maximum[3]),
+                            max_batch=maximum[0])
+        self._min_batch = minimum[0]
+        self.spec = EngineSpec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
+                               precision=metadata.precision if metadata else "unknown",
+                               render_size=metadata.render_size if metadata else 0,
+                               limits=limits, metadata=metadata)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        count, _, height, width = batch.shape
+        output_shape = (count, height, width, 3)
+        with self._lock:
+            if not self._context.set_input_shape(INPUT_NAME, batch.shape):
+                raise EngineError(f"shape {list(batch.shape)} is outside the engine's optimisation profile")
+            self._input.reserve(batch.nbytes)
+            self._output.reserve(int(np.prod(output_shape)))
+            self._input.host_array(batch.shape, np.uint8)[...] = batch
+            self._context.set_tensor_address(INPUT_NAME, int(self._input.device))
+            self._context.set_tensor_address(OUTPUT_NAME, int(self._output.device))
+            self._input.to_device(batch.nbytes, self._stream)
+            if not self._context.execute_async_v3(int(self._stream.handle)):
+                raise EngineError("TensorRT execution failed (see the TensorRT log above)")
+            self._output.to_host(int(np.prod(output_shape)), self._stream)
+            self._stream.synchronize()
+            return self._output.host_array(output_shape, np.uint8).copy()
+
+    def close(self) -> None:
+        with self._lock:
+            self._input.free()
+            self._output.free()
+            self._stream.close()
+            self._context = self._engine = self._runtime = None
