@@ -1,0 +1,66 @@
+"""`colorize-batch SRC... -o OUT`: colour photo archives at full resolution.
+
+Exit codes: 0 every input coloured or skipped, 3 some inputs failed (see
+OUT/manifest.jsonl), 2 bad invocation (no source, a locked or unwritable
+output folder, a bad engine file), 130 interrupted by Ctrl-C (finished
+outputs are kept; rerun to do the rest).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from retint.batch.config import OUTPUT_FORMATS, BatchConfig
+from retint.errors import RetintError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: a mirror of each source's tree, plus manifest.jsonl.")
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=".onnx or .plan engine [default: the bundled default model].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              help="Where an .onnx engine runs.")
+@click.option("--batch", "batch_size", type=click.IntRange(1), default=8,
+              help="Images of equal size run through the engine together.")
+@click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
+@click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
+              help="Output format: keep the input's, or jpg / png.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / WebP quality.")
+@click.option("--max-pixels", type=click.IntRange(1), default=150_000_000,
+              help="Refuse larger images (a decompression-bomb guard).")
+@click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--no-progress", is_flag=True)
+def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int,
+         workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
+         overwrite: bool, no_progress: bool) -> None:
+    """Colour the black-and-white photos in SOURCES (files or folders, recursive)."""
+    from retint.batch.pipeline import run_batch
+
+    config = BatchConfig(sources=sources, output=output, engine=engine, device=device, batch_size=batch_size,
+                         workers=workers, output_format=output_format, quality=quality,
+                         max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
+                         progress=not no_progress)
+    try:
+        summary = run_batch(config, log=lambda line: click.echo(line, err=True))
+    except RetintError as error:
+        click.echo(f"colorize-batch: {'error: ' if error.exit_code != 130 else ''}{error}", err=True)
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("colorize-batch: interrupted", err=True)
+        sys.exit(130)
+    figures = summary.as_dict()
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(figures["counts"].items())) or "nothing to do"
+    click.echo(f"{counts}; {summary.already_done} already done; {figures['images_per_second']:.2f} img/s, "
+               f"{figures['megapixels_per_second']:.2f} MP/s; manifest: {output / 'manifest.jsonl'}", err=True)
+    if summary.failed:
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

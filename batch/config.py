@@ -1,0 +1,25 @@
+"""`colorize-batch` configuration: one field per option."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+OUTPUT_FORMATS = ("keep", "jpg", "png")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    sources: tuple[Path, ...]
+    output: Path
+    engine: Path | None = None  # None: the bundled default model
+    device: str = "auto"
+    batch_size: int = 8
+    workers: int = 2
+    output_format: str = "keep"
+    quality: int = 95
+    max_pixels: int = 150_000_000
+    include_colour: bool = False
+    overwrite: bool = False
+    progress: bool = True

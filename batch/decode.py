@@ -1,0 +1,152 @@
+"""Decode one input file to what the engine and the encoder need.
+
+Pillow reads the file (opened read-only, once): header checks first (format,
+size against --max-pixels, before any pixel is decoded), then the colour
+probe, then the grey pixels. JPEGs decode straight to grey (libjpeg's Y
+channel via `draft`), and their colour probe is a 1/8-scale DCT decode.
+EXIF orientation is applied, so the output has the displayed width and
+height; the EXIF block (minus orientation) and an RGB ICC profile are kept
+for the output. 16-bit inputs are scaled to 8 bits (outputs are 8-bit);
+palette images are expanded; an alpha channel is kept.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from retint.batch.tone import is_colour
+
+# retint checks the pixel count itself (--max-pixels), from the header.
+Image.MAX_IMAGE_PIXELS = None
+
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP"}
+ORIENTATION_TAG = 0x0112
+TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# A TIFF's "EXIF" is its own IFD, layout tags included; only these describe the photo.
+DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)  # description, make,
+# model, software, date, artist, copyright
+
+
+class DecodeFailure(Exception):
+    """This file cannot be coloured; the message is the manifest's reason."""
+
+
+class AlreadyColour(Exception):
+    """The file is a colour photo (see retint.batch.tone)."""
+
+
+@dataclass
+class DecodedImage:
+    gray: np.ndarray  # uint8 [H, W], displayed orientation
+    alpha: np.ndarray | None
+    exif: bytes | None
+    icc: bytes | None
+    input_format: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.gray.shape[0], self.gray.shape[1]
+
+
+def decode(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
+    if not data:
+        raise DecodeFailure("empty file (0 bytes)")
+    try:
+        return _decode_bytes(data, max_pixels, include_colour)
+    except (DecodeFailure, AlreadyColour):
+        raise
+    except UnidentifiedImageError as error:
+        raise DecodeFailure("not an image this tool reads (unknown or corrupt header)") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise DecodeFailure(f"truncated or corrupt image data ({str(error).splitlines()[0]})") from error
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data))
+
+
+def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
+    image = _open(data)
+    if image.format not in SUPPORTED_FORMATS:
+        raise DecodeFailure(f"unsupported format {image.format}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise DecodeFailure(f"{width}x{height} is {width * height / 1e6:.0f} MP, over --max-pixels "
+                            f"{max_pixels / 1e6:.0f} MP")
+    exif_bytes, orientation = _exif_without_orientation(image)
+    icc = image.info.get("icc_profile")
+    # An output is RGB: a grey (or CMYK) profile would mislabel it.
+    icc = icc if icc and icc[16:20] == b"RGB " else None
+    notes: list[str] = []
+
+    gray, alpha = _pixels(image, data, include_colour, notes)
+    transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if transpose is not None:
+        gray = gray.transpose(transpose)
+        alpha = alpha.transpose(transpose) if alpha is not None else None
+    return DecodedImage(gray=np.asarray(gray, dtype=np.uint8), alpha=None if alpha is None else np.asarray(alpha),
+                        exif=exif_bytes, icc=icc, input_format=image.format, notes=notes)
+
+
+def _exif_without_orientation(image: Image.Image) -> tuple[bytes | None, int]:
+    exif = image.getexif()
+    orientation = exif.get(ORIENTATION_TAG, 1)
+    if image.format == "TIFF":
+        kept = Image.Exif()
+        for tag in DESCRIPTIVE_TAGS:
+            if tag in exif:
+                kept[tag] = exif[tag]
+        exif = kept
+    elif ORIENTATION_TAG in exif:
+        del exif[ORIENTATION_TAG]
+    return (exif.tobytes() if len(exif) else None), orientation
+
+
+def _colour_check(rgb: np.ndarray, include_colour: bool) -> None:
+    if not include_colour and is_colour(rgb):
+        raise AlreadyColour()
+
+
+def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[str]):
+    """(grey L image, alpha L image or None)."""
+    mode = image.mode
+    if image.format in ("JPEG", "MPO"):
+        if mode not in ("L", "1"):
+            probe = _open(data)
+            probe.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+            _colour_check(np.asarray(probe.convert("RGB")), include_colour)
+        if mode in ("L", "RGB", "YCbCr"):
+            image.draft("L", image.size)  # decode the Y channel only
+        return image.convert("L"), None
+    if mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.float32)
+        notes.append("16-bit input written as 8-bit")
+        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L"), None
+    if mode in ("L", "1"):
+        return image.convert("L"), None
+    if mode == "LA":
+        grey, alpha = image.split()
+        return grey, alpha
+    has_alpha = mode in ("RGBA", "PA", "LA") or (mode == "P" and "transparency" in image.info)
+    if mode == "P":
+        notes.append("palette input written as RGB")
+    rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
+    rgb = rgba.convert("RGB")
+    _colour_check(np.asarray(rgb), include_colour)
+    alpha = rgba.getchannel("A") if has_alpha else None
+    return rgb.convert("L"), alpha

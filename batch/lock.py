@@ -1,0 +1,40 @@
+"""One run per output folder: an exclusive lock on `OUT/.retint-batch.lock`.
+
+flock locks die with their process, so a killed run never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from retint.errors import InputError
+
+LOCK_NAME = ".retint-batch.lock"
+
+
+class OutputLock:
+    def __init__(self, output_root: Path):
+        self.path = output_root / LOCK_NAME
+        try:
+            output_root.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            from retint.batch.output import OutputError
+
+            raise OutputError(f"cannot write to {output_root}: {error.strerror}") from error
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            raise InputError(f"another colorize-batch run (pid {holder}) is writing into {output_root}") from error
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

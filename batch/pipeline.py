@@ -1,0 +1,228 @@
+"""The batch pipeline: decode workers -> batcher -> engine -> encode/write workers.
+
+Decoding and encoding run in thread pools (Pillow, OpenCV and ONNX Runtime
+release the GIL while they work); the engine runs in the coordinating thread
+on batches of equal-sized images. Every stage is bounded (decodes in flight,
+images waiting for a batch partner, encodes in flight), so memory stays flat
+however large the archive is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from retint.batch.config import IMAGE_SUFFIXES, BatchConfig
+from retint.batch.decode import AlreadyColour, DecodedImage, DecodeFailure, decode
+from retint.batch.encode import encode, output_suffix
+from retint.batch.lock import OutputLock
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, Manifest
+from retint.batch.output import OutputError, remove_partials, write_output
+from retint.batch.sources import Task, find_tasks
+from retint.errors import EngineError, RetintError
+from retint.runtime import Engine, load_engine
+
+
+class Interrupted(RetintError):
+    """Ctrl-C: in-flight writes were finished and the summary written."""
+
+    exit_code = 130
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int] = field(default_factory=dict)
+    already_done: int = 0
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    interrupted: bool = False
+
+    def as_dict(self) -> dict:
+        coloured = self.counts.get(STATUS_OK, 0)
+        seconds = max(self.seconds, 1e-9)
+        return {"counts": dict(self.counts), "already_done": self.already_done, "seconds": round(self.seconds, 3),
+                "images_per_second": coloured / seconds, "megapixels_per_second": self.megapixels / seconds,
+                "interrupted": self.interrupted}
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(STATUS_FAILED, 0)
+
+
+@dataclass
+class _Waiting:
+    task: Task
+    output: Path
+    decoded: DecodedImage
+    started: float
+
+
+class BatchRun:
+    def __init__(self, config: BatchConfig, engine: Engine, manifest: Manifest, tasks: list[Task],
+                 log: Callable[[str], None]):
+        self.config = config
+        self.engine = engine
+        self.manifest = manifest
+        self.tasks = tasks
+        self.log = log
+        self.summary = Summary()
+        self.groups: dict[tuple[int, int], list[_Waiting]] = {}
+        self.encodes: deque[Future] = deque()
+        self.prefetch = config.batch_size * 2 + config.workers
+        self.bar = None
+
+    def output_path(self, task: Task) -> Path:
+        relative = task.relative.with_suffix(output_suffix(task.relative, self.config.output_format))
+        return self.config.output / relative
+
+    def record(self, entry: Entry) -> None:
+        self.manifest.record(entry)
+        self.summary.counts[entry.status] = self.summary.counts.get(entry.status, 0) + 1
+        if entry.status == STATUS_OK and entry.width:
+            self.summary.megapixels += entry.width * entry.height / 1e6
+        if self.bar is not None:
+            self.bar.update(1)
+            elapsed = max(time.perf_counter() - self.started, 1e-9)
+            self.bar.set_postfix(img_s=f"{self.summary.counts.get(STATUS_OK, 0) / elapsed:.1f}",
+                                 failed=self.summary.failed)
+
+    def _entry(self, waiting: _Waiting | None, task: Task, status: str, reason: str = "",
+               output: Path | None = None, started: float | None = None) -> Entry:
+        height, width = waiting.decoded.size if waiting else (None, None)
+        milliseconds = (time.perf_counter() - started) * 1000.0 if started else None
+        relative = str(output.relative_to(self.config.output)) if output else None
+        return Entry(source=str(task.source), output=relative, status=status, reason=reason,
+                     width=width, height=height,
+                     milliseconds=round(milliseconds, 2) if milliseconds is not None else None)
+
+    def run(self) -> Summary:
+        config = self.config
+        todo = []
+        for task in self.tasks:
+            output = self.output_path(task)
+            if str(task.source) in self.manifest.done:
+                self.summary.already_done += 1
+            elif output.exists() and not config.overwrite:
+                # Written by a run killed before its manifest line: complete, keep it.
+                self.summary.already_done += 1
+                self.manifest.record(Entry(str(task.source), str(output.relative_to(config.output)), STATUS_OK,
+                                           reason="output already present"))
+            else:
+                todo.append((task, output))
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=len(self.tasks), initial=self.summary.already_done, unit="img",
+                        disable=not config.progress, desc="colouring")
+        decoders = ThreadPoolExecutor(config.workers, thread_name_prefix="decode")
+        self.encoders = ThreadPoolExecutor(config.workers, thread_name_prefix="encode")
+        pending: deque[tuple[Task, Path, float, Future]] = deque()
+        queue = iter(todo)
+        try:
+            while True:
+                for task, output in queue:
+                    pending.append((task, output, time.perf_counter(),
+                                    decoders.submit(decode, task.source, config.max_pixels, config.include_colour)))
+                    if len(pending) >= self.prefetch:
+                        break
+                if not pending:
+                    break
+                task, output, started, future = pending.popleft()
+                self._decoded(task, output, started, future)
+            for size in list(self.groups):
+                self._infer(size)
+            self._drain(0)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            for *_, future in pending:
+                future.cancel()
+            self._drain(0)
+        finally:
+            decoders.shutdown(wait=True, cancel_futures=True)
+            self.encoders.shutdown(wait=True)
+            self.summary.seconds = time.perf_counter() - self.started
+            self.bar.close()
+        return self.summary
+
+    def _decoded(self, task: Task, output: Path, started: float, future: Future) -> None:
+        try:
+            decoded = future.result()
+        except AlreadyColour:
+            self.record(self._entry(None, task, STATUS_SKIPPED_COLOUR, "already in colour (--include-colour "
+                                    "colours it from its own lightness)", started=started))
+            return
+        except DecodeFailure as failure:
+            self.record(self._entry(None, task, STATUS_FAILED, str(failure), started=started))
+            return
+        waiting = _Waiting(task, output, decoded, started)
+        limits = self.engine.spec.limits
+        height, width = decoded.size
+        if not (limits.min_side <= min(height, width) and max(height, width) <= limits.max_side):
+            self.record(self._entry(waiting, task, STATUS_FAILED, f"{width}x{height} is outside the engine's "
+                                    f"{limits.min_side}..{limits.max_side} px limits", started=started))
+            return
+        group = self.groups.setdefault(decoded.size, [])
+        group.append(waiting)
+        if len(group) >= self.config.batch_size:
+            self._infer(decoded.size)
+        elif sum(len(g) for g in self.groups.values()) > self.config.batch_size * 2:
+            # Too many images wait for a partner of their size: run the largest group now.
+            self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
+
+    def _infer(self, size: tuple[int, int]) -> None:
+        group = self.groups.pop(size)
+        batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
+        try:
+            rgb = self.engine.colorize(batch)
+        except EngineError as error:
+            for waiting in group:
+                self.record(self._entry(waiting, waiting.task, STATUS_FAILED, f"engine: {error}",
+                                        started=waiting.started))
+            return
+        for waiting, image in zip(group, rgb):
+            self.encodes.append(self.encoders.submit(self._encode_and_write, waiting, image))
+        self._drain(self.prefetch)
+
+    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray) -> Entry:
+        try:
+            data = encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality)
+        except (OSError, ValueError) as error:
+            return self._entry(waiting, waiting.task, STATUS_FAILED, f"cannot encode: {error}",
+                               started=waiting.started)
+        write_output(waiting.output, data)  # OutputError stops the run
+        reason = "; ".join(waiting.decoded.notes)
+        return self._entry(waiting, waiting.task, STATUS_OK, reason, output=waiting.output,
+                           started=waiting.started)
+
+    def _drain(self, keep: int) -> None:
+        while len(self.encodes) > keep:
+            self.record(self.encodes.popleft().result())
+
+
+def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
+    """Colour everything under config.sources into config.output; see module doc."""
+    lock = OutputLock(config.output)
+    try:
+        removed = remove_partials(config.output)
+        if removed:
+            log(f"removed {removed} partial file(s) left by an interrupted run")
+        tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES)
+        engine = load_engine(config.engine, device=config.device)
+        manifest = Manifest(config.output, config.overwrite)
+        runner = BatchRun(config, engine, manifest, tasks, log)
+        try:
+            summary = runner.run()
+        except OutputError:
+            manifest.close(runner.summary.as_dict() | {"aborted": "output not writable"})
+            raise
+        manifest.close(summary.as_dict())
+        if summary.interrupted:
+            raise Interrupted("interrupted; finished outputs are kept, rerun to do the rest")
+        return summary
+    finally:
+        lock.release()
