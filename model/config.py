@@ -62,8 +62,8 @@ class TrainConfig:
     seed: int = 0
 
 
-# Fields that may change between a run and its resumption.
-RESUMABLE_OVERRIDES = ("epochs",)
+# Fields that may change between a run and its resumption: the schedule.
+RESUMABLE_OVERRIDES = ("epochs", "pretrain_epochs")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -143,6 +143,15 @@ def test_existing_run_needs_resume_and_matching_config(dataset, full_run, tmp_pa
     assert code == 2 and "nothing to resume" in stderr
 
 
+def test_resume_may_change_the_schedule(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_cli(dataset, "-o", run_dir, "--epochs", 1, *TINY).exit_code == 0
+    result = run_cli(dataset, "-o", run_dir, "--resume", "--epochs", 2, "--pretrain-epochs", 2,
+                     "--workers", 0, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert [m["phase"] for m in read_metrics(run_dir)] == ["warm-up", "warm-up"]
+
+
 def test_corrupt_foreign_and_pickled_checkpoints_are_refused(dataset, full_run, tmp_path):
     from retint.errors import CheckpointError
 
