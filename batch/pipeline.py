@@ -9,6 +9,7 @@ however large the archive is.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,6 +37,20 @@ class Interrupted(RetintError):
     exit_code = 130
 
 
+class StageClock:
+    """Seconds spent in each stage, summed over the threads doing it."""
+
+    STAGES = ("decode", "infer", "encode", "write")
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+
 @dataclass
 class Summary:
     counts: dict[str, int] = field(default_factory=dict)
@@ -43,12 +58,14 @@ class Summary:
     seconds: float = 0.0
     megapixels: float = 0.0
     interrupted: bool = False
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         coloured = self.counts.get(STATUS_OK, 0)
         seconds = max(self.seconds, 1e-9)
         return {"counts": dict(self.counts), "already_done": self.already_done, "seconds": round(self.seconds, 3),
                 "images_per_second": coloured / seconds, "megapixels_per_second": self.megapixels / seconds,
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "interrupted": self.interrupted}
 
     @property
@@ -77,6 +94,8 @@ class BatchRun:
         self.encodes: deque[Future] = deque()
         self.prefetch = config.batch_size * 2 + config.workers
         self.bar = None
+        self.clock = StageClock()
+        self.summary.stage_seconds = self.clock.seconds
 
     def output_path(self, task: Task) -> Path:
         relative = task.relative.with_suffix(output_suffix(task.relative, self.config.output_format))
@@ -127,7 +146,7 @@ class BatchRun:
             while True:
                 for task, output in queue:
                     pending.append((task, output, time.perf_counter(),
-                                    decoders.submit(decode, task.source, config.max_pixels, config.include_colour)))
+                                    decoders.submit(self._timed_decode, task.source)))
                     if len(pending) >= self.prefetch:
                         break
                 if not pending:
@@ -148,6 +167,13 @@ class BatchRun:
             self.summary.seconds = time.perf_counter() - self.started
             self.bar.close()
         return self.summary
+
+    def _timed_decode(self, source: Path) -> DecodedImage:
+        began = time.perf_counter()
+        try:
+            return decode(source, self.config.max_pixels, self.config.include_colour)
+        finally:
+            self.clock.add("decode", time.perf_counter() - began)
 
     def _decoded(self, task: Task, output: Path, started: float, future: Future) -> None:
         try:
@@ -177,6 +203,7 @@ class BatchRun:
     def _infer(self, size: tuple[int, int]) -> None:
         group = self.groups.pop(size)
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
+        began = time.perf_counter()
         try:
             rgb = self.engine.colorize(batch)
         except EngineError as error:
@@ -184,17 +211,24 @@ class BatchRun:
                 self.record(self._entry(waiting, waiting.task, STATUS_FAILED, f"engine: {error}",
                                         started=waiting.started))
             return
+        finally:
+            self.clock.add("infer", time.perf_counter() - began)
         for waiting, image in zip(group, rgb):
             self.encodes.append(self.encoders.submit(self._encode_and_write, waiting, image))
         self._drain(self.prefetch)
 
     def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray) -> Entry:
+        began = time.perf_counter()
         try:
             data = encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality)
         except (OSError, ValueError) as error:
             return self._entry(waiting, waiting.task, STATUS_FAILED, f"cannot encode: {error}",
                                started=waiting.started)
+        finally:
+            self.clock.add("encode", time.perf_counter() - began)
+        began = time.perf_counter()
         write_output(waiting.output, data)  # OutputError stops the run
+        self.clock.add("write", time.perf_counter() - began)
         reason = "; ".join(waiting.decoded.notes)
         return self._entry(waiting, waiting.task, STATUS_OK, reason, output=waiting.output,
                            started=waiting.started)

@@ -63,5 +63,132 @@ def generators(arches: tuple[str, ...], batch: int, render_size: int, seconds: f
         sys.exit(error.exit_code)
 
 
+def _fail(error: RetintError) -> None:
+    click.echo(f"colorize-bench: error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def _engines(paths: tuple[Path, ...]):
+    from retint.runtime import load_engine
+
+    return [(f"{path.name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine)
+            for path in paths for engine in [load_engine(path)]]
+
+
+@main.command()
+@click.option("--engine", "engines", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="An .onnx or .plan engine (repeatable) [default: the bundled model].")
+@click.option("--torch", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Also time PyTorch eager on this checkpoint.")
+@click.option("--batch", "batches", default="1,8", help="Comma-separated batch sizes.")
+@click.option("--size", "sizes", default="256,1024x768,1920x1080", help="Comma-separated N or WxH.")
+@click.option("--seconds", type=click.FloatRange(0.1), default=2.0, help="Minimum timed seconds per case.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG of throughput against batch size, one line per backend and size (matplotlib).")
+def latency(engines: tuple[Path, ...], checkpoint: Path | None, batches: str, sizes: str, seconds: float,
+            json_path: Path | None, plot_path: Path | None) -> None:
+    """p50/p95 latency, images/s and megapixels/s per backend."""
+    from retint.benchmarks.latency import measure_latency, parse_size, torch_colorizer
+    from retint.benchmarks.report import environment, markdown_table, write_json
+
+    try:
+        batch_list = [int(b) for b in batches.split(",") if b.strip()]
+        size_list = [parse_size(s.strip()) for s in sizes.split(",") if s.strip()]
+        rows = []
+        for name, engine in (_engines(engines) if engines else _engines_default()):
+            rows += measure_latency(name, engine.colorize, batch_list, size_list, seconds)
+        if checkpoint is not None:
+            run, synchronize, device = torch_colorizer(checkpoint)
+            rows += measure_latency(f"pytorch-eager [{device}/fp32]", run, batch_list, size_list, seconds,
+                                    synchronize)
+        click.echo(markdown_table(
+            ["backend", "batch", "size", "p50 ms", "p95 ms", "img/s", "MP/s"],
+            [[r["backend"], r["batch"], f"{r['width']}x{r['height']}", r["p50_ms"], r["p95_ms"],
+              r["images_per_second"], r["megapixels_per_second"]] for r in rows]))
+        write_json(json_path, {"benchmark": "latency", "environment": environment(), "results": rows})
+        if plot_path:
+            from retint.benchmarks.plot import plot_throughput
+
+            plot_throughput(rows, plot_path)
+    except RetintError as error:
+        _fail(error)
+
+
+def _engines_default():
+    from retint.runtime import load_engine
+
+    engine = load_engine(None)
+    return [(f"bundled [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine)]
+
+
+@main.command()
+@click.option("--torch", "checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The checkpoint the engines were exported from (the FP32 reference).")
+@click.option("--engine", "engines", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--images", "image_folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Grey test images [default: the ones retint ships].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--gate/--no-gate", default=True, help="Exit 4 when an engine fails its precision's gate.")
+def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | None, json_path: Path | None,
+           gate: bool) -> None:
+    """Each engine against PyTorch FP32: uint8 error, CIEDE2000, PSNR, NaN/Inf."""
+    from retint.benchmarks.parity import run_parity
+    from retint.benchmarks.report import environment, markdown_table, write_json
+
+    try:
+        results = run_parity(checkpoint, list(engines), image_folder)
+        click.echo(markdown_table(
+            ["engine", "precision", "max |d|", "p99.9 |d|", "within 1", "dE mean", "dE p99", "PSNR dB",
+             "NaN/Inf", "gate"],
+            [[r["engine"], r["precision"], r["max_abs_error"], r["p999_abs_error"],
+              f"{r['fraction_within_one_level']:.4%}", r["mean_ciede2000"], r["p99_ciede2000"], r["psnr_db"],
+              r["nonfinite"], "pass" if not r["gate_failures"] else "FAIL"] for r in results]))
+        write_json(json_path, {"benchmark": "parity", "environment": environment(), "results": results})
+        failures = [f"{r['engine']}: {'; '.join(r['gate_failures'])}" for r in results if r["gate_failures"]]
+        if gate and failures:
+            from retint.errors import ParityError
+
+            raise ParityError("parity gate failed: " + " | ".join(failures))
+    except RetintError as error:
+        _fail(error)
+
+
+@main.command()
+@click.argument("source", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Engine [default: the bundled model].")
+@click.option("--generate", type=click.IntRange(1), default=None,
+              help="First fill SOURCE (or a temporary folder) with this many generated 1024x768 JPEGs.")
+@click.option("--batch", type=click.IntRange(1), default=8)
+@click.option("--workers", type=click.IntRange(1), default=2)
+@click.option("--sequential", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Also time the naive sequential PyTorch + scikit-image script on this checkpoint.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int, workers: int,
+             checkpoint: Path | None, json_path: Path | None) -> None:
+    """colorize-batch end to end on an archive, next to the engine alone on the same images."""
+    from retint.benchmarks.pipeline_report import run_pipeline_report
+    from retint.benchmarks.report import environment, markdown_table, write_json
+
+    try:
+        report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint)
+        rows = [["colorize-batch end to end", report["end_to_end"]["images_per_second"], 1.0],
+                ["engine alone (pre-decoded)", report["engine_alone"]["images_per_second"],
+                 report["engine_alone"]["images_per_second"] / report["end_to_end"]["images_per_second"]]]
+        if "sequential" in report:
+            rows.append(["sequential PyTorch + scikit-image", report["sequential"]["images_per_second"],
+                         report["sequential"]["images_per_second"] / report["end_to_end"]["images_per_second"]])
+        click.echo(f"{report['images']} images {report['width']}x{report['height']}, batch {batch}, "
+                   f"workers {workers}; peak RSS {report['end_to_end']['peak_rss_mb']:.0f} MB")
+        click.echo(markdown_table(["pipeline", "img/s", "relative to end to end"], rows))
+        click.echo(markdown_table(["stage", "busy seconds (summed over threads)"],
+                                  [[k, v] for k, v in report["end_to_end"]["stage_seconds"].items()]))
+        click.echo(f"end to end / engine alone: {report['ratio_end_to_end_vs_engine']:.2f}")
+        write_json(json_path, {"benchmark": "pipeline", "environment": environment(), **report})
+    except RetintError as error:
+        _fail(error)
+
+
 if __name__ == "__main__":
     main()

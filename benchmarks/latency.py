@@ -1,0 +1,61 @@
+"""Latency and throughput per backend, on real-looking inputs (not zeros)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from retint.benchmarks.pipeline import photo_like
+from retint.benchmarks.timing import time_calls
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '1024x768' -> height 768, width 1024 (W x H, as people write it)."""
+    from retint.errors import InputError
+
+    try:
+        if "x" in text.lower():
+            width, height = (int(part) for part in text.lower().split("x"))
+        else:
+            width = height = int(text)
+    except ValueError as error:
+        raise InputError(f"size {text!r} must be N or WxH, e.g. 256 or 1920x1080") from error
+    return height, width
+
+
+def torch_colorizer(checkpoint: Path) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[], None], str]:
+    """PyTorch eager deploy module (CUDA when there is one): call, synchronise, device."""
+    import torch
+
+    from retint.export.deploy import DeployColorizer
+    from retint.model.checkpoint import load_generator
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator = load_generator(checkpoint, device=device)
+    module = DeployColorizer(generator, generator.retint_config.render_size).to(device)
+
+    def run(gray: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(gray).to(device)).cpu().numpy()
+
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    return run, synchronize, str(device)
+
+
+def measure_latency(name: str, run: Callable[[np.ndarray], np.ndarray], batches: list[int],
+                    sizes: list[tuple[int, int]], min_seconds: float,
+                    synchronize: Callable[[], None] = lambda: None) -> list[dict]:
+    rows = []
+    for height, width in sizes:
+        image = photo_like(height, width, seed=height * 7 + width)
+        for batch in batches:
+            gray = np.stack([image] * batch)[:, None].copy()
+            timing = time_calls(lambda: run(gray), items_per_run=batch, min_seconds=min_seconds,
+                                synchronize=synchronize)
+            rows.append({"backend": name, "batch": batch, "height": height, "width": width,
+                         "p50_ms": timing.p50_ms, "p95_ms": timing.p95_ms, "runs": timing.runs,
+                         "images_per_second": timing.items_per_second,
+                         "megapixels_per_second": timing.items_per_second * height * width / 1e6})
+    return rows
