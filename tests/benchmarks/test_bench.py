@@ -1,0 +1,115 @@
+"""colorize-bench runs on fresh exports and its JSON validates against a schema."""
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+NUMBER = {"type": "number"}
+ENVIRONMENT = {"type": "object", "required": ["python", "onnxruntime", "retint"]}
+
+LATENCY_SCHEMA = {
+    "type": "object", "required": ["benchmark", "environment", "results"],
+    "properties": {
+        "benchmark": {"const": "latency"}, "environment": ENVIRONMENT,
+        "results": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["backend", "batch", "height", "width", "p50_ms", "p95_ms", "images_per_second",
+                         "megapixels_per_second", "runs"],
+            "properties": {"batch": {"type": "integer", "minimum": 1}, "p50_ms": {"type": "number", "exclusiveMinimum": 0},
+                           "images_per_second": {"type": "number", "exclusiveMinimum": 0}}}}},
+}
+PARITY_SCHEMA = {
+    "type": "object", "required": ["benchmark", "environment", "results"],
+    "properties": {
+        "benchmark": {"const": "parity"}, "environment": ENVIRONMENT,
+        "results": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["engine", "precision", "max_abs_error", "p999_abs_error", "fraction_within_one_level",
+                         "mean_ciede2000", "p99_ciede2000", "psnr_db", "nonfinite", "gate_failures", "per_case"],
+            "properties": {"max_abs_error": {"type": "integer", "minimum": 0},
+                           "nonfinite": {"type": "integer", "minimum": 0},
+                           "gate_failures": {"type": "array", "items": {"type": "string"}}}}}},
+}
+PIPELINE_SCHEMA = {
+    "type": "object",
+    "required": ["benchmark", "environment", "images", "end_to_end", "engine_alone", "ratio_end_to_end_vs_engine"],
+    "properties": {
+        "benchmark": {"const": "pipeline"}, "images": {"type": "integer", "minimum": 1},
+        "end_to_end": {"type": "object", "required": ["images_per_second", "peak_rss_mb", "stage_seconds"],
+                       "properties": {"stage_seconds": {"type": "object",
+                                                        "required": ["decode", "infer", "encode", "write"]}}},
+        "engine_alone": {"type": "object", "required": ["images_per_second", "batch"]},
+        "ratio_end_to_end_vs_engine": NUMBER},
+}
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, "-m", "retint.benchmarks.cli", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def test_latency_json_validates(exported, tiny_checkpoints, tmp_path):
+    report = tmp_path / "latency.json"
+    process = bench("latency", "--engine", exported["effnet-unet"].artefacts[0], "--torch",
+                    tiny_checkpoints["effnet-unet"], "--batch", "1,2", "--size", "64,96x48", "--seconds", 0.1,
+                    "--json", report)
+    assert process.returncode == 0, process.stderr
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, LATENCY_SCHEMA)
+    assert {r["backend"].split(" ")[0] for r in data["results"]} == {"tiny-effnet-unet.onnx", "pytorch-eager"}
+    assert "| backend |" in process.stdout
+
+
+def test_parity_json_validates_and_passes_the_gates(exported, tiny_checkpoints, tmp_path):
+    report = tmp_path / "parity.json"
+    process = bench("parity", "--torch", tiny_checkpoints["unet256"], *sum(
+        (["--engine", path] for path in exported["unet256"].artefacts), []), "--json", report)
+    assert process.returncode == 0, process.stderr
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, PARITY_SCHEMA)
+    assert [r["precision"] for r in data["results"]] == ["fp32", "fp16"]
+    assert all(not r["gate_failures"] for r in data["results"])
+
+
+def test_parity_catches_a_perturbed_export(exported, tiny_checkpoints, tmp_path):
+    import onnx
+
+    model = onnx.load(str(exported["effnet-unet"].artefacts[0]))
+    conv_names = {node.input[1] for node in model.graph.node if node.op_type == "Conv"}
+    weight = [init for init in model.graph.initializer if init.name in conv_names][-1]
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.flat[0] += 5.0
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(model, str(broken))
+    process = bench("parity", "--torch", tiny_checkpoints["effnet-unet"], "--engine", broken,
+                    "--json", tmp_path / "p.json")
+    assert process.returncode == 4
+    assert "parity gate failed" in process.stderr and "CIEDE2000" in process.stderr
+    assert "FAIL" in process.stdout
+
+
+def test_pipeline_json_validates(exported, tmp_path):
+    report = tmp_path / "pipeline.json"
+    process = bench("pipeline", tmp_path / "archive", "--generate", 6, "--engine",
+                    exported["effnet-unet"].artefacts[0], "--batch", 2, "--json", report)
+    assert process.returncode == 0, process.stderr
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, PIPELINE_SCHEMA)
+    assert data["images"] == 6 and data["end_to_end"]["counts"] == {"ok": 6}
+
+
+@pytest.mark.gpu
+def test_latency_on_a_tensorrt_plan(tiny_checkpoints, tmp_path):
+    """On a GPU host: export the plan, then time it natively."""
+    export = subprocess.run([sys.executable, "-m", "retint.export.cli", str(tiny_checkpoints["effnet-unet"]),
+                             "-o", str(tmp_path), "--name", "tiny", "--max-shape", "8x1024x1024"],
+                            capture_output=True, text=True)
+    assert export.returncode == 0, export.stderr
+    process = bench("latency", "--engine", tmp_path / "tiny.fp16.plan", "--batch", "1,8", "--size", "256",
+                    "--json", tmp_path / "l.json")
+    assert process.returncode == 0, process.stderr
+    jsonschema.validate(json.loads((tmp_path / "l.json").read_text()), LATENCY_SCHEMA)
