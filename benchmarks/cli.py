@@ -190,5 +190,16 @@ def pipeline(source: Path | None, engine: Path | None, generate: int | None, bat
         _fail(error)
 
 
+def run() -> None:
+    """Entry point: a missing optional package is one clear line, not a traceback."""
+    try:
+        main()
+    except ImportError as error:
+        click.echo(f"colorize-bench: error: this benchmark needs {error.name}, which is not installed "
+                   "(PyTorch and the exporter: pip install torch==2.13.0 && pip install 'retint[train]')",
+                   err=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -35,8 +35,13 @@ def main(checkpoint: Path, output_dir: Path, name: str, render_size: int, max_ba
          opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
          parity_images: Path | None, onnx_only: bool) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
-    from retint.export.config import ExportConfig, ShapeProfile, parse_shape
-    from retint.export.pipeline import run_export
+    try:
+        from retint.export.config import ExportConfig, ShapeProfile, parse_shape
+        from retint.export.pipeline import run_export
+    except ImportError as error:
+        click.echo(f"export-trt: error: exporting needs the 'train' extra (missing {error.name}): "
+                   "pip install torch==2.13.0 && pip install 'retint[train]'", err=True)
+        sys.exit(2)
 
     try:
         config = ExportConfig(

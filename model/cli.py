@@ -97,7 +97,12 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool,
          workers: int, no_progress: bool, **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
-    from retint.model.train import RunOptions, train
+    try:
+        from retint.model.train import RunOptions, train
+    except ImportError as error:
+        click.echo(f"colorize-train: error: training needs the 'train' extra (missing {error.name}): "
+                   "pip install torch==2.13.0 && pip install 'retint[train]'", err=True)
+        sys.exit(2)
 
     try:
         if options["base_channels"] is None:

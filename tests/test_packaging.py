@@ -21,7 +21,7 @@ def test_install_gives_working_commands(repo_root, tmp_path, editable):
     install = [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     install += ["-e", str(source)] if editable else [str(source)]
     subprocess.run(install, check=True, capture_output=True)
-    for command in ("colorize-train",):
+    for command in ("colorize-train", "export-trt", "colorize-batch", "colorize-bench"):
         result = subprocess.run([str(environment / "bin" / command), "--help"],
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

@@ -1,0 +1,71 @@
+"""Release a trained generator: `python -m retint.model.release RUN/best.pth OUT/NAME.pth`.
+
+Writes the generator-only checkpoint (no optimiser states, no discriminator)
+and a JSON sidecar with its validation figures, recomputed here on the run's
+held-out photos (the split is rebuilt from the checkpoint's own config: data
+folders, seed, validation fraction), each resized whole to the render size:
+mean CIEDE2000 and PSNR against ground truth next to the grey baseline
+(ab = 0), and colourfulness next to ground truth's. With `--grid PNG` it
+also draws grey | prediction | truth rows of those photos.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import torch
+
+from retint.errors import RetintError
+from retint.model.checkpoint import generator_only, load_checkpoint, load_generator, save_checkpoint
+from retint.model.config import train_config_from_dict
+from retint.model.data import STATUS_OK, ValidationDataset, find_images, split_train_validation
+from retint.model.evaluate import evaluate, sample_grid
+from retint.model.files import write_bytes_atomically, write_text_atomically
+
+
+def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.Tensor, list[str]]:
+    config = train_config_from_dict(payload["train_config"])
+    folders = data or config.data
+    paths = find_images(folders)
+    _, validation = split_train_validation(paths, config.val_fraction, config.seed)
+    dataset = ValidationDataset(validation, config.generator.render_size)
+    items = [dataset[i] for i in range(len(dataset))]
+    kept = [(item["rgb"], path.name) for item, path in zip(items, validation) if int(item["status"]) == STATUS_OK]
+    if not kept:
+        raise RetintError(f"no held-out colour photos found in {', '.join(folders)}")
+    return torch.stack([rgb for rgb, _ in kept]), [name for _, name in kept]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", multiple=True, help="Where the training photos are now [default: as recorded].")
+@click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a PNG of grey | prediction | truth for the held-out photos.")
+def main(checkpoint: Path, output: Path, data: tuple[str, ...], grid: Path | None) -> None:
+    """Write the generator-only CHECKPOINT as OUTPUT, with validation figures in OUTPUT.json."""
+    try:
+        payload = load_checkpoint(checkpoint)
+        batch, names = held_out_batch(payload, data or None)
+        generator = load_generator(checkpoint)
+        figures = evaluate(generator, [batch], torch.device("cpu"))
+        release = generator_only(payload)
+        save_checkpoint(output, release)
+        sidecar = {"checkpoint": output.name, "trained_epochs": payload.get("epoch"), "step": payload.get("step"),
+                   "train_config": payload["train_config"], "held_out_photos": names,
+                   "validation": {**figures, "resized_to": payload["generator_config"]["render_size"],
+                                  "colourfulness_ratio": figures["colourfulness"] / figures["truth_colourfulness"]}}
+        write_text_atomically(Path(str(output) + ".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        if grid:
+            write_bytes_atomically(grid, sample_grid(generator, batch, torch.device("cpu")))
+        click.echo(json.dumps(sidecar["validation"], indent=2, sort_keys=True))
+    except RetintError as error:
+        click.echo(f"release: error: {error}", err=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""With torch unimportable (a user who only colours photos), the runtime and
+batch work and the training commands say which extra they need."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from PIL import Image
+
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None  # any 'import torch' now fails\n"
+
+
+def run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)],
+                          capture_output=True, text=True)
+
+
+def test_colorize_batch_runs_without_torch(exported, tmp_path):
+    Image.fromarray(np.full((48, 64), 100, np.uint8)).save(tmp_path / "a.png")
+    process = run(f"""
+        from retint.batch.cli import main
+        main([{str(tmp_path / 'a.png')!r}, "-o", {str(tmp_path / 'out')!r}, "--no-progress",
+              "--engine", {str(exported['effnet-unet'].artefacts[0])!r}])
+    """)
+    assert process.returncode == 0, process.stderr
+    assert (tmp_path / "out" / "a.png").is_file()
+
+
+def test_training_and_export_commands_name_the_missing_extra(tmp_path):
+    (tmp_path / "model.pth").write_bytes(b"x")
+    for module, source in (("retint.model.cli", tmp_path), ("retint.export.cli", tmp_path / "model.pth")):
+        process = run(f"""
+            from {module} import main
+            main([{str(source)!r}, "-o", {str(tmp_path / 'out')!r}])
+        """)
+        assert process.returncode == 2, process.stderr
+        assert "pip install torch==2.13.0 && pip install 'retint[train]'" in process.stderr
+        assert "Traceback" not in process.stderr
