@@ -63,6 +63,41 @@ def generators(arches: tuple[str, ...], batch: int, render_size: int, seconds: f
         sys.exit(error.exit_code)
 
 
+@main.command()
+@click.option("--arch", "arches", multiple=True, default=["effnet-unet", "unet256"],
+              type=click.Choice(["effnet-unet", "unet256"]))
+@click.option("--batch", type=click.IntRange(1), default=8)
+@click.option("--size", type=click.IntRange(32), default=256)
+@click.option("--seconds", type=click.FloatRange(0.1), default=10.0)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def training(arches: tuple[str, ...], batch: int, size: int, seconds: float, device: str,
+             json_path: Path | None) -> None:
+    """Training images/s (warm-up and GAN steps) per architecture."""
+    from retint.benchmarks.generators import count_flops
+    from retint.benchmarks.report import environment, markdown_table, write_json
+    from retint.benchmarks.training import training_throughput
+    from retint.model.config import GeneratorConfig
+    from retint.model.networks import build_generator
+
+    try:
+        results = []
+        for arch in arches:
+            result = training_throughput(arch, batch=batch, size=size, min_seconds=seconds, device=device)
+            generator = build_generator(GeneratorConfig(arch=arch, base_channels=64 if arch == "unet256" else 32,
+                                                        pretrained_encoder=False)).eval()
+            result["parameters"] = sum(p.numel() for p in generator.parameters())
+            result["gflops_per_image"] = count_flops(generator, size) / 1e9
+            results.append(result)
+        click.echo(markdown_table(
+            ["arch", "params (M)", "GFLOP/img (fwd)", "warm-up img/s", "GAN img/s"],
+            [[r["arch"], r["parameters"] / 1e6, r["gflops_per_image"], r["warm-up_images_per_second"],
+              r["gan_images_per_second"]] for r in results]))
+        write_json(json_path, {"benchmark": "training", "environment": environment(), "results": results})
+    except RetintError as error:
+        _fail(error)
+
+
 def _fail(error: RetintError) -> None:
     click.echo(f"colorize-bench: error: {error}", err=True)
     sys.exit(error.exit_code)
