@@ -19,7 +19,14 @@ from torch import nn
 
 from retint.errors import RetintError
 from retint.model.files import write_bytes_atomically
-from retint.runtime.metadata import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ArtefactMetadata, SizeLimits
+from retint.runtime.metadata import (
+    AB_NAME,
+    INPUT_NAME,
+    METADATA_KEY,
+    OUTPUT_NAME,
+    ArtefactMetadata,
+    SizeLimits,
+)
 
 OPSET = 20
 
@@ -36,11 +43,27 @@ class ExportError(RetintError):
 def export_colorizer(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
     """The fused colouriser graph: gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3]."""
     example = torch.zeros(2, 1, 96, 64, dtype=torch.uint8)
-    batch = torch.export.Dim("batch", min=1, max=max(limits.max_batch, 1024))
-    height = torch.export.Dim("height", min=limits.min_side, max=limits.max_side)
-    width = torch.export.Dim("width", min=limits.min_side, max=limits.max_side)
-    return _export(module, (example,), [INPUT_NAME], [OUTPUT_NAME],
-                   {INPUT_NAME: {0: batch, 2: height, 3: width}})
+    return _export(module, (example,), [INPUT_NAME], [OUTPUT_NAME], {INPUT_NAME: _image_dims(limits)})
+
+
+def export_predictor(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
+    """The first half: gray uint8 [N,1,H,W] -> ab float32 [N,2,R,R] (Lab units)."""
+    example = torch.zeros(2, 1, 96, 64, dtype=torch.uint8)
+    return _export(module, (example,), [INPUT_NAME], [AB_NAME], {INPUT_NAME: _image_dims(limits)})
+
+
+def export_composer(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
+    """The second half: gray uint8 [N,1,H,W] + ab float32 [N,2,R,R] -> rgb uint8 [N,H,W,3]."""
+    dims = _image_dims(limits)
+    example = (torch.zeros(2, 1, 96, 64, dtype=torch.uint8), torch.zeros(2, 2, render_size, render_size))
+    return _export(module, example, [INPUT_NAME, AB_NAME], [OUTPUT_NAME],
+                   {INPUT_NAME: dims, AB_NAME: {0: dims[0]}})
+
+
+def _image_dims(limits: SizeLimits) -> dict:
+    return {0: torch.export.Dim("batch", min=1, max=max(limits.max_batch, 1024)),
+            2: torch.export.Dim("height", min=limits.min_side, max=limits.max_side),
+            3: torch.export.Dim("width", min=limits.min_side, max=limits.max_side)}
 
 
 def _export(module: nn.Module, example: tuple, input_names: list[str], output_names: list[str],

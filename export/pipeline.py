@@ -14,15 +14,18 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 
 from retint import __version__
 from retint.errors import BackendUnavailable, InputError
 from retint.export.config import ExportConfig
-from retint.export.deploy import DeployColorizer
+from retint.export.deploy import Composer, DeployColorizer, Predictor
 from retint.export.onnx_export import (
     NonfiniteProbe,
     export_colorizer,
+    export_composer,
+    export_predictor,
     save_model,
     with_metadata,
 )
@@ -38,7 +41,7 @@ from retint.export.parity import (
 from retint.model.checkpoint import load_generator
 from retint.model.config import config_to_dict
 from retint.model.files import write_text_atomically
-from retint.runtime.metadata import ArtefactMetadata, SizeLimits, sidecar_path
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, ArtefactMetadata, SizeLimits, sidecar_path
 from retint.runtime.onnx_runner import OnnxEngine
 
 
@@ -98,6 +101,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         result.artefacts.append(path)
         result.reports[precision] = report
 
+    export_halves(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
     if config.onnx_only:
         return result
     try:
@@ -105,6 +109,42 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
     except BackendUnavailable as missing:
         result.tensorrt_missing = str(missing)
     return result
+
+
+def export_halves(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
+                  base_metadata: dict, reference, cases, result: ExportResult, log) -> None:
+    """NAME.compose.onnx and NAME.predict[.fp16].onnx, gated as a chain against PyTorch."""
+    compose_path = config.output_dir / f"{name}.compose.onnx"
+    log(f"exporting the halves -> {compose_path.name}, {name}.predict[.fp16].onnx")
+    composer = export_composer(Composer().eval(), limits, render_size)
+    staged_compose = compose_path.with_name(f".{compose_path.name}.gating")
+    save_model(composer, staged_compose)
+    try:
+        compose_session = ort.InferenceSession(str(staged_compose), providers=["CPUExecutionProvider"])
+        for precision, suffix in (("fp32", ".predict.onnx"), ("fp16", ".predict.fp16.onnx")):
+            path = config.output_dir / f"{name}{suffix}"
+            model = export_predictor(Predictor(copy.deepcopy(generator), render_size, precision), limits)
+            predict_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+            def chained(gray, predict=predict_session):
+                ab = predict.run([AB_NAME], {INPUT_NAME: gray})[0]
+                return compose_session.run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+
+            report = measure_parity(reference, chained, cases, NonfiniteProbe(model))
+            check_gate(report, GATES[precision], path.name)
+            log(f"  {path.name} + {compose_path.name} vs PyTorch FP32: {describe(report)}")
+            metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32", "chained_with":
+                                        compose_path.name, **report.summary()},
+                                        **{**base_metadata, "kind": "predict"})
+            save_model(with_metadata(model, metadata), path)
+            write_text_atomically(sidecar_path(path), metadata.to_json())
+            result.artefacts.append(path)
+        metadata = ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": "compose"})
+        save_model(with_metadata(composer, metadata), compose_path)
+        write_text_atomically(sidecar_path(compose_path), metadata.to_json())
+        result.artefacts.append(compose_path)
+    finally:
+        staged_compose.unlink(missing_ok=True)
 
 
 def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path) -> ParityReport:

@@ -22,7 +22,9 @@ ARCHES = ["effnet-unet", "unet256"]
 @pytest.mark.parametrize("arch", ARCHES)
 def test_both_graphs_pass_their_gates_and_are_written(exported, arch):
     result = exported[arch]
-    fp32, fp16 = result.artefacts
+    fp32, fp16, predict, predict_fp16, compose = result.artefacts
+    assert (predict.name, predict_fp16.name, compose.name) == (
+        f"tiny-{arch}.predict.onnx", f"tiny-{arch}.predict.fp16.onnx", f"tiny-{arch}.compose.onnx")
     assert fp32.name.endswith(".onnx") and fp16.name.endswith(".fp16.onnx")
     assert result.reports["fp32"].fraction_within_one_level >= 0.999
     assert result.reports["fp32"].mean_ciede2000 <= 0.1
@@ -31,12 +33,12 @@ def test_both_graphs_pass_their_gates_and_are_written(exported, arch):
     assert result.reports["fp16"].nonfinite == 0
     # one self-contained file each, nothing staged left behind
     assert sorted(p.name for p in fp32.parent.iterdir()) == sorted(
-        [fp32.name, fp16.name, fp32.name + ".json", fp16.name + ".json"])
+        [p.name for p in result.artefacts] + [p.name + ".json" for p in result.artefacts])
 
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_graph_signature_opset_and_precision(exported, arch):
-    for path, precision in zip(exported[arch].artefacts, ("fp32", "fp16")):
+    for path, precision in zip(exported[arch].artefacts[:2], ("fp32", "fp16")):
         model = onnx.load(str(path))
         onnx.checker.check_model(model, full_check=True)
         assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
@@ -53,10 +55,21 @@ def test_graph_signature_opset_and_precision(exported, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_halves_have_their_own_signatures_and_sidecars(exported, arch):
+    *_, predict, predict_fp16, compose = exported[arch].artefacts
+    for path, inputs, outputs, kind in ((predict, ["gray"], ["ab"], "predict"),
+                                        (predict_fp16, ["gray"], ["ab"], "predict"),
+                                        (compose, ["gray", "ab"], ["rgb"], "compose")):
+        model = onnx.load(str(path))
+        assert [i.name for i in model.graph.input] == inputs and [o.name for o in model.graph.output] == outputs
+        assert json.loads(sidecar_path(path).read_text())["kind"] == kind
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_sidecar_and_metadata_props_explain_the_file(exported, tiny_checkpoints, arch):
     import hashlib
 
-    for path, precision in zip(exported[arch].artefacts, ("fp32", "fp16")):
+    for path, precision in zip(exported[arch].artefacts[:2], ("fp32", "fp16")):
         sidecar = json.loads(sidecar_path(path).read_text())
         embedded = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert json.loads(embedded[METADATA_KEY]) == sidecar
@@ -113,15 +126,16 @@ def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoint
     process = export_cli(tiny_checkpoints["effnet-unet"], "-o", tmp_path, "--name", "tiny")
     assert process.returncode == 3, process.stderr
     assert "no TensorRT engine built" in process.stderr and "on a GPU host run: export-trt" in process.stderr
-    assert {p.name for p in tmp_path.iterdir()} == {"tiny.onnx", "tiny.onnx.json", "tiny.fp16.onnx",
-                                                    "tiny.fp16.onnx.json"}
+    names = {"tiny.onnx", "tiny.fp16.onnx", "tiny.predict.onnx", "tiny.predict.fp16.onnx", "tiny.compose.onnx"}
+    assert {p.name for p in tmp_path.iterdir()} == names | {name + ".json" for name in names}
     assert (tmp_path / "tiny.onnx").stat().st_mode & 0o044  # readable by others, like any output
 
 
 def test_cli_onnx_only_exits_0(tiny_checkpoints, tmp_path):
     process = export_cli(tiny_checkpoints["unet256"], "-o", tmp_path, "--onnx-only")
     assert process.returncode == 0, process.stderr
-    assert process.stdout.split() == [str(tmp_path / "tiny-unet256.onnx"), str(tmp_path / "tiny-unet256.fp16.onnx")]
+    assert process.stdout.split() == [str(tmp_path / f"tiny-unet256{suffix}") for suffix in (
+        ".onnx", ".fp16.onnx", ".predict.onnx", ".predict.fp16.onnx", ".compose.onnx")]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -123,3 +123,25 @@ def test_runtime_never_imports_torch(exported):
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_the_halves_chained_equal_the_fused_graph(exported, arch):
+    from retint.runtime.split import SplitEngine
+
+    fused = load_engine(exported[arch].artefacts[0])
+    halves = SplitEngine(exported[arch].artefacts[0])
+    gray = np.stack([photo(), photo()[::-1].copy()])
+    ab = halves.predict(gray)
+    assert ab.shape == (2, 2, fused.spec.render_size, fused.spec.render_size) and ab.dtype == np.float32
+    difference = np.abs(halves.compose(gray, ab).astype(int) - fused.colorize(gray).astype(int))
+    assert difference.max() <= 1
+
+
+def test_halves_missing_is_a_clear_error(exported, tmp_path):
+    from retint.runtime.split import SplitEngine
+
+    lonely = tmp_path / "lonely.onnx"
+    lonely.write_bytes(exported["effnet-unet"].artefacts[0].read_bytes())
+    with pytest.raises(EngineError, match="needs the engine's halves"):
+        SplitEngine(lonely)
