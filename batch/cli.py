@@ -35,17 +35,24 @@ from retint.errors import RetintError
               help="Refuse larger images (a decompression-bomb guard).")
 @click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
+@click.option("--codec", default="libx264", help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, help="Video quality (x264/x265 CRF).")
+@click.option("--preset", default="medium", help="x264/x265 speed preset.")
+@click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--no-progress", is_flag=True)
 def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int,
          workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
-         overwrite: bool, no_progress: bool) -> None:
-    """Colour the black-and-white photos in SOURCES (files or folders, recursive)."""
+         overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float,
+         no_progress: bool) -> None:
+    """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     from retint.batch.pipeline import run_batch
 
     config = BatchConfig(sources=sources, output=output, engine=engine, device=device, batch_size=batch_size,
                          workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
-                         progress=not no_progress)
+                         progress=not no_progress, codec=codec, crf=crf, preset=preset,
+                         temporal_smoothing=temporal_smoothing)
     try:
         summary = run_batch(config, log=lambda line: click.echo(line, err=True))
     except RetintError as error:

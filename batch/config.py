@@ -23,3 +23,8 @@ class BatchConfig:
     include_colour: bool = False
     overwrite: bool = False
     progress: bool = True
+    # video
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    temporal_smoothing: float = 0.0

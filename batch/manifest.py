@@ -28,6 +28,7 @@ class Entry:
     width: int | None = None
     height: int | None = None
     milliseconds: float | None = None
+    video: dict[str, Any] | None = None  # frames, fps, duration, streams copied, smoothing
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
@@ -60,7 +61,10 @@ class Manifest:
         self._stream = open(self.path, "a", encoding="utf-8")
 
     def record(self, entry: Entry) -> None:
-        self._stream.write(json.dumps(asdict(entry)) + "\n")
+        line = asdict(entry)
+        if line["video"] is None:
+            del line["video"]
+        self._stream.write(json.dumps(line) + "\n")
         self._stream.flush()
 
     def close(self, summary: dict[str, Any]) -> None:

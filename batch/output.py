@@ -15,7 +15,9 @@ import ctypes
 import errno
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from retint.errors import RetintError
 
@@ -49,67 +51,76 @@ def _link_fd(fd: int, destination: Path) -> None:
         raise OSError(code, os.strerror(code), str(destination))
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.fsync(fd)
-
-
-def _write_unnamed(folder: Path, path: Path, data: bytes) -> bool:
-    """True when written through O_TMPFILE; False when the filesystem cannot."""
+def _open_unnamed(folder: Path) -> int | None:
+    """An O_TMPFILE descriptor in `folder`, or None where the filesystem cannot."""
     global _tmpfile_supported
+    if not _tmpfile_supported:
+        return None
     try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, FILE_MODE)
+        return os.open(folder, os.O_TMPFILE | os.O_RDWR, FILE_MODE)
     except OSError as error:
         if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
             _tmpfile_supported = False
-            return False
+            return None
         raise
+
+
+def _publish_unnamed(fd: int, folder: Path, path: Path) -> None:
     try:
-        _write_all(fd, data)
-        try:
-            _link_fd(fd, path)
-        except FileExistsError:
-            # Overwriting: name it privately first, then rename over the old file.
+        _link_fd(fd, path)
+    except FileExistsError:
+        # Overwriting: name it privately first, then rename over the old file.
+        partial = folder / f"{PARTIAL_PREFIX}{secrets.token_hex(6)}"
+        _link_fd(fd, partial)
+        os.replace(partial, path)
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A seekable binary file that appears at `path` only once the block completes.
+
+    If the block raises (or the process dies), nothing appears and any old
+    file at `path` is left as it was.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = _open_unnamed(folder)
+        partial = None
+        if fd is None:
             partial = folder / f"{PARTIAL_PREFIX}{secrets.token_hex(6)}"
-            _link_fd(fd, partial)
-            os.replace(partial, path)
-        except OSError as error:
-            if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP):
-                _tmpfile_supported = False
-                return False
-            raise
-    finally:
-        os.close(fd)
-    return True
-
-
-def _write_named(folder: Path, path: Path, data: bytes) -> None:
-    partial = folder / f"{PARTIAL_PREFIX}{secrets.token_hex(6)}"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        stream = os.fdopen(fd, "w+b")
+    except OSError as error:
+        _reraise(error, folder)
     try:
-        _write_all(fd, data)
-    except BaseException:
-        os.close(fd)
-        partial.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(partial, path)
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+        if partial is None:
+            _publish_unnamed(stream.fileno(), folder, path)
+        else:
+            os.replace(partial, path)
+            partial = None
+    except OSError as error:
+        _reraise(error, folder)
+    finally:
+        stream.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+
+
+def _reraise(error: OSError, folder: Path) -> None:
+    """Errors that make the output folder unusable become OutputError (they stop the run)."""
+    if error.errno in _FATAL_ERRNOS:
+        raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
+    raise error
 
 
 def write_output(path: Path, data: bytes) -> None:
     """Put `data` at `path` all at once (replacing any old file)."""
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (_tmpfile_supported and _write_unnamed(folder, path, data)):
-            _write_named(folder, path, data)
-    except OSError as error:
-        if error.errno in _FATAL_ERRNOS:
-            raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
-        raise
+    with atomic_file(path) as stream:
+        stream.write(data)
 
 
 def remove_partials(output_root: Path) -> int:

@@ -27,6 +27,7 @@ from retint.batch.lock import OutputLock
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, Manifest
 from retint.batch.output import OutputError, remove_partials, write_output
 from retint.batch.sources import Task, find_tasks
+from retint.batch.video import VIDEO_SUFFIXES, VideoOptions, colorize_video, video_output_suffix
 from retint.errors import EngineError, RetintError
 from retint.runtime import Engine, load_engine
 
@@ -98,6 +99,8 @@ class BatchRun:
         self.summary.stage_seconds = self.clock.seconds
 
     def output_path(self, task: Task) -> Path:
+        if task.relative.suffix.lower() in VIDEO_SUFFIXES:
+            return self.config.output / task.relative.with_suffix(video_output_suffix(task.relative.suffix))
         relative = task.relative.with_suffix(output_suffix(task.relative, self.config.output_format))
         return self.config.output / relative
 
@@ -141,7 +144,8 @@ class BatchRun:
         decoders = ThreadPoolExecutor(config.workers, thread_name_prefix="decode")
         self.encoders = ThreadPoolExecutor(config.workers, thread_name_prefix="encode")
         pending: deque[tuple[Task, Path, float, Future]] = deque()
-        queue = iter(todo)
+        videos = [(task, output) for task, output in todo if task.source.suffix.lower() in VIDEO_SUFFIXES]
+        queue = iter([(task, output) for task, output in todo if task.source.suffix.lower() not in VIDEO_SUFFIXES])
         try:
             while True:
                 for task, output in queue:
@@ -156,6 +160,8 @@ class BatchRun:
             for size in list(self.groups):
                 self._infer(size)
             self._drain(0)
+            for task, output in videos:
+                self._video(task, output)
         except KeyboardInterrupt:
             self.summary.interrupted = True
             for *_, future in pending:
@@ -167,6 +173,32 @@ class BatchRun:
             self.summary.seconds = time.perf_counter() - self.started
             self.bar.close()
         return self.summary
+
+    def _video(self, task: Task, output: Path) -> None:
+        config = self.config
+        options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
+                               batch_size=config.batch_size, temporal_smoothing=config.temporal_smoothing)
+        started = time.perf_counter()
+        frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
+        try:
+            halves = self._halves() if options.temporal_smoothing > 0 else None
+            figures = colorize_video(task.source, output, self.engine, halves, options, on_frames=frames_bar.update)
+        except (DecodeFailure, EngineError) as failure:
+            self.record(self._entry(None, task, STATUS_FAILED, str(failure), started=started))
+            return
+        finally:
+            frames_bar.close()
+        entry = self._entry(None, task, STATUS_OK, output=output, started=started)
+        self.record(Entry(**{**entry.__dict__, "width": figures["width"], "height": figures["height"],
+                             "video": figures}))
+
+    def _halves(self):
+        if not hasattr(self, "_split_engine"):
+            from retint.runtime import DEFAULT_MODEL
+            from retint.runtime.split import SplitEngine
+
+            self._split_engine = SplitEngine(self.config.engine or DEFAULT_MODEL, device=self.config.device)
+        return self._split_engine
 
     def _timed_decode(self, source: Path) -> DecodedImage:
         began = time.perf_counter()
@@ -245,7 +277,7 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         removed = remove_partials(config.output)
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
-        tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES)
+        tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         engine = load_engine(config.engine, device=config.device)
         manifest = Manifest(config.output, config.overwrite)
         runner = BatchRun(config, engine, manifest, tasks, log)
