@@ -45,16 +45,23 @@ def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.T
 @click.option("--data", multiple=True, help="Where the training photos are now [default: as recorded].")
 @click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of grey | prediction | truth for the held-out photos.")
-def main(checkpoint: Path, output: Path, data: tuple[str, ...], grid: Path | None) -> None:
+@click.option("--fp16-weights", is_flag=True,
+              help="Store the weights in FP16 (half the size; load_generator casts them back to FP32).")
+def main(checkpoint: Path, output: Path, data: tuple[str, ...], grid: Path | None, fp16_weights: bool) -> None:
     """Write the generator-only CHECKPOINT as OUTPUT, with validation figures in OUTPUT.json."""
     try:
         payload = load_checkpoint(checkpoint)
         batch, names = held_out_batch(payload, data or None)
-        generator = load_generator(checkpoint)
-        figures = evaluate(generator, [batch], torch.device("cpu"))
         release = generator_only(payload)
+        if fp16_weights:
+            release["generator"] = {name: tensor.half() if tensor.is_floating_point() else tensor
+                                    for name, tensor in release["generator"].items()}
         save_checkpoint(output, release)
-        sidecar = {"checkpoint": output.name, "trained_epochs": payload.get("epoch"), "step": payload.get("step"),
+        # The figures are those of the file as shipped (FP16 rounding included).
+        generator = load_generator(output)
+        figures = evaluate(generator, [batch], torch.device("cpu"))
+        sidecar = {"checkpoint": output.name, "source_checkpoint": str(checkpoint),
+                   "weights_stored_as": "float16" if fp16_weights else "float32", "trained_epochs": payload.get("epoch"), "step": payload.get("step"),
                    "train_config": payload["train_config"], "held_out_photos": names,
                    "validation": {**figures, "resized_to": payload["generator_config"]["render_size"],
                                   "colourfulness_ratio": figures["colourfulness"] / figures["truth_colourfulness"]}}

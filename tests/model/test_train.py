@@ -172,3 +172,23 @@ def test_corrupt_foreign_and_pickled_checkpoints_are_refused(dataset, full_run, 
     torch.save(payload, pickled)
     with pytest.raises(CheckpointError, match="pickled code"):
         load_generator(pickled)
+
+
+def test_release_writes_a_generator_only_fp16_checkpoint_with_figures(full_run, tmp_path):
+    from retint.model.release import main as release
+
+    output = tmp_path / "released.pth"
+    result = CliRunner().invoke(release, [str(full_run / "best.pth"), str(output), "--fp16-weights",
+                                          "--grid", str(tmp_path / "grid.png")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    payload = torch.load(output, weights_only=True)
+    assert "optimizer_g" not in payload and "discriminator" not in payload
+    assert {t.dtype for t in payload["generator"].values() if t.is_floating_point()} == {torch.float16}
+    assert output.stat().st_size < 0.6 * (full_run / "best.pth").stat().st_size
+    sidecar = json.loads((tmp_path / "released.pth.json").read_text())
+    validation = sidecar["validation"]
+    assert validation["images"] == len(sidecar["held_out_photos"]) >= 1
+    assert validation["grey_ciede2000"] > 0 and validation["truth_colourfulness"] > 0
+    generator = load_generator(output)
+    assert next(generator.parameters()).dtype == torch.float32
+    assert cv2.imread(str(tmp_path / "grid.png")) is not None
