@@ -98,6 +98,36 @@ def training(arches: tuple[str, ...], batch: int, size: int, seconds: float, dev
         _fail(error)
 
 
+@main.command()
+@click.argument("clip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Engine with its halves beside it [default: the bundled model].")
+@click.option("--batch", type=click.IntRange(1), default=8)
+@click.option("--temporal-smoothing", "alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.6)
+@click.option("--frames", type=click.IntRange(2), default=None, help="Compare only the first N frames.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def video(clip: Path, engine: Path | None, batch: int, alpha: float, frames: int | None,
+          json_path: Path | None) -> None:
+    """Flicker index with and without temporal smoothing, and frames/s, on CLIP."""
+    from retint.benchmarks.report import environment, markdown_table, write_json
+    from retint.benchmarks.video import video_report
+
+    try:
+        report = video_report(clip, engine, batch, alpha, frames)
+        flicker = report["flicker_index"]
+        click.echo(markdown_table(
+            ["smoothing", "flicker index", "end-to-end frames/s"],
+            [["off", flicker["off"], report["end_to_end"]["off"]["frames_per_second"]],
+             [f"alpha {alpha}", flicker["on"], report["end_to_end"]["on"]["frames_per_second"]]]))
+        click.echo(f"flicker reduced by {flicker['reduction']:.1%}; mean CIEDE2000 between the outputs "
+                   f"{report['mean_ciede2000_between_outputs']:.2f}; engine alone "
+                   f"{report['engine_alone_frames_per_second']:.2f} frames/s "
+                   f"(end to end / engine alone {report['ratio_end_to_end_vs_engine']:.2f})")
+        write_json(json_path, {"benchmark": "video", "environment": environment(), **report})
+    except RetintError as error:
+        _fail(error)
+
+
 def _fail(error: RetintError) -> None:
     click.echo(f"colorize-bench: error: {error}", err=True)
     sys.exit(error.exit_code)
