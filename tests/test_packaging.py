@@ -26,6 +26,11 @@ def test_install_gives_working_commands(repo_root, tmp_path, editable):
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+    # The bundled model is package data: it must be there in a regular install too.
+    bundled = subprocess.run([str(python), "-c", "from retint.runtime import load_engine; import numpy as np; "
+                              "print(load_engine(None).colorize(np.zeros((32, 32), np.uint8)).shape)"],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert bundled.returncode == 0 and bundled.stdout.strip() == "(1, 32, 32, 3)", bundled.stderr
     located = subprocess.run([str(python), "-c", "import retint.model, sys; print(retint.model.__file__)"],
                              capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert (str(source) in located) == editable

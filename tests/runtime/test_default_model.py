@@ -1,0 +1,61 @@
+"""The bundled default model: loadable without torch, consistent, small enough."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from retint.runtime import DEFAULT_MODEL, load_engine
+
+FOLDER = DEFAULT_MODEL.parent
+
+
+def test_load_engine_none_opens_the_bundled_model():
+    with load_engine(None) as engine:
+        assert engine.spec.path == DEFAULT_MODEL
+        assert (engine.spec.render_size, engine.spec.precision, engine.spec.metadata.arch) == (256, "fp32", "effnet-unet")
+        rgb = engine.colorize(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))
+        assert rgb.shape == (1, 200, 300, 3) and rgb.dtype == np.uint8
+
+
+def test_bundled_model_works_with_torch_unimportable():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import numpy as np\n"
+            "from retint.runtime import load_engine\n"
+            "print(load_engine(None).colorize(np.full((64, 48), 90, np.uint8)).shape)\n")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    assert process.stdout.strip() == "(1, 64, 48, 3)"
+
+
+def test_bundled_files_are_consistent_and_within_40_mb():
+    checkpoint = FOLDER / "retint-default.pth"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    for name in ("retint-default.onnx", "retint-default.predict.onnx", "retint-default.compose.onnx"):
+        sidecar = json.loads((FOLDER / f"{name}.json").read_text())
+        assert sidecar["checkpoint_sha256"] == digest, name
+    fused = json.loads((FOLDER / "retint-default.onnx.json").read_text())["parity"]
+    assert fused["fraction_within_one_level"] >= 0.999 and fused["mean_ciede2000"] <= 0.1
+    release = json.loads((FOLDER / "retint-default.pth.json").read_text())["validation"]
+    assert release["ciede2000"] < release["grey_ciede2000"]
+    assert release["colourfulness"] >= 0.4 * release["truth_colourfulness"]
+    total = sum(path.stat().st_size for path in FOLDER.iterdir())
+    assert total <= 40 * 1024 * 1024
+
+
+def test_bundled_checkpoint_rebuilds_the_generator():
+    from retint.model.checkpoint import load_generator
+
+    generator = load_generator(FOLDER / "retint-default.pth")
+    assert generator.retint_config.arch == "effnet-unet" and not generator.training
+
+
+def test_readme_first_command_colours_every_sample(repo_root, tmp_path):
+    output = tmp_path / "colourised"
+    process = subprocess.run([sys.executable, "-m", "retint.batch.cli", str(repo_root / "examples"), "-o",
+                              str(output), "--no-progress"], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    samples = sorted(p.name for p in (repo_root / "examples").glob("*.jpg"))
+    assert samples and sorted(p.name for p in output.glob("*.jpg")) == samples
