@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError
+from retint.errors import RetintError, missing_extra_message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -260,9 +260,7 @@ def run() -> None:
     try:
         main()
     except ImportError as error:
-        click.echo(f"colorize-bench: error: this benchmark needs {error.name}, which is not installed "
-                   "(PyTorch and the exporter: pip install torch==2.13.0 && pip install 'retint[train]')",
-                   err=True)
+        click.echo(missing_extra_message("colorize-bench", "this benchmark", error), err=True)
         sys.exit(2)
 
 

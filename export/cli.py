@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError
+from retint.errors import RetintError, missing_extra_message
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -39,8 +39,7 @@ def main(checkpoint: Path, output_dir: Path, name: str, render_size: int, max_ba
         from retint.export.config import ExportConfig, ShapeProfile, parse_shape
         from retint.export.pipeline import run_export
     except ImportError as error:
-        click.echo(f"export-trt: error: exporting needs the 'train' extra (missing {error.name}): "
-                   "pip install torch==2.13.0 && pip install 'retint[train]'", err=True)
+        click.echo(missing_extra_message("export-trt", "exporting", error), err=True)
         sys.exit(2)
 
     try:

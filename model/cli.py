@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from retint.errors import RetintError
+from retint.errors import RetintError, missing_extra_message
 from retint.model.config import (
     GAN_MODES,
     GENERATOR_ARCHITECTURES,
@@ -100,8 +100,7 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
     try:
         from retint.model.train import RunOptions, train
     except ImportError as error:
-        click.echo(f"colorize-train: error: training needs the 'train' extra (missing {error.name}): "
-                   "pip install torch==2.13.0 && pip install 'retint[train]'", err=True)
+        click.echo(missing_extra_message("colorize-train", "training", error), err=True)
         sys.exit(2)
 
     try:

@@ -15,6 +15,15 @@ line on stderr and the error's `exit_code`. Exit codes (also in README.md):
 from __future__ import annotations
 
 
+# What to install for the commands that need PyTorch (the CPU wheel first, see README).
+TRAIN_EXTRA_HINT = "pip install torch==2.13.0 && pip install 'retint[train]'"
+
+
+def missing_extra_message(command: str, what: str, error: ImportError) -> str:
+    """The one line a command prints when an optional package is missing."""
+    return f"{command}: error: {what} needs the 'train' extra (missing {error.name}): {TRAIN_EXTRA_HINT}"
+
+
 class RetintError(Exception):
     """Base class: a problem the user can act on, reported in one line."""
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: images the tests make themselves (never ../shared)."""
+"""Shared fixtures: the tests make their own images (never the training corpus)."""
 
 from __future__ import annotations
 
