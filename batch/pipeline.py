@@ -97,6 +97,7 @@ class BatchRun:
         self.bar = None
         self.clock = StageClock()
         self.summary.stage_seconds = self.clock.seconds
+        self._split_engine = None  # the engine's halves, opened for the first smoothed video
 
     def output_path(self, task: Task) -> Path:
         if task.relative.suffix.lower() in VIDEO_SUFFIXES:
@@ -145,10 +146,10 @@ class BatchRun:
         self.encoders = ThreadPoolExecutor(config.workers, thread_name_prefix="encode")
         pending: deque[tuple[Task, Path, float, Future]] = deque()
         videos = [(task, output) for task, output in todo if task.source.suffix.lower() in VIDEO_SUFFIXES]
-        queue = iter([(task, output) for task, output in todo if task.source.suffix.lower() not in VIDEO_SUFFIXES])
+        photos = iter([(task, output) for task, output in todo if task.source.suffix.lower() not in VIDEO_SUFFIXES])
         try:
             while True:
-                for task, output in queue:
+                for task, output in photos:
                     pending.append((task, output, time.perf_counter(),
                                     decoders.submit(self._timed_decode, task.source)))
                     if len(pending) >= self.prefetch:
@@ -193,7 +194,7 @@ class BatchRun:
                              "video": figures}))
 
     def _halves(self):
-        if not hasattr(self, "_split_engine"):
+        if self._split_engine is None:
             from retint.runtime import DEFAULT_MODEL
             from retint.runtime.split import SplitEngine
 
@@ -267,7 +268,11 @@ class BatchRun:
 
     def _drain(self, keep: int) -> None:
         while len(self.encodes) > keep:
-            self.record(self.encodes.popleft().result())
+            # Wait first, pop after: a Ctrl-C during the wait must leave the write
+            # in the queue, so that the interrupt handler still records it.
+            entry = self.encodes[0].result()
+            self.encodes.popleft()
+            self.record(entry)
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:

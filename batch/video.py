@@ -132,9 +132,13 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
                 encoded: queue.Queue = queue.Queue(maxsize=options.batch_size * 3)
                 copied_packets = {index: 0 for index in copies}
 
+                stop = threading.Event()
+
                 def decode_all() -> None:
                     try:
                         for packet in container.demux(video_in, *copied):
+                            if stop.is_set():  # the consumer gave up (error or Ctrl-C)
+                                break
                             if packet.stream.index in copies:
                                 if packet.dts is not None:
                                     decoded.put(("packet", packet))
@@ -195,6 +199,12 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
                     flush()
                 finally:
                     encoded.put(_END)
+                    stop.set()
+                    while decoder.is_alive():  # unblock a decoder waiting on a full queue
+                        try:
+                            decoded.get(timeout=0.05)
+                        except queue.Empty:
+                            pass
                     decoder.join_or_raise()
                     encoder.join_or_raise()
         except av.error.FFmpegError as error:

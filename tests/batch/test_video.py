@@ -227,3 +227,30 @@ def test_smoothing_runs_through_the_halves_and_sees_scene_cuts(tmp_path, exporte
     entries, _ = read_manifest(tmp_path / "out")
     assert entries[0]["video"]["temporal_smoothing"] == 0.7
     assert entries[0]["video"]["scene_cuts"] == 1 and entries[0]["video"]["frames"] == 24
+
+
+def test_an_engine_failure_mid_video_leaves_no_output_and_no_hung_thread(tmp_path, exported):
+    """The decoder must not stay blocked on its queue when inference stops early."""
+    import threading
+
+    from retint.batch.video import VideoOptions, colorize_video
+    from retint.errors import EngineError
+    from retint.runtime import load_engine
+
+    clip = make_clip(tmp_path / "long.mp4", audio=False, frames=60)
+    engine = load_engine(exported["effnet-unet"].artefacts[0])
+    calls = {"count": 0}
+    real_colorize = engine.colorize
+
+    def failing_colorize(gray):  # a real engine that stops working after two batches
+        calls["count"] += 1
+        if calls["count"] > 2:
+            raise EngineError("the GPU went away")
+        return real_colorize(gray)
+
+    engine.colorize = failing_colorize
+    before = threading.active_count()
+    with pytest.raises(EngineError):
+        colorize_video(clip, tmp_path / "out" / "long.mp4", engine, None, VideoOptions(batch_size=2))
+    assert not (tmp_path / "out" / "long.mp4").exists()
+    assert threading.active_count() == before
