@@ -9,9 +9,11 @@ however large the archive is.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,25 @@ class Interrupted(RetintError):
     """Ctrl-C: in-flight writes were finished and the summary written."""
 
     exit_code = 130
+
+
+@contextmanager
+def ctrl_c_sets(stop: threading.Event):
+    """While inside, SIGINT sets `stop` instead of raising KeyboardInterrupt.
+
+    An exception raised at an arbitrary bytecode can fall between starting a
+    write and recording it (a file with no manifest line); a flag is checked
+    only at safe points. Outside the main thread signals cannot be handled,
+    and Ctrl-C keeps its usual meaning.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class StageClock:
@@ -98,6 +119,7 @@ class BatchRun:
         self.clock = StageClock()
         self.summary.stage_seconds = self.clock.seconds
         self._split_engine = None  # the engine's halves, opened for the first smoothed video
+        self.stop = threading.Event()  # set by Ctrl-C
 
     def output_path(self, task: Task) -> Path:
         if task.relative.suffix.lower() in VIDEO_SUFFIXES:
@@ -149,6 +171,8 @@ class BatchRun:
         photos = iter([(task, output) for task, output in todo if task.source.suffix.lower() not in VIDEO_SUFFIXES])
         try:
             while True:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
                 for task, output in photos:
                     pending.append((task, output, time.perf_counter(),
                                     decoders.submit(self._timed_decode, task.source)))
@@ -162,6 +186,8 @@ class BatchRun:
                 self._infer(size)
             self._drain(0)
             for task, output in videos:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
                 self._video(task, output)
         except KeyboardInterrupt:
             self.summary.interrupted = True
@@ -183,7 +209,8 @@ class BatchRun:
         frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
         try:
             halves = self._halves() if options.temporal_smoothing > 0 else None
-            figures = colorize_video(task.source, output, self.engine, halves, options, on_frames=frames_bar.update)
+            figures = colorize_video(task.source, output, self.engine, halves, options,
+                                     on_frames=frames_bar.update, should_stop=self.stop.is_set)
         except (DecodeFailure, EngineError) as failure:
             self.record(self._entry(None, task, STATUS_FAILED, str(failure), started=started))
             return
@@ -287,7 +314,8 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         manifest = Manifest(config.output, config.overwrite)
         runner = BatchRun(config, engine, manifest, tasks, log)
         try:
-            summary = runner.run()
+            with ctrl_c_sets(runner.stop):
+                summary = runner.run()
         except OutputError:
             manifest.close(runner.summary.as_dict() | {"aborted": "output not writable"})
             raise

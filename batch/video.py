@@ -98,8 +98,13 @@ class _Worker(threading.Thread):
 
 
 def colorize_video(source: Path, destination: Path, engine, halves, options: VideoOptions,
-                   on_frames: Callable[[int], None] = lambda count: None) -> dict[str, Any]:
-    """Write the coloured `source` to `destination`; returns the manifest's video figures."""
+                   on_frames: Callable[[int], None] = lambda count: None,
+                   should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Write the coloured `source` to `destination`; returns the manifest's video figures.
+
+    When `should_stop()` turns true (Ctrl-C), raises KeyboardInterrupt between
+    batches; the partial output is discarded.
+    """
     av = _import_av()
     began = time.perf_counter()
     try:
@@ -188,6 +193,8 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
 
                 try:
                     while (item := decoded.get()) is not _END:
+                        if should_stop():
+                            raise KeyboardInterrupt
                         if item[0] == "packet":
                             # May pass frames still waiting for their batch: the muxer
                             # interleaves by timestamp (at most one batch apart).
