@@ -187,10 +187,12 @@ def test_missing_source_and_bad_engine_exit_2(engine, tmp_path):
 
 @pytest.fixture
 def many_images(tmp_path):
+    """60 scans of 1024x768: several seconds of work even for the tiny test engine, so
+    that a signal sent after the first few outputs lands mid-run however fast the host."""
     source = tmp_path / "many"
     source.mkdir()
     for index in range(60):
-        Image.fromarray(grey_photo(192, 256, index)).save(source / f"{index:03d}.jpg", quality=90)
+        Image.fromarray(grey_photo(768, 1024, index)).save(source / f"{index:03d}.jpg", quality=90)
     return source
 
 
@@ -230,7 +232,7 @@ def test_sigkill_midway_then_rerun_finishes_cleanly(engine, many_images, tmp_pat
     for path in sorted(output.glob("*.jpg")):
         with Image.open(path) as image:
             image.load()
-            assert image.size == (256, 192)
+            assert image.size == (1024, 768)
     assert len(list(output.glob("*.jpg"))) == 60
 
 
