@@ -15,7 +15,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -217,8 +217,7 @@ class BatchRun:
         finally:
             frames_bar.close()
         entry = self._entry(None, task, STATUS_OK, output=output, started=started)
-        self.record(Entry(**{**entry.__dict__, "width": figures["width"], "height": figures["height"],
-                             "video": figures}))
+        self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
 
     def _halves(self):
         if self._split_engine is None:

@@ -96,9 +96,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         log(f"  parity vs PyTorch FP32: {describe(report)}")
         metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32",
                                                                  **report.summary()}, **base_metadata)
-        save_model(with_metadata(model, metadata), path)
-        write_text_atomically(sidecar_path(path), metadata.to_json())
-        result.artefacts.append(path)
+        publish_onnx(model, metadata, path, result)
         result.reports[precision] = report
 
     export_halves(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
@@ -109,6 +107,13 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
     except BackendUnavailable as missing:
         result.tensorrt_missing = str(missing)
     return result
+
+
+def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path, result: ExportResult) -> None:
+    """Write a gated graph with its metadata (in metadata_props and the sidecar)."""
+    save_model(with_metadata(model, metadata), path)
+    write_text_atomically(sidecar_path(path), metadata.to_json())
+    result.artefacts.append(path)
 
 
 def export_halves(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
@@ -136,13 +141,9 @@ def export_halves(config: ExportConfig, name: str, generator, render_size: int, 
             metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32", "chained_with":
                                         compose_path.name, **report.summary()},
                                         **{**base_metadata, "kind": "predict"})
-            save_model(with_metadata(model, metadata), path)
-            write_text_atomically(sidecar_path(path), metadata.to_json())
-            result.artefacts.append(path)
+            publish_onnx(model, metadata, path, result)
         metadata = ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": "compose"})
-        save_model(with_metadata(composer, metadata), compose_path)
-        write_text_atomically(sidecar_path(compose_path), metadata.to_json())
-        result.artefacts.append(compose_path)
+        publish_onnx(composer, metadata, compose_path, result)
     finally:
         staged_compose.unlink(missing_ok=True)
 

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from retint.errors import EngineError
 from retint.runtime.engine import as_batch
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, read_sidecar
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, SizeLimits, read_sidecar
 from retint.runtime.onnx_runner import choose_providers
 
 
@@ -46,17 +46,14 @@ class SplitEngine:
         self._compose = ort.InferenceSession(str(compose_path), providers=chosen)
         metadata = read_sidecar(predict_path)
         self.render_size = metadata.render_size if metadata else self._predict.get_outputs()[0].shape[-1]
-        self.limits = metadata.limits if metadata else None
+        # Without a sidecar, the contract's limits (sides 16..8192).
+        self.limits = metadata.limits if metadata else SizeLimits()
         self.provider = self._predict.get_providers()[0]
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
-        from retint.runtime.metadata import SizeLimits
-
-        batch = as_batch(gray, self.limits or SizeLimits())
+        batch = as_batch(gray, self.limits)
         return self._predict.run([AB_NAME], {INPUT_NAME: batch})[0]
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        from retint.runtime.metadata import SizeLimits
-
-        batch = as_batch(gray, self.limits or SizeLimits())
+        batch = as_batch(gray, self.limits)
         return self._compose.run([OUTPUT_NAME], {INPUT_NAME: batch, AB_NAME: np.ascontiguousarray(ab, np.float32)})[0]
