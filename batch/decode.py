@@ -142,7 +142,7 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
     if mode == "LA":
         grey, alpha = image.split()
         return grey, alpha
-    has_alpha = mode in ("RGBA", "PA", "LA") or (mode == "P" and "transparency" in image.info)
+    has_alpha = mode in ("RGBA", "PA") or (mode == "P" and "transparency" in image.info)
     if mode == "P":
         notes.append("palette input written as RGB")
     rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")

@@ -130,11 +130,9 @@ class Trainer:
             raise InputError(f"--resume: {last} does not exist; nothing to resume")
         checkpoint = load_checkpoint(last)
         saved = train_config_from_dict(checkpoint.get("train_config", {}))
-        differing = [
-            name for name in config_to_dict(config)
-            if name not in RESUMABLE_OVERRIDES
-            and config_to_dict(config)[name] != config_to_dict(saved)[name]
-        ]
+        wanted, recorded = config_to_dict(config), config_to_dict(saved)
+        differing = [name for name in wanted
+                     if name not in RESUMABLE_OVERRIDES and wanted[name] != recorded[name]]
         if differing:
             raise InputError(
                 f"--resume: {self.run_dir} was trained with a different config "
