@@ -21,11 +21,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from retint.model.color import (
-    compose_rgb,
+    GreyTerms,
+    chroma_offsets,
     denormalize_ab,
-    gray_to_lightness,
+    grey_terms,
+    linear_rgb_in_gamut,
+    linear_to_srgb_uint8,
     normalize_lightness,
-    rgb_to_uint8,
 )
 
 PRECISIONS = ("fp32", "fp16")
@@ -77,8 +79,7 @@ class Predictor(_AlwaysEval):
         self.eval()
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        lightness = gray_to_lightness(gray)
-        return self.predict_from_lightness(lightness)
+        return self.predict_from_lightness(grey_terms(gray).lightness)
 
     def predict_from_lightness(self, lightness: torch.Tensor) -> torch.Tensor:
         small = normalize_lightness(area_resize(lightness, self.render_size))
@@ -91,13 +92,23 @@ class Composer(nn.Module):
     """gray uint8 [N,1,H,W] + ab float32 [N,2,r,r] -> rgb uint8 [N,H,W,3]."""
 
     def forward(self, gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        return compose_from_lightness(gray_to_lightness(gray), ab)
+        return compose(grey_terms(gray), ab)
 
 
-def compose_from_lightness(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-    full_ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)
-    rgb = rgb_to_uint8(compose_rgb(lightness, full_ab))
-    return rgb.permute(0, 2, 3, 1)
+def compose(grey: GreyTerms, ab: torch.Tensor) -> torch.Tensor:
+    """Full-size grey terms + ab at render size -> rgb uint8 [N,H,W,3].
+
+    Each operation here runs over every pixel of a full-resolution scan, so
+    the a and b offsets are scaled while small and upsampled one channel at a
+    time, and the channels meet only in the final uint8 stack.
+    """
+    size = grey.f_y.shape[-2:]
+    offsets = chroma_offsets(ab)
+    offset_a, offset_b = (
+        F.interpolate(offsets[:, index:index + 1], size=size, mode="bilinear", align_corners=False)
+        for index in (0, 1))
+    channels = linear_rgb_in_gamut(grey, offset_a, offset_b)
+    return torch.stack([linear_to_srgb_uint8(channel)[:, 0] for channel in channels], dim=-1)
 
 
 class DeployColorizer(_AlwaysEval):
@@ -109,6 +120,6 @@ class DeployColorizer(_AlwaysEval):
         self.eval()
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        lightness = gray_to_lightness(gray)
-        ab = self.predictor.predict_from_lightness(lightness)
-        return compose_from_lightness(lightness, ab)
+        grey = grey_terms(gray)
+        ab = self.predictor.predict_from_lightness(grey.lightness)
+        return compose(grey, ab)

@@ -14,6 +14,8 @@ value nor the gradient of the branch that `torch.where` discards is NaN.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 # sRGB (linear) -> XYZ, as in scikit-image.
@@ -39,6 +41,10 @@ _LAB_KAPPA = 7.787
 _LAB_OFFSET = 16.0 / 116.0
 # f(t) at t = epsilon: the breakpoint of the inverse transform.
 _LAB_INVERSE_BREAK = 0.2068966
+# The knees of the sRGB curve, in encoded and in linear values.
+_SRGB_KNEE = 0.04045
+_LAB_F_AT_EPSILON = _LAB_EPSILON ** (1.0 / 3.0)
+_LINEAR_KNEE = 0.0031308
 
 
 def _apply_matrix(matrix: tuple[tuple[float, ...], ...], image: torch.Tensor) -> torch.Tensor:
@@ -53,26 +59,34 @@ def _apply_matrix(matrix: tuple[tuple[float, ...], ...], image: torch.Tensor) ->
     return torch.stack(rows, dim=1)
 
 
+# Every piecewise curve below is written as curve(max(x, knee)) + slope * (min(x, knee) - knee).
+# The two pieces meet at the knee (to within 4e-8), so this equals the
+# textbook `where(x > knee, curve, line)` without a Where: ONNX Runtime runs
+# Where several times slower than arithmetic, and the pow only ever sees a
+# base at or above the knee, so neither the value nor the gradient is NaN.
+
+
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     """Undo sRGB companding; `rgb` in [0, 1]."""
-    curved = ((rgb.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4
-    return torch.where(rgb > 0.04045, curved, rgb / 12.92)
+    curved = ((rgb.clamp(min=_SRGB_KNEE) + 0.055) / 1.055) ** 2.4
+    return curved + (rgb.clamp(max=_SRGB_KNEE) - _SRGB_KNEE) / 12.92
 
 
 def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     """Apply sRGB companding; the result is not clamped."""
-    curved = 1.055 * linear.clamp(min=0.0031308) ** (1.0 / 2.4) - 0.055
-    return torch.where(linear > 0.0031308, curved, linear * 12.92)
+    curved = 1.055 * linear.clamp(min=_LINEAR_KNEE) ** (1.0 / 2.4) - 0.055
+    return curved + 12.92 * (linear.clamp(max=_LINEAR_KNEE) - _LINEAR_KNEE)
 
 
 def _lab_f(t: torch.Tensor) -> torch.Tensor:
     cube_root = t.clamp(min=_LAB_EPSILON) ** (1.0 / 3.0)
-    return torch.where(t > _LAB_EPSILON, cube_root, _LAB_KAPPA * t + _LAB_OFFSET)
+    return cube_root + _LAB_KAPPA * (t.clamp(max=_LAB_EPSILON) - _LAB_EPSILON)
 
 
 def _lab_f_inverse(f: torch.Tensor) -> torch.Tensor:
-    cube = f.clamp(min=_LAB_INVERSE_BREAK) ** 3
-    return torch.where(f > _LAB_INVERSE_BREAK, cube, (f - _LAB_OFFSET) / _LAB_KAPPA)
+    top = f.clamp(min=_LAB_INVERSE_BREAK)
+    # Multiplications, not `** 3`: the exporter would emit a Pow, which is slow.
+    return top * top * top + (f.clamp(max=_LAB_INVERSE_BREAK) - _LAB_INVERSE_BREAK) / _LAB_KAPPA
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -104,17 +118,46 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return linear_to_srgb(linear).clamp(0.0, 1.0)
 
 
+class GreyTerms(NamedTuple):
+    """What Lab needs of a neutral grey (g, g, g), per pixel, float32 [N,1,H,W].
+
+    For a neutral grey every linear channel equals the luminance Y (the rows
+    of the sRGB->XYZ matrix for Y sum to 1), so `luminance` is also the linear
+    R, G and B; `f_y` is Lab's f(Y), from which L = 116 f(Y) - 16.
+    """
+
+    f_y: torch.Tensor
+    luminance: torch.Tensor
+
+    @property
+    def lightness(self) -> torch.Tensor:
+        return 116.0 * self.f_y - 16.0
+
+
+def grey_terms(gray: torch.Tensor) -> GreyTerms:
+    """f(Y) and Y of the grey sRGB colour (g, g, g); `gray` holds 0..255 values.
+
+    One pow for both: above the sRGB knee Y = u**2.4 with u = (g/255 + 0.055)/1.055,
+    so u**0.8 is Y's cube root, which is f(Y) above Lab's knee, and its cube
+    is Y. Below either knee the straight segments take over, as in
+    `srgb_to_linear` and `_lab_f` (the tests compare with both).
+    """
+    values = gray.float() if not gray.is_floating_point() else gray
+    encoded = (values / 255.0 + 0.055) / 1.055
+    knee = (_SRGB_KNEE + 0.055) / 1.055
+    cube_root = encoded.clamp(min=knee) ** 0.8
+    luminance = cube_root * cube_root * cube_root + (values.clamp(max=255.0 * _SRGB_KNEE) - 255.0 * _SRGB_KNEE) / (255.0 * 12.92)
+    f_y = cube_root.clamp(min=_LAB_F_AT_EPSILON) + _LAB_KAPPA * (luminance.clamp(max=_LAB_EPSILON) - _LAB_EPSILON)
+    return GreyTerms(f_y, luminance)
+
+
 def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
     """Lab lightness of the grey sRGB colour (g, g, g).
 
     `gray` holds 0..255 values (uint8 or float), any shape; the result is L in
-    [0, 100], float32 (or the input's float dtype). Since the rows of the
-    sRGB->XYZ matrix give Y = 1.0 * linear(g) for a neutral grey, L depends on
-    Y alone.
+    [0, 100], float32 (or the input's float dtype).
     """
-    values = gray.float() if not gray.is_floating_point() else gray
-    luminance = srgb_to_linear(values / 255.0)
-    return 116.0 * _lab_f(luminance) - 16.0
+    return grey_terms(gray).lightness
 
 
 def normalize_lightness(lightness: torch.Tensor) -> torch.Tensor:
@@ -133,35 +176,70 @@ def denormalize_ab(normalized: torch.Tensor) -> torch.Tensor:
     return normalized * AB_SCALE
 
 
-def fit_to_gamut(linear: torch.Tensor) -> torch.Tensor:
-    """Bring linear RGB [N,3,H,W] into [0, 1] without changing its luminance Y.
+def chroma_offsets(ab: torch.Tensor) -> torch.Tensor:
+    """Lab a, b [N,2,h,w] -> the offsets they add to f(Y): (a/500, -b/200).
 
-    An out-of-gamut colour is blended toward the grey of the same luminance,
-    (Y, Y, Y), just far enough that every channel fits. Since Y is linear in
-    RGB and the grey has the same Y, the blend keeps Y and so Lab L exactly,
-    where clamping each channel would brighten or darken the pixel. The scale
-    has a closed form, so this is a handful of elementwise operations.
+    Linear, so it commutes with a bilinear resize: the deploy graph scales the
+    small render-size map and upsamples the result, saving two full-size passes.
     """
-    red, green, blue = linear.unbind(dim=1)
-    weights = XYZ_FROM_RGB[1]
-    luminance = (weights[0] * red + weights[1] * green + weights[2] * blue).clamp(0.0, 1.0).unsqueeze(1)
-    excess_high = (linear - luminance).clamp(min=1e-9)
-    excess_low = (luminance - linear).clamp(min=1e-9)
-    room = torch.where(linear > 1.0, (1.0 - luminance) / excess_high,
-                       torch.where(linear < 0.0, luminance / excess_low, torch.ones_like(linear)))
-    scale = room.amin(dim=1, keepdim=True).clamp(0.0, 1.0)
-    return luminance + scale * (linear - luminance)
+    scale = torch.tensor((1.0 / 500.0, -1.0 / 200.0), dtype=ab.dtype, device=ab.device).view(1, 2, 1, 1)
+    return ab * scale
+
+
+def linear_rgb_in_gamut(grey: GreyTerms, offset_a: torch.Tensor, offset_b: torch.Tensor) -> list[torch.Tensor]:
+    """Lab (grey's L, a, b) -> linear R, G, B [N,1,H,W] each, fitted into [0, 1].
+
+    The offsets are `chroma_offsets` at full size. Channels stay separate
+    tensors (no stack, split or broadcast over channels): at full resolution
+    every pass over the pixels counts.
+
+    Colours outside sRGB are blended toward the grey of the same luminance,
+    (Y, Y, Y), just far enough that every channel fits. Y is linear in RGB
+    and the grey has the same Y, so the blend keeps Y and with it Lab L
+    exactly, where clamping each channel would brighten or darken the pixel.
+    The blend factor has a closed form: for each channel, the room left
+    between Y and the bound it crosses.
+    """
+    luminance = grey.luminance
+    x = _lab_f_inverse(grey.f_y + offset_a) * D65_WHITE[0]
+    # scikit-image clips a negative f(Z) to 0 (with a warning) before inverting.
+    z = _lab_f_inverse((grey.f_y + offset_b).clamp(min=0.0)) * D65_WHITE[2]
+    away = [row[0] * x + row[1] * luminance + row[2] * z - luminance for row in RGB_FROM_XYZ]
+    above = torch.maximum(torch.maximum(away[0], away[1]), away[2])
+    below = torch.minimum(torch.minimum(away[0], away[1]), away[2])
+    # Y is in [0, 1], so the room above is 1 - Y and below is Y; a channel
+    # inside the bounds leaves a ratio of at least 1, so the clamp at 1 keeps it.
+    room_above = (1.0 - luminance) / above.clamp(min=1e-9)
+    room_below = luminance / (-below).clamp(min=1e-9)
+    blend = torch.minimum(room_above, room_below).clamp(max=1.0)
+    return [luminance + blend * channel for channel in away]
 
 
 def compose_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """L [N,1,H,W] and ab [N,2,H,W] in Lab units -> sRGB [N,3,H,W] in [0,1].
 
     Unlike `lab_to_rgb` (which clips per channel, like scikit-image), colours
-    outside sRGB are desaturated at constant luminance (`fit_to_gamut`), so
-    the result keeps the given lightness.
+    outside sRGB are desaturated at constant luminance (`linear_rgb_in_gamut`),
+    so the result keeps the given lightness.
     """
-    linear = _apply_matrix(RGB_FROM_XYZ, lab_to_xyz(torch.cat((lightness, ab), dim=1)))
-    return linear_to_srgb(fit_to_gamut(linear)).clamp(0.0, 1.0)
+    f_y = (lightness + 16.0) / 116.0
+    grey = GreyTerms(f_y, _lab_f_inverse(f_y))
+    offsets = chroma_offsets(ab)
+    channels = linear_rgb_in_gamut(grey, offsets[:, :1], offsets[:, 1:])
+    return linear_to_srgb(torch.cat(channels, dim=1)).clamp(0.0, 1.0)
+
+
+def linear_to_srgb_uint8(linear: torch.Tensor) -> torch.Tensor:
+    """Linear [0, 1] -> sRGB uint8, the same values as `rgb_to_uint8(linear_to_srgb(x))`.
+
+    The 255 and the rounding half are folded into the curve's constants (one
+    pass fewer each); the explicit floor makes the cast exact whatever
+    rounding mode the backend's float-to-int cast uses.
+    """
+    curved = (255.0 * 1.055) * linear.clamp(min=_LINEAR_KNEE) ** (1.0 / 2.4)
+    straight = (255.0 * 12.92) * linear.clamp(max=_LINEAR_KNEE)
+    offset = 255.0 * (-0.055 - 12.92 * _LINEAR_KNEE) + 0.5
+    return torch.floor((curved + straight + offset).clamp(0.0, 255.0)).to(torch.uint8)
 
 
 def rgb_uint8_to_lab(rgb: torch.Tensor) -> torch.Tensor:
