@@ -1,14 +1,23 @@
 """The batch pipeline: decode workers -> batcher -> engine -> encode/write workers.
 
-Decoding and encoding run in thread pools (Pillow, OpenCV and ONNX Runtime
-release the GIL while they work); the engine runs in the coordinating thread
-on batches of equal-sized images. Every stage is bounded (decodes in flight,
-images waiting for a batch partner, encodes in flight), so memory stays flat
-however large the archive is.
+Decoding, inference and encoding run in thread pools (Pillow, OpenCV and ONNX
+Runtime release the GIL while they work); the coordinating thread groups
+decoded images of equal size into batches and records results in input
+order. Every stage is bounded (decodes in flight, images waiting for a batch
+partner, batches in flight with their encodes), so memory stays flat however
+large the archive is.
+
+Inference streams: on ONNX Runtime's CPU provider two batches run at once,
+each on half the cores. One call on all cores waits at every operator for its
+slowest thread, and on a small machine the decode and encode threads keep
+taking those cores; two independent calls fill the gaps (measured on 2
+cores: 20.5 against 17.3 images/s for the engine alone, more end to end).
+GPU engines run one stream: the device already overlaps the work.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -31,7 +40,7 @@ from retint.batch.output import OutputError, remove_partials, write_output
 from retint.batch.sources import Task, find_tasks
 from retint.batch.video import VIDEO_SUFFIXES, VideoOptions, colorize_video, video_output_suffix
 from retint.errors import EngineError, RetintError
-from retint.runtime import Engine, load_engine
+from retint.runtime import Engine, load_engine, runs_on_cpu
 
 
 class Interrupted(RetintError):
@@ -103,22 +112,41 @@ class _Waiting:
     started: float
 
 
+@dataclass(frozen=True)
+class InferencePlan:
+    """How many batches run through the engine at once, and ONNX Runtime's threads for each."""
+
+    streams: int = 1
+    cpu_threads: int = 0  # 0: ONNX Runtime's default, one per core
+
+
+def inference_plan(engine: Path | None, device: str) -> InferencePlan:
+    """Two half-machine streams on ONNX Runtime's CPU provider, one stream elsewhere (see module doc)."""
+    cores = os.cpu_count() or 1
+    if cores < 2 or not runs_on_cpu(engine, device):
+        return InferencePlan()
+    return InferencePlan(streams=2, cpu_threads=cores // 2)
+
+
 class BatchRun:
     def __init__(self, config: BatchConfig, engine: Engine, manifest: Manifest, tasks: list[Task],
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], plan: InferencePlan = InferencePlan()):
         self.config = config
         self.engine = engine
         self.manifest = manifest
         self.tasks = tasks
         self.log = log
+        self.plan = plan
         self.summary = Summary()
         self.groups: dict[tuple[int, int], list[_Waiting]] = {}
-        self.encodes: deque[Future] = deque()
+        # Batches in input order; each resolves to its entries (failures) or encode futures.
+        self.batches: deque[Future[list[Entry | Future[Entry]]]] = deque()
         self.prefetch = config.batch_size * 2 + config.workers
         self.bar = None
         self.clock = StageClock()
         self.summary.stage_seconds = self.clock.seconds
         self._split_engine = None  # the engine's halves, opened for the first smoothed video
+        self._video_engine = None  # a one-stream engine, opened for the first video if needed
         self.stop = threading.Event()  # set by Ctrl-C
 
     def output_path(self, task: Task) -> Path:
@@ -165,6 +193,7 @@ class BatchRun:
         self.bar = tqdm(total=len(self.tasks), initial=self.summary.already_done, unit="img",
                         disable=not config.progress, desc="colouring")
         decoders = ThreadPoolExecutor(config.workers, thread_name_prefix="decode")
+        self.inferrers = ThreadPoolExecutor(self.plan.streams, thread_name_prefix="infer")
         self.encoders = ThreadPoolExecutor(config.workers, thread_name_prefix="encode")
         pending: deque[tuple[Task, Path, float, Future]] = deque()
         videos = [(task, output) for task, output in todo if task.source.suffix.lower() in VIDEO_SUFFIXES]
@@ -196,6 +225,7 @@ class BatchRun:
             self._drain(0)
         finally:
             decoders.shutdown(wait=True, cancel_futures=True)
+            self.inferrers.shutdown(wait=True)
             self.encoders.shutdown(wait=True)
             self.summary.seconds = time.perf_counter() - self.started
             self.bar.close()
@@ -209,7 +239,7 @@ class BatchRun:
         frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
         try:
             halves = self._halves() if options.temporal_smoothing > 0 else None
-            figures = colorize_video(task.source, output, self.engine, halves, options,
+            figures = colorize_video(task.source, output, self._one_stream_engine(), halves, options,
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set)
         except (DecodeFailure, EngineError) as failure:
             self.record(self._entry(None, task, STATUS_FAILED, str(failure), started=started))
@@ -218,6 +248,14 @@ class BatchRun:
             frames_bar.close()
         entry = self._entry(None, task, STATUS_OK, output=output, started=started)
         self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
+
+    def _one_stream_engine(self) -> Engine:
+        """Video runs one batch at a time: give it an engine that uses every core."""
+        if self.plan.streams == 1:
+            return self.engine
+        if self._video_engine is None:
+            self._video_engine = load_engine(self.config.engine, device=self.config.device)
+        return self._video_engine
 
     def _halves(self):
         if self._split_engine is None:
@@ -260,21 +298,21 @@ class BatchRun:
             self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
 
     def _infer(self, size: tuple[int, int]) -> None:
-        group = self.groups.pop(size)
+        self.batches.append(self.inferrers.submit(self._colorize_group, self.groups.pop(size)))
+        # Enough batches queued to keep every stream busy while the oldest is encoded.
+        self._drain(self.plan.streams + 1)
+
+    def _colorize_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
         began = time.perf_counter()
         try:
             rgb = self.engine.colorize(batch)
         except EngineError as error:
-            for waiting in group:
-                self.record(self._entry(waiting, waiting.task, STATUS_FAILED, f"engine: {error}",
-                                        started=waiting.started))
-            return
+            return [self._entry(waiting, waiting.task, STATUS_FAILED, f"engine: {error}", started=waiting.started)
+                    for waiting in group]
         finally:
             self.clock.add("infer", time.perf_counter() - began)
-        for waiting, image in zip(group, rgb):
-            self.encodes.append(self.encoders.submit(self._encode_and_write, waiting, image))
-        self._drain(self.prefetch)
+        return [self.encoders.submit(self._encode_and_write, waiting, image) for waiting, image in zip(group, rgb)]
 
     def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray) -> Entry:
         began = time.perf_counter()
@@ -293,12 +331,16 @@ class BatchRun:
                            started=waiting.started)
 
     def _drain(self, keep: int) -> None:
-        while len(self.encodes) > keep:
-            # Wait first, pop after: a Ctrl-C during the wait must leave the write
-            # in the queue, so that the interrupt handler still records it.
-            entry = self.encodes[0].result()
-            self.encodes.popleft()
-            self.record(entry)
+        """Record finished batches, oldest first, until at most `keep` remain in flight."""
+        while len(self.batches) > keep:
+            results = self.batches[0].result()
+            # Record each result, then forget it: a Ctrl-C while waiting leaves the
+            # rest queued, so that the interrupt handler still records them.
+            while results:
+                result = results[0]
+                self.record(result.result() if isinstance(result, Future) else result)
+                results.pop(0)
+            self.batches.popleft()
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
@@ -309,9 +351,10 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
         tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        engine = load_engine(config.engine, device=config.device)
+        plan = inference_plan(config.engine, config.device)
+        engine = load_engine(config.engine, device=config.device, cpu_threads=plan.cpu_threads)
         manifest = Manifest(config.output, config.overwrite)
-        runner = BatchRun(config, engine, manifest, tasks, log)
+        runner = BatchRun(config, engine, manifest, tasks, log, plan)
         try:
             with ctrl_c_sets(runner.stop):
                 summary = runner.run()

@@ -323,3 +323,33 @@ def test_batch_never_imports_torch(engine, tmp_path):
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_inference_plan_runs_two_streams_on_the_cpu_only(engine):
+    from retint.batch.pipeline import InferencePlan, inference_plan
+
+    assert inference_plan(engine.with_suffix(".plan"), "auto") == InferencePlan(streams=1, cpu_threads=0)
+    cpu = inference_plan(engine, "cpu")
+    if (os.cpu_count() or 1) >= 2:
+        assert cpu == InferencePlan(streams=2, cpu_threads=os.cpu_count() // 2)
+    else:
+        assert cpu.streams == 1
+
+
+def test_concurrent_batches_write_each_image_to_its_own_output(engine, tmp_path):
+    from retint.runtime import load_engine
+
+    source = tmp_path / "same-size"
+    source.mkdir()
+    greys = {f"{index:02d}.png": grey_photo(96, 128, 100 + index) for index in range(12)}
+    for name, grey in greys.items():
+        Image.fromarray(grey).save(source / name)
+    output = tmp_path / "out"
+    # batches of 3: four batches, two at a time through the engine on a multi-core host
+    process = batch(source, "-o", output, "--engine", engine, "--batch", 3)
+    assert process.returncode == 0, process.stderr
+    with load_engine(engine, device="cpu") as alone:
+        for name, grey in greys.items():
+            expected = alone.colorize(grey)[0].astype(int)
+            written = np.asarray(Image.open(output / name).convert("RGB")).astype(int)
+            assert np.abs(written - expected).max() <= 1, name
