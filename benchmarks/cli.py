@@ -244,12 +244,16 @@ def pipeline(source: Path | None, engine: Path | None, generate: int | None, bat
         if "sequential" in report:
             rows.append(["sequential PyTorch + scikit-image", report["sequential"]["images_per_second"],
                          report["sequential"]["images_per_second"] / report["end_to_end"]["images_per_second"]])
+        alone = report["engine_alone"]
         click.echo(f"{report['images']} images {report['width']}x{report['height']}, batch {batch}, "
-                   f"workers {workers}; peak RSS {report['end_to_end']['peak_rss_mb']:.0f} MB")
+                   f"workers {workers}, {alone['streams']} inference stream(s) of {alone['cpu_threads'] or 'all'} "
+                   f"thread(s); peak RSS {report['end_to_end']['peak_rss_mb']:.0f} MB")
         click.echo(markdown_table(["pipeline", "img/s", "relative to end to end"], rows))
         click.echo(markdown_table(["stage", "busy seconds (summed over threads)"],
                                   [[k, v] for k, v in report["end_to_end"]["stage_seconds"].items()]))
         click.echo(f"end to end / engine alone: {report['ratio_end_to_end_vs_engine']:.2f}")
+        if "sequential" in report:
+            click.echo(f"end to end / sequential script: {report['speedup_vs_sequential']:.2f}x")
         write_json(json_path, {"benchmark": "pipeline", "environment": environment(), **report})
     except RetintError as error:
         _fail(error)

@@ -156,7 +156,8 @@ def grey_terms(gray: torch.Tensor) -> GreyTerms:
     encoded = (values / 255.0 + 0.055) / 1.055
     knee = (_SRGB_KNEE + 0.055) / 1.055
     cube_root = _power(encoded.clamp(min=knee), 0.8)
-    luminance = cube_root * cube_root * cube_root + (values.clamp(max=255.0 * _SRGB_KNEE) - 255.0 * _SRGB_KNEE) / (255.0 * 12.92)
+    level_knee = 255.0 * _SRGB_KNEE
+    luminance = cube_root * cube_root * cube_root + (values.clamp(max=level_knee) - level_knee) / (255.0 * 12.92)
     f_y = cube_root.clamp(min=_LAB_F_AT_EPSILON) + _LAB_KAPPA * (luminance.clamp(max=_LAB_EPSILON) - _LAB_EPSILON)
     return GreyTerms(f_y, luminance)
 
@@ -211,10 +212,13 @@ def linear_rgb_in_gamut(grey: GreyTerms, offset_a: torch.Tensor, offset_b: torch
     between Y and the bound it crosses.
     """
     luminance = grey.luminance
-    x = _lab_f_inverse(grey.f_y + offset_a) * D65_WHITE[0]
+    x_over_white = _lab_f_inverse(grey.f_y + offset_a)
     # scikit-image clips a negative f(Z) to 0 (with a warning) before inverting.
-    z = _lab_f_inverse((grey.f_y + offset_b).clamp(min=0.0)) * D65_WHITE[2]
-    away = [row[0] * x + row[1] * luminance + row[2] * z - luminance for row in RGB_FROM_XYZ]
+    z_over_white = _lab_f_inverse((grey.f_y + offset_b).clamp(min=0.0))
+    # Each channel's distance from Y, M (X, Y, Z) - Y, with the white point and
+    # the "- Y" folded into the coefficients (Y's white is 1).
+    away = [(row[0] * D65_WHITE[0]) * x_over_white + (row[1] - 1.0) * luminance + (row[2] * D65_WHITE[2]) * z_over_white
+            for row in RGB_FROM_XYZ]
     above = torch.maximum(torch.maximum(away[0], away[1]), away[2])
     below = torch.minimum(torch.minimum(away[0], away[1]), away[2])
     # Y is in [0, 1], so the room above is 1 - Y and below is Y; a channel
