@@ -25,8 +25,9 @@ from retint.errors import RetintError
               help=".onnx or .plan engine [default: the bundled default model].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               help="Where an .onnx engine runs.")
-@click.option("--batch", "batch_size", type=click.IntRange(1), default=8,
-              help="Images of equal size run through the engine together.")
+@click.option("--batch", "batch_size", type=click.IntRange(1), default=None,
+              help="Images of equal size run through the engine together  [default: photos 1 on the "
+                   "CPU, where that runs fastest and lightest, 8 on a GPU; video frames 8].")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
 @click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
               help="Output format: keep the input's, or jpg / png.")
@@ -41,7 +42,7 @@ from retint.errors import RetintError
 @click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--no-progress", is_flag=True)
-def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int,
+def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int | None,
          workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float,
          no_progress: bool) -> None:

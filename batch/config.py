@@ -15,7 +15,7 @@ class BatchConfig:
     output: Path
     engine: Path | None = None  # None: the bundled default model
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the inference plan's (1 on the CPU, 8 on a GPU)
     workers: int = 2
     output_format: str = "keep"
     quality: int = 95

@@ -102,11 +102,12 @@ def training(arches: tuple[str, ...], batch: int, size: int, seconds: float, dev
 @click.argument("clip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Engine with its halves beside it [default: the bundled model].")
-@click.option("--batch", type=click.IntRange(1), default=8)
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Frames per engine call [default: colorize-batch's for videos, 8].")
 @click.option("--temporal-smoothing", "alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.6)
 @click.option("--frames", type=click.IntRange(2), default=None, help="Compare only the first N frames.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def video(clip: Path, engine: Path | None, batch: int, alpha: float, frames: int | None,
+def video(clip: Path, engine: Path | None, batch: int | None, alpha: float, frames: int | None,
           json_path: Path | None) -> None:
     """Flicker index with and without temporal smoothing, and frames/s, on CLIP."""
     from retint.benchmarks.report import environment, markdown_table, write_json
@@ -225,12 +226,13 @@ def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | Non
               help="Engine [default: the bundled model].")
 @click.option("--generate", type=click.IntRange(1), default=None,
               help="First fill SOURCE (or a temporary folder) with this many generated 1024x768 JPEGs.")
-@click.option("--batch", type=click.IntRange(1), default=8)
+@click.option("--batch", type=click.IntRange(1), default=None,
+              help="Images per engine call [default: colorize-batch's: 1 on the CPU, 8 on a GPU].")
 @click.option("--workers", type=click.IntRange(1), default=2)
 @click.option("--sequential", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Also time the naive sequential PyTorch + scikit-image script on this checkpoint.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int, workers: int,
+def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int | None, workers: int,
              checkpoint: Path | None, json_path: Path | None) -> None:
     """colorize-batch end to end on an archive, next to the engine alone on the same images."""
     from retint.benchmarks.pipeline_report import run_pipeline_report
@@ -245,7 +247,7 @@ def pipeline(source: Path | None, engine: Path | None, generate: int | None, bat
             rows.append(["sequential PyTorch + scikit-image", report["sequential"]["images_per_second"],
                          report["sequential"]["images_per_second"] / report["end_to_end"]["images_per_second"]])
         alone = report["engine_alone"]
-        click.echo(f"{report['images']} images {report['width']}x{report['height']}, batch {batch}, "
+        click.echo(f"{report['images']} images {report['width']}x{report['height']}, batch {report['batch']}, "
                    f"workers {workers}, {alone['streams']} inference stream(s) of {alone['cpu_threads'] or 'all'} "
                    f"thread(s); peak RSS {report['end_to_end']['peak_rss_mb']:.0f} MB")
         click.echo(markdown_table(["pipeline", "img/s", "relative to end to end"], rows))

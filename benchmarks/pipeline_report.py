@@ -11,7 +11,7 @@ from retint.benchmarks.pipeline import engine_alone, make_archive, run_batch_pro
 from retint.errors import InputError
 
 
-def run_pipeline_report(source: Path | None, engine: Path | None, generate: int | None, batch: int,
+def run_pipeline_report(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
                         workers: int, checkpoint: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="retint-bench-") as scratch:
         scratch = Path(scratch)
@@ -27,7 +27,7 @@ def run_pipeline_report(source: Path | None, engine: Path | None, generate: int 
         alone = engine_alone(engine, source, batch)
         summary = end_to_end["summary"]
         report = {
-            "images": len(images), "height": height, "width": width, "batch": batch, "workers": workers,
+            "images": len(images), "height": height, "width": width, "batch": alone["batch"], "workers": workers,
             "end_to_end": {"images_per_second": summary["images_per_second"],
                            "megapixels_per_second": summary["megapixels_per_second"],
                            "wall_seconds": end_to_end["wall_seconds"], "peak_rss_mb": end_to_end["peak_rss_mb"],

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from retint.batch.manifest import read_manifest
+from retint.batch.pipeline import VIDEO_BATCH
 from retint.benchmarks.flicker import flicker_index, mean_ciede2000, read_frames
 from retint.benchmarks.timing import time_calls
 from retint.runtime import load_engine
@@ -37,7 +38,9 @@ def _colour(clip: Path, output: Path, engine: Path | None, batch: int, alpha: fl
             "frames_per_second": video["frames"] / video["seconds"]}
 
 
-def video_report(clip: Path, engine: Path | None, batch: int, alpha: float, frames: int | None) -> dict:
+def video_report(clip: Path, engine: Path | None, batch: int | None, alpha: float, frames: int | None) -> dict:
+    """`batch` None: colorize-batch's default for videos."""
+    batch = batch or VIDEO_BATCH
     with tempfile.TemporaryDirectory(prefix="retint-video-") as scratch:
         scratch = Path(scratch)
         plain = _colour(clip, scratch / "plain", engine, batch, 0.0)

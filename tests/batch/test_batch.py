@@ -325,15 +325,18 @@ def test_batch_never_imports_torch(engine, tmp_path):
     assert process.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_inference_plan_runs_two_streams_on_the_cpu_only(engine):
+def test_inference_plan_two_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a_gpu(engine):
     from retint.batch.pipeline import InferencePlan, inference_plan
 
-    assert inference_plan(engine.with_suffix(".plan"), "auto") == InferencePlan(streams=1, cpu_threads=0)
+    assert inference_plan(engine.with_suffix(".plan"), "auto") == InferencePlan(streams=1, cpu_threads=0, batch_size=8)
+    assert inference_plan(engine.with_suffix(".plan"), "auto", 16).batch_size == 16
     cpu = inference_plan(engine, "cpu")
-    if (os.cpu_count() or 1) >= 2:
-        assert cpu == InferencePlan(streams=2, cpu_threads=os.cpu_count() // 2)
+    cores = os.cpu_count() or 1
+    if cores >= 2:
+        assert cpu == InferencePlan(streams=2, cpu_threads=cores // 2, batch_size=1)
     else:
-        assert cpu.streams == 1
+        assert cpu == InferencePlan(streams=1, cpu_threads=1, batch_size=1)
+    assert inference_plan(engine, "cpu", 4).batch_size == 4
 
 
 def test_concurrent_batches_write_each_image_to_its_own_output(engine, tmp_path):
