@@ -2,10 +2,10 @@
 
 Decoding, inference and encoding run in thread pools (Pillow, OpenCV and ONNX
 Runtime release the GIL while they work); the coordinating thread groups
-decoded images of equal size into batches and records results in input
-order. Every stage is bounded (decodes in flight, images waiting for a batch
-partner, batches in flight with their encodes), so memory stays flat however
-large the archive is.
+decoded images of equal size into batches and records the results batch by
+batch, in the order the batches were formed. Every stage is bounded (decodes
+in flight, images waiting for a batch partner, batches in flight with their
+encodes), so memory stays flat however large the archive is.
 
 Inference plan: on ONNX Runtime's CPU provider two calls run at once, each
 on half the cores, with one image per call. One call on all cores waits at
@@ -246,7 +246,8 @@ class BatchRun:
     def _video(self, task: Task, output: Path) -> None:
         config = self.config
         options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
-                               batch_size=config.batch_size or VIDEO_BATCH, temporal_smoothing=config.temporal_smoothing)
+                               batch_size=config.batch_size or VIDEO_BATCH,
+                               temporal_smoothing=config.temporal_smoothing)
         started = time.perf_counter()
         frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
         try:

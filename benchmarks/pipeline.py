@@ -74,10 +74,10 @@ def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_
     its inference plan's batch size, streams and threads per stream."""
     first = next(source.rglob("*.jpg"))
     gray = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
-    plan = inference_plan(engine_path, "cpu", batch)
+    plan = inference_plan(engine_path, "auto", batch)  # colorize-batch's default device
     batch = plan.batch_size
     stack = np.stack([gray] * batch)[:, None].copy()
-    engine = load_engine(engine_path, device="cpu", cpu_threads=plan.cpu_threads)
+    engine = load_engine(engine_path, device="auto", cpu_threads=plan.cpu_threads)
     for _ in range(2):  # warm-up: ONNX Runtime plans its memory on the first calls
         engine.colorize(stack)
     done = [0] * plan.streams
