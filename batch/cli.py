@@ -28,6 +28,9 @@ from retint.errors import RetintError
 @click.option("--batch", "batch_size", type=click.IntRange(1), default=None,
               help="Images of equal size run through the engine together  [default: photos 1 on the "
                    "CPU, where that runs fastest and lightest, 8 on a GPU; video frames 8].")
+@click.option("--streams", type=click.IntRange(1), default=None,
+              help="Engine calls at once, each on cores/streams ONNX Runtime threads  [default: 2 on the CPU, "
+                   "1 on a GPU].")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
 @click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
               help="Output format: keep the input's, or jpg / png.")
@@ -43,14 +46,14 @@ from retint.errors import RetintError
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--no-progress", is_flag=True)
 def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int | None,
-         workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
+         streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float,
          no_progress: bool) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     from retint.batch.pipeline import run_batch
 
     config = BatchConfig(sources=sources, output=output, engine=engine, device=device, batch_size=batch_size,
-                         workers=workers, output_format=output_format, quality=quality,
+                         streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
                          progress=not no_progress, codec=codec, crf=crf, preset=preset,
                          temporal_smoothing=temporal_smoothing)

@@ -16,6 +16,7 @@ class BatchConfig:
     engine: Path | None = None  # None: the bundled default model
     device: str = "auto"
     batch_size: int | None = None  # None: the inference plan's (1 on the CPU, 8 on a GPU)
+    streams: int | None = None  # engine calls at once; None: the plan's (2 on the CPU, 1 on a GPU)
     workers: int = 2
     output_format: str = "keep"
     quality: int = 95

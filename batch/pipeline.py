@@ -11,15 +11,16 @@ Inference plan: on ONNX Runtime's CPU provider two calls run at once, each
 on half the cores, with one image per call. One call on all cores waits at
 every operator for its slowest thread while the decode and encode threads
 take those cores, and a batch of full-resolution images pushes every
-intermediate plane out of the caches. Measured side by side on 2 cores, 500
-1024x768 JPEGs end to end (images/s, peak RSS): two streams of 1 image
-22.1-22.9 at 0.3 GB; one stream of 1 on both cores 18.6-21.2 at 0.2 GB; two
-streams of 8 20.0 at 1.3 GB; one stream of 8 16.9 at 0.8 GB.
+intermediate plane out of the caches. Two rounds side by side on 2 cores,
+500 1024x768 JPEGs end to end (`colorize-bench pipeline ARCHIVE --streams S
+--batch B`; images/s, peak RSS): two streams of 1 image 22.8 and 20.4 at
+0.3 GB; one stream of 1 on both cores 17.8 and 17.2 at 0.2 GB; two streams
+of 8 20.3 and 18.4 at 1.3 GB; one stream of 8 17.6 and 15.6 at 0.8 GB.
 
 GPU engines run one stream of 8: the device overlaps the work itself and
 wants full batches. Videos run one stream on every core, 8 frames per call
 on any device (15.0 frames/s against 13.1 at one frame per call, vtest
-768x576 on 2 cores). `--batch` overrides these.
+768x576 on 2 cores). `--batch` and `--streams` override these.
 """
 
 from __future__ import annotations
@@ -131,13 +132,15 @@ class InferencePlan:
     batch_size: int = 8
 
 
-def inference_plan(engine: Path | None, device: str, batch_size: int | None = None) -> InferencePlan:
-    """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8."""
+def inference_plan(engine: Path | None, device: str, batch_size: int | None = None,
+                   streams: int | None = None) -> InferencePlan:
+    """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8.
+    `batch_size` and `streams` override the defaults; CPU streams share the cores evenly."""
     if not runs_on_cpu(engine, device):
-        return InferencePlan(batch_size=batch_size or 8)
+        return InferencePlan(streams=streams or 1, batch_size=batch_size or 8)
     cores = os.cpu_count() or 1
-    streams = 2 if cores >= 2 else 1
-    return InferencePlan(streams=streams, cpu_threads=cores // streams, batch_size=batch_size or 1)
+    streams = streams or (2 if cores >= 2 else 1)
+    return InferencePlan(streams=streams, cpu_threads=max(1, cores // streams), batch_size=batch_size or 1)
 
 
 class BatchRun:
@@ -264,7 +267,7 @@ class BatchRun:
 
     def _one_stream_engine(self) -> Engine:
         """Video runs one batch at a time: give it an engine that uses every core."""
-        if self.plan.streams == 1:
+        if self.plan.streams == 1 and self.plan.cpu_threads in (0, os.cpu_count()):
             return self.engine
         if self._video_engine is None:
             self._video_engine = load_engine(self.config.engine, device=self.config.device)
@@ -364,7 +367,7 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
         tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        plan = inference_plan(config.engine, config.device, config.batch_size)
+        plan = inference_plan(config.engine, config.device, config.batch_size, config.streams)
         engine = load_engine(config.engine, device=config.device, cpu_threads=plan.cpu_threads)
         manifest = Manifest(config.output, config.overwrite)
         runner = BatchRun(config, engine, manifest, tasks, log, plan)

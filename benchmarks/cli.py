@@ -228,18 +228,20 @@ def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | Non
               help="First fill SOURCE (or a temporary folder) with this many generated 1024x768 JPEGs.")
 @click.option("--batch", type=click.IntRange(1), default=None,
               help="Images per engine call [default: colorize-batch's: 1 on the CPU, 8 on a GPU].")
+@click.option("--streams", type=click.IntRange(1), default=None,
+              help="Engine calls at once [default: colorize-batch's: 2 on the CPU, 1 on a GPU].")
 @click.option("--workers", type=click.IntRange(1), default=2)
 @click.option("--sequential", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Also time the naive sequential PyTorch + scikit-image script on this checkpoint.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int | None, workers: int,
-             checkpoint: Path | None, json_path: Path | None) -> None:
+def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
+             streams: int | None, workers: int, checkpoint: Path | None, json_path: Path | None) -> None:
     """colorize-batch end to end on an archive, next to the engine alone on the same images."""
     from retint.benchmarks.pipeline_report import run_pipeline_report
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     try:
-        report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint)
+        report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint, streams)
         rows = [["colorize-batch end to end", report["end_to_end"]["images_per_second"], 1.0],
                 ["engine alone (pre-decoded)", report["engine_alone"]["images_per_second"],
                  report["engine_alone"]["images_per_second"] / report["end_to_end"]["images_per_second"]]]

@@ -48,14 +48,17 @@ def make_archive(folder: Path, count: int, height: int = 768, width: int = 1024,
     return folder
 
 
-def run_batch_process(source: Path, output: Path, engine: Path | None, batch: int | None, workers: int) -> dict:
+def run_batch_process(source: Path, output: Path, engine: Path | None, batch: int | None, workers: int,
+                      streams: int | None = None) -> dict:
     """Run `colorize-batch` in a child process: wall time, its summary and its own peak RSS (MB).
-    `batch` None: colorize-batch's own default."""
+    `batch` and `streams` None: colorize-batch's own defaults."""
     rss_file = output.parent / f".{output.name}.rss.json"
     command = [sys.executable, "-m", "retint.benchmarks.peak_rss", str(rss_file), "--", str(source),
                "-o", str(output), "--no-progress", "--workers", str(workers)]
     if batch is not None:
         command += ["--batch", str(batch)]
+    if streams is not None:
+        command += ["--streams", str(streams)]
     if engine is not None:
         command += ["--engine", str(engine)]
     began = time.perf_counter()
@@ -69,12 +72,13 @@ def run_batch_process(source: Path, output: Path, engine: Path | None, batch: in
     return {"wall_seconds": wall, "summary": summary, "images": len(entries), "peak_rss_mb": peak}
 
 
-def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_seconds: float = 5.0) -> dict:
+def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_seconds: float = 5.0,
+                 streams: int | None = None) -> dict:
     """Images/s of the engine on pre-decoded images of the archive's size, as colorize-batch runs it:
     its inference plan's batch size, streams and threads per stream."""
     first = next(source.rglob("*.jpg"))
     gray = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
-    plan = inference_plan(engine_path, "auto", batch)  # colorize-batch's default device
+    plan = inference_plan(engine_path, "auto", batch, streams)  # colorize-batch's default device
     batch = plan.batch_size
     stack = np.stack([gray] * batch)[:, None].copy()
     engine = load_engine(engine_path, device="auto", cpu_threads=plan.cpu_threads)

@@ -12,7 +12,7 @@ from retint.errors import InputError
 
 
 def run_pipeline_report(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
-                        workers: int, checkpoint: Path | None) -> dict:
+                        workers: int, checkpoint: Path | None, streams: int | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="retint-bench-") as scratch:
         scratch = Path(scratch)
         if generate:
@@ -23,8 +23,8 @@ def run_pipeline_report(source: Path | None, engine: Path | None, generate: int 
         if not images:
             raise InputError(f"no .jpg files in {source}")
         height, width = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE).shape
-        end_to_end = run_batch_process(source, scratch / "out", engine, batch, workers)
-        alone = engine_alone(engine, source, batch)
+        end_to_end = run_batch_process(source, scratch / "out", engine, batch, workers, streams)
+        alone = engine_alone(engine, source, batch, streams=streams)
         summary = end_to_end["summary"]
         report = {
             "images": len(images), "height": height, "width": width, "batch": alone["batch"], "workers": workers,

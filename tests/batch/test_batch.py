@@ -337,6 +337,8 @@ def test_inference_plan_two_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a
     else:
         assert cpu == InferencePlan(streams=1, cpu_threads=1, batch_size=1)
     assert inference_plan(engine, "cpu", 4).batch_size == 4
+    assert inference_plan(engine, "cpu", streams=1) == InferencePlan(streams=1, cpu_threads=cores, batch_size=1)
+    assert inference_plan(engine.with_suffix(".plan"), "auto", streams=2).streams == 2
 
 
 def test_concurrent_batches_write_each_image_to_its_own_output(engine, tmp_path):
