@@ -8,8 +8,12 @@ sRGB->XYZ matrix of `skimage.color.colorconv`, the D65 2-degree white
 (0.95047, 1.0, 1.08883) and the CIE 0.008856 / 7.787 linear branch.
 
 All functions are batched over `[N, C, H, W]`, device- and dtype-agnostic and
-differentiable. Every `pow` sees a clamped, positive base so that neither the
-value nor the gradient of the branch that `torch.where` discards is NaN.
+differentiable. Every power sees a clamped, positive base, so neither values
+nor gradients are NaN. The arithmetic is shaped for the exported graph, where
+each operation is a pass over a full-resolution image on ONNX Runtime's CPU
+provider: no `Where`, powers as exp/log, one power for a grey input, and
+channels kept as separate planes in the compose (see `grey_terms` and
+`linear_rgb_in_gamut`).
 """
 
 from __future__ import annotations
