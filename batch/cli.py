@@ -67,8 +67,13 @@ def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: s
         sys.exit(130)
     figures = summary.as_dict()
     counts = ", ".join(f"{count} {status}" for status, count in sorted(figures["counts"].items())) or "nothing to do"
-    click.echo(f"{counts}; {summary.already_done} already done; {figures['images_per_second']:.2f} img/s, "
-               f"{figures['megapixels_per_second']:.2f} MP/s; manifest: {output / 'manifest.jsonl'}", err=True)
+    rates = []
+    if summary.photos:
+        rates.append(f"{figures['images_per_second']:.2f} img/s, {figures['megapixels_per_second']:.2f} MP/s")
+    if summary.video_frames:
+        rates.append(f"{figures['video_frames_per_second']:.2f} video frames/s")
+    click.echo(f"{counts}; {summary.already_done} already done; {'; '.join(rates + [''])}"
+               f"manifest: {output / 'manifest.jsonl'}", err=True)
     if summary.failed:
         sys.exit(3)
 

@@ -92,18 +92,30 @@ class StageClock:
 
 @dataclass
 class Summary:
+    """Counts by status, and the rates of the two phases: photos first, then videos.
+
+    A video counts once in `counts` but by its frames in the video rate, and
+    each phase's rate uses its own wall time, so neither dilutes the other.
+    """
+
     counts: dict[str, int] = field(default_factory=dict)
     already_done: int = 0
     seconds: float = 0.0
+    photos: int = 0
+    photo_seconds: float | None = None  # None until the photo phase ends (or the run does)
     megapixels: float = 0.0
+    video_frames: int = 0
+    video_seconds: float = 0.0
     interrupted: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        coloured = self.counts.get(STATUS_OK, 0)
-        seconds = max(self.seconds, 1e-9)
+        photo_seconds = max(self.photo_seconds if self.photo_seconds is not None else self.seconds, 1e-9)
+        frames_per_second = self.video_frames / self.video_seconds if self.video_seconds > 0 else None
         return {"counts": dict(self.counts), "already_done": self.already_done, "seconds": round(self.seconds, 3),
-                "images_per_second": coloured / seconds, "megapixels_per_second": self.megapixels / seconds,
+                "images_per_second": self.photos / photo_seconds,
+                "megapixels_per_second": self.megapixels / photo_seconds,
+                "video_frames_per_second": frames_per_second,
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "interrupted": self.interrupted}
 
@@ -173,13 +185,15 @@ class BatchRun:
     def record(self, entry: Entry) -> None:
         self.manifest.record(entry)
         self.summary.counts[entry.status] = self.summary.counts.get(entry.status, 0) + 1
-        if entry.status == STATUS_OK and entry.width:
+        if entry.status == STATUS_OK and entry.video:
+            self.summary.video_frames += entry.video["frames"]
+        elif entry.status == STATUS_OK and entry.width:
+            self.summary.photos += 1
             self.summary.megapixels += entry.width * entry.height / 1e6
         if self.bar is not None:
             self.bar.update(1)
             elapsed = max(time.perf_counter() - self.started, 1e-9)
-            self.bar.set_postfix(img_s=f"{self.summary.counts.get(STATUS_OK, 0) / elapsed:.1f}",
-                                 failed=self.summary.failed)
+            self.bar.set_postfix(img_s=f"{self.summary.photos / elapsed:.1f}", failed=self.summary.failed)
 
     def _entry(self, waiting: _Waiting | None, task: Task, status: str, reason: str = "",
                output: Path | None = None, started: float | None = None) -> Entry:
@@ -229,6 +243,7 @@ class BatchRun:
             for size in list(self.groups):
                 self._infer(size)
             self._drain(0)
+            self.summary.photo_seconds = time.perf_counter() - self.started
             for task, output in videos:
                 if self.stop.is_set():
                     raise KeyboardInterrupt
@@ -262,6 +277,7 @@ class BatchRun:
             return
         finally:
             frames_bar.close()
+        self.summary.video_seconds += time.perf_counter() - started
         entry = self._entry(None, task, STATUS_OK, output=output, started=started)
         self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
 

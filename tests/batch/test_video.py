@@ -109,6 +109,15 @@ def test_video_keeps_frames_size_timestamps_and_sound(clips, coloured):
     assert packets(output / "film.mp4", "audio") == packets(clips / "film.mp4", "audio")
 
 
+def test_summary_rates_videos_by_frames_not_as_images(coloured):
+    output, process = coloured
+    _, summary = read_manifest(output)
+    assert summary["counts"] == {"ok": 2}
+    assert summary["images_per_second"] == 0 and summary["video_frames_per_second"] > 0
+    last_line = process.stderr.strip().splitlines()[-1]
+    assert "video frames/s" in last_line and "img/s" not in last_line
+
+
 def test_variable_frame_rate_survives(clips, coloured):
     output, _ = coloured
     gaps = np.diff(timestamps(output / "vfr.mkv"))
