@@ -283,7 +283,7 @@ class BatchRun:
 
     def _one_stream_engine(self) -> Engine:
         """Video runs one batch at a time: give it an engine that uses every core."""
-        if self.plan.streams == 1 and self.plan.cpu_threads in (0, os.cpu_count()):
+        if self.plan.streams == 1:  # one stream already has every core (inference_plan)
             return self.engine
         if self._video_engine is None:
             self._video_engine = load_engine(self.config.engine, device=self.config.device)
