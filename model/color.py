@@ -42,12 +42,11 @@ AB_SCALE = 110.0  # ab in about [-110, 110] -> ab / 110 in [-1, 1]
 
 _LAB_EPSILON = 0.008856
 _LAB_KAPPA = 7.787
-_LAB_OFFSET = 16.0 / 116.0
-# f(t) at t = epsilon: the breakpoint of the inverse transform.
+_LAB_F_AT_EPSILON = _LAB_EPSILON ** (1.0 / 3.0)
+# scikit-image's breakpoint of the inverse transform (f(t) at t = epsilon, rounded).
 _LAB_INVERSE_BREAK = 0.2068966
 # The knees of the sRGB curve, in encoded and in linear values.
 _SRGB_KNEE = 0.04045
-_LAB_F_AT_EPSILON = _LAB_EPSILON ** (1.0 / 3.0)
 _LINEAR_KNEE = 0.0031308
 
 
@@ -164,15 +163,6 @@ def grey_terms(gray: torch.Tensor) -> GreyTerms:
     luminance = cube_root * cube_root * cube_root + (values.clamp(max=level_knee) - level_knee) / (255.0 * 12.92)
     f_y = cube_root.clamp(min=_LAB_F_AT_EPSILON) + _LAB_KAPPA * (luminance.clamp(max=_LAB_EPSILON) - _LAB_EPSILON)
     return GreyTerms(f_y, luminance)
-
-
-def gray_to_lightness(gray: torch.Tensor) -> torch.Tensor:
-    """Lab lightness of the grey sRGB colour (g, g, g).
-
-    `gray` holds 0..255 values (uint8 or float), any shape; the result is L in
-    [0, 100], float32 (or the input's float dtype).
-    """
-    return grey_terms(gray).lightness
 
 
 def normalize_lightness(lightness: torch.Tensor) -> torch.Tensor:

@@ -50,9 +50,9 @@ def test_lab_to_rgb_out_of_gamut_matches_scikit_image():
     assert np.abs(to_numpy(lab.lab_to_rgb(to_tensor(values))) - reference).max() < 1e-4
 
 
-def test_gray_to_lightness_is_lab_lightness_of_neutral_grey():
+def test_grey_lightness_is_lab_lightness_of_neutral_grey():
     grey = np.arange(256, dtype=np.uint8)
-    ours = lab.gray_to_lightness(torch.from_numpy(grey)).double().numpy()
+    ours = lab.grey_terms(torch.from_numpy(grey)).lightness.double().numpy()
     neutral = np.repeat((grey / 255.0)[:, None, None], 3, axis=-1)
     assert np.abs(ours - color.rgb2lab(neutral)[:, 0, 0]).max() < 1e-3
 
