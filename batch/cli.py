@@ -1,9 +1,10 @@
-"""`colorize-batch SRC... -o OUT`: colour photo archives at full resolution.
+"""`colorize-batch SRC... -o OUT`: colour photo archives and films at full resolution.
 
-Exit codes: 0 every input coloured or skipped, 3 some inputs failed (see
-OUT/manifest.jsonl), 2 bad invocation (no source, a locked or unwritable
-output folder, a bad engine file), 130 interrupted by Ctrl-C (finished
-outputs are kept; rerun to do the rest).
+Exit codes: 0 every input coloured or skipped, 3 some inputs failed or (a
+video) came out partial (see OUT/manifest.jsonl), 2 bad invocation or an
+unusable output (no source, an output folder that is a source, a locked,
+unwritable or full output folder, a bad engine file), 130 interrupted by
+Ctrl-C (finished outputs are kept; rerun to do the rest).
 """
 
 from __future__ import annotations
@@ -15,12 +16,28 @@ import click
 
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
 from retint.errors import RetintError
+from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+EPILOG = f"""\b
+Photos: {' '.join(sorted(IMAGE_SUFFIXES))} (any letter case).
+Videos: {' '.join(sorted(VIDEO_SUFFIXES))} (needs the 'video' extra).
+OUT/manifest.jsonl has one line per input: ok, partial (a video whose file
+ends early), skipped-colour or failed, with the reason.
+
+\b
+Exit codes:
+  0    every input coloured, skipped as colour, or already done
+  2    bad invocation or unusable output folder (locked, unwritable, full)
+  3    some inputs failed or came out partial (see the manifest)
+  130  interrupted by Ctrl-C (finished outputs kept; rerun to do the rest)
+"""
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: a mirror of each source's tree, plus manifest.jsonl.")
+              help="Output folder (created if needed): a mirror of each source's tree, plus manifest.jsonl. "
+                   "Must not be a source folder.")
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=".onnx or .plan engine [default: the bundled default model].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
@@ -29,8 +46,8 @@ from retint.errors import RetintError
               help="Images of equal size run through the engine together  [default: photos 1 on the "
                    "CPU, where that runs fastest and lightest, 8 on a GPU; video frames 8].")
 @click.option("--streams", type=click.IntRange(1), default=None,
-              help="Engine calls at once, each on cores/streams ONNX Runtime threads  [default: 2 on the CPU, "
-                   "1 on a GPU].")
+              help="Photo batches run through the engine at the same time. On the CPU each gets an equal "
+                   "share of the cores  [default: 2 on the CPU, 1 on a GPU].")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
 @click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
               help="Output format: keep the input's, or jpg / png.")
@@ -44,7 +61,7 @@ from retint.errors import RetintError
 @click.option("--preset", default="medium", help="x264/x265 speed preset.")
 @click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
-@click.option("--no-progress", is_flag=True)
+@click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
 def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float,

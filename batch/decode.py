@@ -7,12 +7,18 @@ channel via `draft`), and their colour probe is a 1/8-scale DCT decode.
 EXIF orientation is applied, so the output has the displayed width and
 height; the EXIF block (minus orientation) and an RGB ICC profile are kept
 for the output. 16-bit inputs are scaled to 8 bits (outputs are 8-bit);
-palette images are expanded; an alpha channel is kept.
+palette images are expanded; an alpha channel is kept. 32-bit float images
+(TIFF) are read on their nominal 0..1 scale; one with values outside it has
+no known scale and fails, never a black "ok". A multi-page file colours its
+first page and says so. Warnings Pillow raises while reading a file become
+notes on that file's manifest line instead of anonymous lines on stderr.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +43,10 @@ DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)  # d
 # model, software, date, artist, copyright
 
 
+# Float images are nominally 0..1; allow rounding noise either side.
+FLOAT_RANGE_SLACK = 1e-3
+
+
 class DecodeFailure(Exception):
     """This file cannot be coloured; the message is the manifest's reason."""
 
@@ -59,7 +69,50 @@ class DecodedImage:
         return self.gray.shape[0], self.gray.shape[1]
 
 
+_warnings_of_this_thread = threading.local()
+_routing_installed = False
+_routing_lock = threading.Lock()
+
+
+def _route_warnings_to_notes() -> None:
+    """Once per process: a warning raised while a decode runs on this thread goes to its notes.
+
+    `warnings.catch_warnings` is not thread-safe (it swaps process-wide
+    state), and decodes run in a thread pool; a thread-local list is.
+    """
+    global _routing_installed
+    with _routing_lock:
+        if _routing_installed:
+            return
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            notes = getattr(_warnings_of_this_thread, "notes", None)
+            if notes is None:
+                return shown(message, category, filename, lineno, file, line)
+            text = f"warning: {str(message).splitlines()[0] if str(message) else category.__name__}"
+            if text not in notes:
+                notes.append(text)
+
+        warnings.showwarning = show
+        # Every file's warnings, not only the first file's (the default shows each once).
+        warnings.filterwarnings("always", module=r"PIL(\..*)?$")
+        _routing_installed = True
+
+
 def decode(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
+    _route_warnings_to_notes()
+    notes: list[str] = []
+    _warnings_of_this_thread.notes = notes
+    try:
+        decoded = _decode_file(path, max_pixels, include_colour)
+    finally:
+        _warnings_of_this_thread.notes = None
+    decoded.notes.extend(notes)
+    return decoded
+
+
+def _decode_file(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -93,6 +146,10 @@ def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> Decoded
     # An output is RGB: a grey (or CMYK) profile would mislabel it.
     icc = icc if icc and icc[16:20] == b"RGB " else None
     notes: list[str] = []
+    pages = getattr(image, "n_frames", 1)
+    if pages > 1:
+        kind = "page" if image.format == "TIFF" else "frame"
+        notes.append(f"{kind} 1 of {pages} coloured (the others are not)")
 
     gray, alpha = _pixels(image, data, include_colour, notes)
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
@@ -122,6 +179,18 @@ def _colour_check(rgb: np.ndarray, include_colour: bool) -> None:
         raise AlreadyColour()
 
 
+def _float_pixels(values: np.ndarray, notes: list[str]) -> Image.Image:
+    """A 32-bit float image on its nominal 0..1 scale, as 8-bit grey."""
+    if not np.isfinite(values).all():
+        raise DecodeFailure("32-bit float image with NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < -FLOAT_RANGE_SLACK or high > 1 + FLOAT_RANGE_SLACK:
+        raise DecodeFailure(f"32-bit float image with values {low:g}..{high:g}, outside the nominal 0..1: "
+                            f"no known scale to 8 bits")
+    notes.append("32-bit float input (0..1) written as 8-bit")
+    return Image.fromarray(np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8), "L")
+
+
 def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[str]):
     """(grey L image, alpha L image or None)."""
     mode = image.mode
@@ -133,6 +202,8 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
         if mode in ("L", "RGB", "YCbCr"):
             image.draft("L", image.size)  # decode the Y channel only
         return image.convert("L"), None
+    if mode == "F":
+        return _float_pixels(np.asarray(image, dtype=np.float32), notes), None
     if mode in SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float32)
         notes.append("16-bit input written as 8-bit")

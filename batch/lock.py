@@ -9,7 +9,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from retint.errors import InputError
+from retint.errors import InputError, OutputError
 
 LOCK_NAME = ".retint-batch.lock"
 
@@ -21,8 +21,6 @@ class OutputLock:
             output_root.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            from retint.batch.output import OutputError
-
             raise OutputError(f"cannot write to {output_root}: {error.strerror}") from error
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

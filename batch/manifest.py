@@ -3,19 +3,29 @@
 A rerun keeps the lines of inputs whose output exists (they are skipped) and
 drops the rest, which are processed again, so after any number of killed
 and resumed runs the manifest names each input exactly once, with its final
-status. Lines are flushed as written; a line torn by a kill is dropped.
+status. Inputs are named by their canonical path (`sources.identity_of`);
+lines written by older versions under another spelling are read the same
+way. Lines are flushed as written; a line torn by a kill is dropped. A disk
+that cannot take a line raises OutputError (exit 2), and every line written
+before it stays.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from retint.errors import OutputError
+from retint.files import write_bytes_atomically
+
 STATUS_OK = "ok"
+STATUS_PARTIAL = "partial"  # a video whose file ends early: the frames that decoded, coloured
 STATUS_SKIPPED_COLOUR = "skipped-colour"
 STATUS_FAILED = "failed"
+FINAL_WITH_OUTPUT = (STATUS_OK, STATUS_PARTIAL)  # reruns keep these while their output exists
 MANIFEST_NAME = "manifest.jsonl"
 
 
@@ -45,31 +55,49 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def _canonical(source: str) -> str:
+    path = Path(source)
+    return os.path.join(os.path.realpath(path.parent), path.name)
+
+
 class Manifest:
     def __init__(self, output_root: Path, overwrite: bool):
-        from retint.batch.output import write_output
-
         self.path = output_root / MANIFEST_NAME
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, dict[str, Any]] = {}  # identity -> its kept line
         if not overwrite:
             for line in _read_lines(self.path):
-                if (line.get("status") == STATUS_OK and line.get("output")
+                if (line.get("status") in FINAL_WITH_OUTPUT and line.get("output") and "source" in line
                         and (output_root / line["output"]).is_file()):
+                    line["source"] = _canonical(line["source"])
                     self.done[line["source"]] = line
+        # Which input each existing output belongs to: a file may be skipped as
+        # "already present" only when no other input's line claims it.
+        self.owners: dict[str, str] = {line["output"]: source for source, line in self.done.items()}
         kept = "".join(json.dumps(line) + "\n" for line in self.done.values())
-        write_output(self.path, kept.encode())
+        write_bytes_atomically(self.path, kept.encode())
         self._stream = open(self.path, "a", encoding="utf-8")
+
+    def _write(self, line: dict[str, Any]) -> None:
+        try:
+            self._stream.write(json.dumps(line) + "\n")
+            self._stream.flush()
+        except OSError as error:
+            raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from error
 
     def record(self, entry: Entry) -> None:
         line = asdict(entry)
         if line["video"] is None:
             del line["video"]
-        self._stream.write(json.dumps(line) + "\n")
-        self._stream.flush()
+        self._write(line)
 
     def close(self, summary: dict[str, Any]) -> None:
-        self._stream.write(json.dumps({"summary": summary}) + "\n")
-        self._stream.close()
+        try:
+            self._write({"summary": summary})
+        finally:
+            try:
+                self._stream.close()
+            except OSError:
+                pass  # the error that matters was raised by _write
 
 
 def read_manifest(output_root: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

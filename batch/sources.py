@@ -3,11 +3,20 @@
 Suffixes match in any letter case. Symbolic links to folders are followed,
 but a folder reached twice (a link loop, or two links to one place) is
 walked once. The output folder is never read as input, even inside a source.
-Each input is paired with its output path: a mirror of its source's tree.
+
+Nothing vanishes: a folder that cannot be listed, a dangling or looping
+link with an image or video suffix, and a special file (a FIFO, a device)
+with such a suffix each become an input with a `problem`, which the run
+records as `failed` with that reason.
+
+Identity: an input is named in the manifest by its canonical path, the real
+path of its folder plus its own name, so `b`, `./b` and `/abs/path/b` name
+the same inputs, while two links to one photo stay two inputs.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,28 +27,73 @@ from retint.errors import InputError
 
 @dataclass(frozen=True)
 class Task:
-    source: Path  # the input file
-    relative: Path  # its path in the output tree
+    source: Path  # the input as found (what is opened)
+    relative: Path  # its path in the output tree (before collision renaming)
+    identity: str  # canonical absolute path: the manifest's `source`
+    problem: str = ""  # set: this input cannot be read at all (the manifest's reason)
 
 
-def _walk(root: Path, suffixes: frozenset[str], skip: Path, seen: set[Path]) -> Iterator[Path]:
+def identity_of(path: Path) -> str:
+    """The canonical name of an input, however the path to it was spelled."""
+    return os.path.join(os.path.realpath(path.parent), path.name)
+
+
+def _stat_problem(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop: it never reaches a file"
+    return f"cannot examine it ({error.strerror or error})"
+
+
+def _walk(root: Path, relative: Path, suffixes: frozenset[str], skip: Path,
+          seen: set[Path]) -> Iterator[Task]:
     real = root.resolve()
     if real in seen or real == skip:
         return
     seen.add(real)
     try:
         entries = sorted(os.scandir(root), key=lambda entry: entry.name)
-    except OSError:
-        return  # an unreadable folder: nothing in it can be listed
+    except OSError as error:
+        yield Task(root, relative, identity_of(root),
+                   f"cannot list this folder ({error.strerror or error}): the files in it were not coloured")
+        return
     for entry in entries:
         path = Path(entry.path)
+        wanted = path.suffix.lower() in suffixes
         try:
             if entry.is_dir(follow_symlinks=True):
-                yield from _walk(path, suffixes, skip, seen)
-            elif entry.is_file(follow_symlinks=True) and path.suffix.lower() in suffixes:
-                yield path
-        except OSError:
-            continue
+                yield from _walk(path, relative / entry.name, suffixes, skip, seen)
+                continue
+            if not wanted:
+                continue
+            if entry.is_file(follow_symlinks=True):
+                yield Task(path, relative / entry.name, identity_of(path))
+            elif entry.is_symlink() and not path.exists():
+                target = os.readlink(path)
+                yield Task(path, relative / entry.name, identity_of(path),
+                           f"dangling symbolic link: its target {target} does not exist")
+            else:
+                yield Task(path, relative / entry.name, identity_of(path),
+                           "not a regular file (a FIFO, socket or device)")
+        except OSError as error:
+            if wanted or entry.is_symlink():
+                yield Task(path, relative / entry.name, identity_of(path), _stat_problem(error))
+
+
+def check_sources(sources: tuple[Path, ...], output: Path) -> None:
+    """Refuse, before anything is created, sources that cannot be used with this output folder."""
+    if not sources:
+        raise InputError("no sources given")
+    out = Path(os.path.realpath(output))
+    names = [source.name or Path(os.path.realpath(source)).name for source in sources]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if len(sources) > 1 and duplicates:
+        raise InputError(f"several sources are named {', '.join(duplicates)}; their outputs would collide")
+    for source in sources:
+        if not os.path.lexists(source):
+            raise InputError(f"source not found: {source}")
+        if source.is_dir() and Path(os.path.realpath(source)) == out:
+            raise InputError(f"the output folder {output} is the source folder {source}: the outputs would land "
+                             f"on the originals; choose another -o")
 
 
 def find_tasks(sources: tuple[Path, ...], output: Path, suffixes: frozenset[str]) -> list[Task]:
@@ -48,22 +102,21 @@ def find_tasks(sources: tuple[Path, ...], output: Path, suffixes: frozenset[str]
     One folder source mirrors into the output folder itself; with several
     sources, each gets a subfolder named after it. A file source keeps its name.
     """
-    if not sources:
-        raise InputError("no sources given")
-    skip = output.resolve()
-    names = [source.name or source.resolve().name for source in sources]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if len(sources) > 1 and duplicates:
-        raise InputError(f"several sources are named {', '.join(duplicates)}; their outputs would collide")
+    check_sources(sources, output)
+    skip = Path(os.path.realpath(output))
+    names = [source.name or Path(os.path.realpath(source)).name for source in sources]
     tasks: list[Task] = []
     seen: set[Path] = set()
     for source, name in zip(sources, names):
-        if not source.exists():
-            raise InputError(f"source not found: {source}")
-        if source.is_file():
-            tasks.append(Task(source, Path(source.name)))
-            continue
         prefix = Path() if len(sources) == 1 else Path(name)
-        for path in _walk(source, suffixes, skip, seen):
-            tasks.append(Task(path, prefix / path.relative_to(source)))
+        if source.is_dir():
+            tasks.extend(_walk(source, prefix, suffixes, skip, seen))
+            continue
+        relative = Path(source.name)
+        if source.is_file():
+            tasks.append(Task(source, relative, identity_of(source)))
+        else:  # named on the command line, so wanted whatever its suffix
+            problem = "dangling symbolic link: its target does not exist" if source.is_symlink() else \
+                "not a regular file (a FIFO, socket or device)"
+            tasks.append(Task(source, relative, identity_of(source), problem))
     return tasks

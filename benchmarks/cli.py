@@ -1,8 +1,9 @@
 """`colorize-bench`: how fast and how faithful each backend is, in numbers.
 
 Subcommands print a Markdown table and write the same figures as JSON with
-`--json PATH`. Timings are taken side by side in one run (interleaved rounds),
-so ratios between backends are fair on a busy machine.
+`--json PATH`. Whatever is compared is measured in one run: `latency` and
+`generators` alternate rounds over their backends; `pipeline` and `video`
+measure each arrangement once, one after the other.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError, missing_extra_message
+from retint.errors import RetintError, is_missing_dependency, missing_extra_message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -84,8 +85,7 @@ def training(arches: tuple[str, ...], batch: int, size: int, seconds: float, dev
         results = []
         for arch in arches:
             result = training_throughput(arch, batch=batch, size=size, min_seconds=seconds, device=device)
-            generator = build_generator(GeneratorConfig(arch=arch, base_channels=64 if arch == "unet256" else 32,
-                                                        pretrained_encoder=False)).eval()
+            generator = build_generator(GeneratorConfig.for_arch(arch, pretrained_encoder=False)).eval()
             result["parameters"] = sum(p.numel() for p in generator.parameters())
             result["gflops_per_image"] = count_flops(generator, size) / 1e9
             results.append(result)
@@ -149,25 +149,26 @@ def _engines(paths: tuple[Path, ...]):
 @click.option("--batch", "batches", default="1,8", help="Comma-separated batch sizes.")
 @click.option("--size", "sizes", default="256,1024x768,1920x1080", help="Comma-separated N or WxH.")
 @click.option("--seconds", type=click.FloatRange(0.1), default=2.0, help="Minimum timed seconds per case.")
+@click.option("--rounds", type=click.IntRange(1), default=2,
+              help="Alternating rounds over the backends per case; each keeps its best round.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG of throughput against batch size, one line per backend and size (matplotlib).")
 def latency(engines: tuple[Path, ...], checkpoint: Path | None, batches: str, sizes: str, seconds: float,
-            json_path: Path | None, plot_path: Path | None) -> None:
-    """p50/p95 latency, images/s and megapixels/s per backend."""
-    from retint.benchmarks.latency import measure_latency, parse_size, torch_colorizer
+            rounds: int, json_path: Path | None, plot_path: Path | None) -> None:
+    """p50/p95 latency, images/s and megapixels/s per backend, timed in alternating rounds."""
+    from retint.benchmarks.latency import Contender, measure_latency, parse_size, torch_colorizer
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     try:
         batch_list = [int(b) for b in batches.split(",") if b.strip()]
         size_list = [parse_size(s.strip()) for s in sizes.split(",") if s.strip()]
-        rows = []
-        for name, engine in (_engines(engines) if engines else _engines_default()):
-            rows += measure_latency(name, engine.colorize, batch_list, size_list, seconds)
+        contenders = [Contender(name, engine.colorize)
+                       for name, engine in (_engines(engines) if engines else _engines_default())]
         if checkpoint is not None:
             run, synchronize, device = torch_colorizer(checkpoint)
-            rows += measure_latency(f"pytorch-eager [{device}/fp32]", run, batch_list, size_list, seconds,
-                                    synchronize)
+            contenders.append(Contender(f"pytorch-eager [{device}/fp32]", run, synchronize))
+        rows = measure_latency(contenders, batch_list, size_list, seconds, rounds)
         click.echo(markdown_table(
             ["backend", "batch", "size", "p50 ms", "p95 ms", "img/s", "MP/s"],
             [[r["backend"], r["batch"], f"{r['width']}x{r['height']}", r["p50_ms"], r["p95_ms"],
@@ -268,6 +269,8 @@ def run() -> None:
     try:
         main()
     except ImportError as error:
+        if not is_missing_dependency(error):
+            raise
         click.echo(missing_extra_message("colorize-bench", "this benchmark", error), err=True)
         sys.exit(2)
 

@@ -52,9 +52,7 @@ def export_generator(generator: torch.nn.Module, batch: int, render_size: int, p
 def benchmark_generator(arch: str, batch: int = 8, render_size: int = 256, include_fp16: bool = True,
                         min_seconds: float = 3.0, rounds: int = 3) -> GeneratorResult:
     torch.manual_seed(0)
-    base_channels = 64 if arch == "unet256" else 32
-    generator = build_generator(GeneratorConfig(arch=arch, base_channels=base_channels,
-                                                pretrained_encoder=False)).eval()
+    generator = build_generator(GeneratorConfig.for_arch(arch, pretrained_encoder=False)).eval()
     rng = np.random.default_rng(0)
     lightness = (rng.random((batch, 1, render_size, render_size), dtype=np.float32) * 2 - 1)
     torch_input = torch.from_numpy(lightness)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from retint.batch.manifest import read_manifest
-from retint.batch.pipeline import inference_plan
+from retint.batch.plan import inference_plan
 from retint.runtime import load_engine
 
 

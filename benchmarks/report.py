@@ -43,6 +43,6 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 def write_json(path: Path | None, report: dict[str, Any]) -> None:
     if path is None:
         return
-    from retint.model.files import write_text_atomically
+    from retint.files import write_text_atomically
 
     write_text_atomically(Path(path), json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")

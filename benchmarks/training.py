@@ -33,8 +33,7 @@ def training_throughput(arch: str, batch: int = 8, size: int = 256, min_seconds:
         scratch = Path(scratch)
         (scratch / "data").mkdir()
         _write_photos(scratch / "data", batch, size)
-        generator = GeneratorConfig(arch=arch, base_channels=64 if arch == "unet256" else 32,
-                                    pretrained_encoder=arch == "effnet-unet", render_size=size)
+        generator = GeneratorConfig.for_arch(arch, pretrained_encoder=arch == "effnet-unet", render_size=size)
         config = TrainConfig(data=(str(scratch / "data"),), generator=generator, batch_size=batch,
                              val_fraction=0.0)
         trainer = Trainer(config, scratch / "run", RunOptions(device=device, workers=0, progress=False),

@@ -12,26 +12,30 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError, missing_extra_message
+from retint.errors import RetintError, is_missing_dependency, missing_extra_message
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--name", default="", help="Artefact base name [default: the checkpoint's name].")
-@click.option("--render-size", type=click.IntRange(0), default=0,
-              help="Square size the generator runs at [default: the checkpoint's, 256].")
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the artefacts (created if needed): NAME.onnx, NAME.fp16.onnx, their halves, "
+                   "NAME.fp16.plan, and a .json sidecar for each.")
+@click.option("--name", default=None, show_default=False,
+              help="Artefact base name  [default: the checkpoint's file name].")
+@click.option("--render-size", type=click.IntRange(32), default=None, show_default=False,
+              help="Square size the generator runs at  [default: the checkpoint's training size].")
 @click.option("--max-batch", type=click.IntRange(1), default=16, help="Largest N the ONNX artefacts declare.")
 @click.option("--min-shape", default="1x16x16", help="TensorRT profile minimum, NxHxW.")
 @click.option("--opt-shape", default="1x1024x1024", help="TensorRT profile optimum, NxHxW.")
 @click.option("--max-shape", default="16x4096x4096", help="TensorRT profile maximum, NxHxW.")
-@click.option("--workspace-gb", type=click.FloatRange(0, min_open=True), default=4.0)
+@click.option("--workspace-gb", type=click.FloatRange(0, min_open=True), default=4.0,
+              help="GPU memory TensorRT's builder may use for scratch space while it picks kernels.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT timing cache to load and update.")
 @click.option("--parity-images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of images for the parity gates [default: images shipped with retint].")
 @click.option("--onnx-only", is_flag=True, help="Stop after the gated ONNX files; exit 0.")
-def main(checkpoint: Path, output_dir: Path, name: str, render_size: int, max_batch: int, min_shape: str,
+def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int | None, max_batch: int, min_shape: str,
          opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
          parity_images: Path | None, onnx_only: bool) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
@@ -39,6 +43,8 @@ def main(checkpoint: Path, output_dir: Path, name: str, render_size: int, max_ba
         from retint.export.config import ExportConfig, ShapeProfile, parse_shape
         from retint.export.pipeline import run_export
     except ImportError as error:
+        if not is_missing_dependency(error):
+            raise
         click.echo(missing_extra_message("export-trt", "exporting", error), err=True)
         sys.exit(2)
 

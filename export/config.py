@@ -24,8 +24,8 @@ class ShapeProfile:
 class ExportConfig:
     checkpoint: Path
     output_dir: Path
-    name: str = ""  # default: the checkpoint's file name without suffix
-    render_size: int = 0  # 0: the checkpoint's render size
+    name: str | None = None  # None: the checkpoint's file name without suffix
+    render_size: int | None = None  # None: the checkpoint's render size
     max_batch: int = 16
     profile: ShapeProfile = ShapeProfile()
     workspace_gb: float = 4.0

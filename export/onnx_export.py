@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from retint.errors import RetintError
-from retint.model.files import write_bytes_atomically
+from retint.files import write_bytes_atomically
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,

@@ -19,7 +19,7 @@ import torch
 
 from retint.errors import InputError, ParityError
 from retint.model.color import rgb_uint8_to_lab
-from retint.model.data import IMAGE_SUFFIXES
+from retint.media import IMAGE_SUFFIXES
 from retint.model.metrics import ciede2000, psnr
 
 SHIPPED_PARITY_IMAGES = Path(__file__).parent / "parity_images"

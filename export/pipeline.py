@@ -40,7 +40,7 @@ from retint.export.parity import (
 )
 from retint.model.checkpoint import load_generator
 from retint.model.config import config_to_dict
-from retint.model.files import write_text_atomically
+from retint.files import write_text_atomically
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, ArtefactMetadata, SizeLimits, sidecar_path
 from retint.runtime.onnx_runner import OnnxEngine
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from retint.errors import BackendUnavailable
 from retint.export.config import ShapeProfile
 from retint.export.onnx_export import ExportError
-from retint.model.files import write_bytes_atomically
+from retint.files import write_bytes_atomically
 from retint.runtime import cuda_memory
 from retint.runtime.metadata import INPUT_NAME
 

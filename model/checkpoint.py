@@ -21,7 +21,7 @@ from torch import nn
 from retint import __version__
 from retint.errors import CheckpointError
 from retint.model.config import GeneratorConfig, generator_config_from_dict
-from retint.model.files import write_bytes_atomically
+from retint.files import write_bytes_atomically
 from retint.model.networks import build_generator
 
 CHECKPOINT_FORMAT = "retint-checkpoint"

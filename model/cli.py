@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from retint.errors import RetintError, missing_extra_message
+from retint.errors import RetintError, is_missing_dependency, missing_extra_message
 from retint.model.config import (
+    DEFAULT_BASE_CHANNELS,
     GAN_MODES,
     GENERATOR_ARCHITECTURES,
     RECONSTRUCTION_LOSSES,
@@ -54,10 +55,8 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
         else:
             train_values[field] = value
     if base is None:
-        arch = generator_values.get("arch", GeneratorConfig.arch)
-        if arch == "unet256" and "base_channels" not in generator_values:
-            generator_values["base_channels"] = 64
-        return TrainConfig(generator=GeneratorConfig(**generator_values), **train_values)
+        arch = generator_values.pop("arch", GeneratorConfig.arch)
+        return TrainConfig(generator=GeneratorConfig.for_arch(arch, **generator_values), **train_values)
     return dataclasses.replace(base, generator=dataclasses.replace(base.generator, **generator_values),
                                **train_values)
 
@@ -68,7 +67,8 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
               help="Run folder: last.pth, best.pth, metrics.jsonl, samples/.")
 @click.option("--arch", type=click.Choice(GENERATOR_ARCHITECTURES), default=GeneratorConfig.arch)
 @click.option("--base-channels", type=click.IntRange(1), default=None,
-              help="Width: ngf for unet256 (default 64), decoder width for effnet-unet (default 32).")
+              help="Width: ngf for unet256, decoder width for effnet-unet  [default: "
+                   + ", ".join(f"{width} for {arch}" for arch, width in DEFAULT_BASE_CHANNELS.items()) + "].")
 @click.option("--pretrained-encoder/--no-pretrained-encoder", default=True,
               help="effnet-unet: start from the ImageNet EfficientNet-Lite0 weights.")
 @click.option("--size", type=click.IntRange(32), default=256,
@@ -100,6 +100,8 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
     try:
         from retint.model.train import RunOptions, train
     except ImportError as error:
+        if not is_missing_dependency(error):
+            raise
         click.echo(missing_extra_message("colorize-train", "training", error), err=True)
         sys.exit(2)
 

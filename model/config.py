@@ -12,6 +12,13 @@ from typing import Any
 from retint.errors import CheckpointError
 
 GENERATOR_ARCHITECTURES = ("effnet-unet", "unet256")
+# The width each architecture is built with unless --base-channels says
+# otherwise: the paper's ngf for unet256, the decoder width at stride 2 for
+# effnet-unet. The one place this rule lives.
+DEFAULT_BASE_CHANNELS = {"unet256": 64, "effnet-unet": 32}
+# Fields older checkpoints carry with the only values retint ever used:
+# dropped on load (the scales are constants of model/color.py).
+RETIRED_FIELDS = {"l_scale": 50.0, "ab_scale": 110.0}
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp")
 RECONSTRUCTION_LOSSES = ("l1", "huber")
 
@@ -29,8 +36,12 @@ class GeneratorConfig:
     # The square size the generator sees at inference (the exported graph's
     # render size) and trains on.
     render_size: int = 256
-    l_scale: float = 50.0
-    ab_scale: float = 110.0
+
+    @classmethod
+    def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":
+        """A config with `arch`'s own default width unless `base_channels` is given."""
+        width = base_channels if base_channels is not None else DEFAULT_BASE_CHANNELS[arch]
+        return cls(arch=arch, base_channels=width, **fields)
 
     @property
     def size_multiple(self) -> int:
@@ -81,7 +92,12 @@ def _listify(value: Any) -> Any:
 
 
 def generator_config_from_dict(raw: dict[str, Any]) -> GeneratorConfig:
-    return _build(GeneratorConfig, raw)
+    values = dict(raw)
+    for name, only_value in RETIRED_FIELDS.items():
+        if name in values:
+            if values.pop(name) != only_value:
+                raise CheckpointError(f"configuration has {name}={raw[name]}; this retint supports only {only_value}")
+    return _build(GeneratorConfig, values)
 
 
 def train_config_from_dict(raw: dict[str, Any]) -> TrainConfig:

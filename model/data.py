@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+from retint.media import IMAGE_SUFFIXES
 
 STATUS_OK = 0
 STATUS_UNREADABLE = 1

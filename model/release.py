@@ -23,7 +23,7 @@ from retint.model.checkpoint import generator_only, load_checkpoint, load_genera
 from retint.model.config import train_config_from_dict
 from retint.model.data import STATUS_OK, ValidationDataset, find_images, split_train_validation
 from retint.model.evaluate import evaluate, sample_grid
-from retint.model.files import write_bytes_atomically, write_text_atomically
+from retint.files import write_bytes_atomically, write_text_atomically
 
 
 def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.Tensor, list[str]]:

@@ -41,7 +41,7 @@ from retint.model.data import (
     split_train_validation,
 )
 from retint.model.evaluate import evaluate, sample_grid
-from retint.model.files import write_bytes_atomically, write_text_atomically
+from retint.files import write_bytes_atomically, write_text_atomically
 from retint.model.losses import (
     chroma_regulariser,
     discriminator_loss,

@@ -19,6 +19,16 @@ from __future__ import annotations
 TRAIN_EXTRA_HINT = "pip install torch==2.13.0 && pip install 'retint[train]'"
 
 
+def is_missing_dependency(error: ImportError) -> bool:
+    """True for a third-party package that is not installed; False for a broken retint module.
+
+    Only the first deserves install advice: an ImportError raised inside
+    retint is a bug (or a broken install) and must surface as one.
+    """
+    name = error.name or ""
+    return bool(name) and name.split(".")[0] != "retint"
+
+
 def missing_extra_message(command: str, what: str, error: ImportError) -> str:
     """The one line a command prints when an optional package is missing."""
     return f"{command}: error: {what} needs the 'train' extra (missing {error.name}): {TRAIN_EXTRA_HINT}"
@@ -46,6 +56,16 @@ class ParityError(RetintError):
     """An exported graph that disagrees with PyTorch beyond the gate."""
 
     exit_code = 4
+
+
+class OutputError(RetintError):
+    """The output folder or file cannot be written (full, read-only, not permitted)."""
+
+
+class Interrupted(RetintError):
+    """Ctrl-C: the work in flight was finished (or discarded whole) and the summary written."""
+
+    exit_code = 130
 
 
 class BackendUnavailable(RetintError):

@@ -59,7 +59,6 @@ class TensorRTEngine(Engine):
         minimum, _, maximum = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)
         limits = SizeLimits(min_side=max(minimum[2], minimum[3]), max_side=min(maximum[2], maximum[3]),
                             max_batch=maximum[0])
-        self._min_batch = minimum[0]
         self.spec = EngineSpec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
                                precision=metadata.precision if metadata else "unknown",
                                render_size=metadata.render_size if metadata else 0,

@@ -37,3 +37,18 @@ def test_training_and_export_commands_name_the_missing_extra(tmp_path):
         assert process.returncode == 2, process.stderr
         assert "pip install torch==2.13.0 && pip install 'retint[train]'" in process.stderr
         assert "Traceback" not in process.stderr
+
+
+def test_an_import_error_inside_retint_is_not_turned_into_install_advice(tmp_path):
+    (tmp_path / "model.pth").write_bytes(b"x")
+    for module, source in (("retint.model.cli", tmp_path), ("retint.export.cli", tmp_path / "model.pth")):
+        # torch is installed; a retint module that cannot be imported is a bug, not a missing extra.
+        process = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            sys.modules["retint.model.networks"] = None  # as if the wheel lacked it
+            from {module} import main
+            main([{str(source)!r}, "-o", {str(tmp_path / 'out')!r}])
+        """)], capture_output=True, text=True)
+        assert process.returncode == 1, process.stderr
+        assert "pip install" not in process.stderr
+        assert "retint.model.networks" in process.stderr

@@ -15,6 +15,8 @@ from PIL import Image
 from retint.batch.manifest import read_manifest
 from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, tone_spread
 
+from batchrun import batch, originals_unchanged
+from batchrun import start as start_batch
 from archive import CAMERA_MODEL_TAG, ORIENTATION_TAG, build_archive, grey_photo, sepia
 from imagemaker import natural_like_image
 
@@ -22,11 +24,6 @@ from imagemaker import natural_like_image
 def digest_tree(root):
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def batch(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "retint.batch.cli", "--no-progress", *map(str, args)],
-                          capture_output=True, text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -207,10 +204,12 @@ def wait_for_lines(manifest, count, process, timeout=60):
 
 
 def start(args):
-    return subprocess.Popen([sys.executable, "-m", "retint.batch.cli", "--no-progress", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, before = start_batch(args)
+    process.originals = before
+    return process
 
 
+@pytest.mark.slow  # 60 scans of 1024x768 and a signal mid-run
 def test_sigkill_midway_then_rerun_finishes_cleanly(engine, many_images, tmp_path):
     output = tmp_path / "out"
     args = [many_images, "-o", output, "--engine", engine, "--batch", 1, "--workers", 1]
@@ -218,6 +217,7 @@ def test_sigkill_midway_then_rerun_finishes_cleanly(engine, many_images, tmp_pat
     wait_for_lines(output / "manifest.jsonl", 5, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    originals_unchanged(process.originals)
     done_before = len(list(output.glob("*.jpg")))
     assert 0 < done_before < 60, "the kill should land mid-way"
     assert not list(output.glob(".retint-partial-*"))
@@ -236,12 +236,14 @@ def test_sigkill_midway_then_rerun_finishes_cleanly(engine, many_images, tmp_pat
     assert len(list(output.glob("*.jpg"))) == 60
 
 
+@pytest.mark.slow  # 60 scans of 1024x768 and a signal mid-run
 def test_ctrl_c_finishes_in_flight_writes_and_exits_130(engine, many_images, tmp_path):
     output = tmp_path / "out"
     process = start([many_images, "-o", output, "--engine", engine, "--batch", 1, "--workers", 1])
     wait_for_lines(output / "manifest.jsonl", 3, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
+    originals_unchanged(process.originals)
     entries, summary = read_manifest(output)
     written = sorted(p.name for p in output.glob("*.jpg"))
     recorded = sorted(os.path.basename(e["output"]) for e in entries if e["status"] == "ok")
@@ -262,9 +264,8 @@ def test_full_disk_is_one_clear_error_and_no_partial_file(engine, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
 
-    process = subprocess.run([sys.executable, "-m", "retint.batch.cli", "--no-progress", str(tmp_path / "a.png"),
-                              "-o", str(tmp_path / "out"), "--engine", str(engine), "--format", "png"],
-                             capture_output=True, text=True, preexec_fn=small_file_limit)
+    process = batch(tmp_path / "a.png", "-o", tmp_path / "out", "--engine", engine, "--format", "png",
+                    preexec_fn=small_file_limit)
     assert process.returncode == 2, process.stderr
     assert "cannot write to" in process.stderr and process.stderr.strip().count("\n") == 0
     assert not (tmp_path / "out" / "a.png").exists()
@@ -326,7 +327,7 @@ def test_batch_never_imports_torch(engine, tmp_path):
 
 
 def test_inference_plan_two_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a_gpu(engine):
-    from retint.batch.pipeline import InferencePlan, inference_plan
+    from retint.batch.plan import InferencePlan, inference_plan
 
     assert inference_plan(engine.with_suffix(".plan"), "auto") == InferencePlan(streams=1, cpu_threads=0, batch_size=8)
     assert inference_plan(engine.with_suffix(".plan"), "auto", 16).batch_size == 16

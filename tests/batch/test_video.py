@@ -11,13 +11,16 @@ import pytest
 from retint.batch.manifest import read_manifest
 from retint.benchmarks.flicker import flicker_index, read_frames
 
+from batchrun import batch
 
-def make_clip(path, frames=24, size=(128, 96), fps=25, audio=True, vfr=False, seed=0):
-    """Moving shapes on a textured background; an AAC track; optionally variable frame rate."""
+
+def make_clip(path, frames=24, size=(128, 96), fps=25, audio=True, vfr=False, seed=0, faststart=False):
+    """Moving shapes on a textured background; an AAC track; optionally variable frame rate;
+    optionally an MP4 with its index first (movflags=faststart), as streamed files are."""
     rng = np.random.default_rng(seed)
     width, height = size
     texture = (rng.random((height, width)) * 60 + 80).astype(np.uint8)
-    container = av.open(str(path), "w")
+    container = av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {})
     video = container.add_stream("libx264", rate=fps)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
     video.codec_context.time_base = Fraction(1, 1000)
@@ -77,9 +80,6 @@ def timestamps(path):
         return [float(f.pts * f.time_base) for f in container.decode(video=0)]
 
 
-def batch(*args):
-    return subprocess.run([sys.executable, "-m", "retint.batch.cli", "--no-progress", *map(str, args)],
-                          capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +177,50 @@ def test_truncated_and_videoless_files_fail_without_output(tmp_path, exported):
     reasons = {e["source"].rsplit("/", 1)[-1]: (e["status"], e["reason"]) for e in entries}
     assert reasons["sound.mkv"] == ("failed", "no video stream")
     assert reasons["text.mov"][0] == "failed"
-    assert reasons["truncated.mp4"][0] == "failed" or reasons["truncated.mp4"][0] == "ok"
-    if reasons["truncated.mp4"][0] == "failed":
-        assert not (output / "truncated.mp4").exists()
+    # Cut before its index (which an MP4 keeps at the end by default): nothing can be decoded.
+    assert reasons["truncated.mp4"][0] == "failed"
+    assert not (output / "truncated.mp4").exists()
     assert not list(output.glob("*.mkv")) and not (output / "text.mov").exists()
     assert not list(output.glob(".retint-partial-*"))
+
+
+def test_a_video_cut_short_is_partial_never_ok(tmp_path, exported):
+    make_clip(tmp_path / "whole.mp4", audio=False, frames=240, faststart=True)
+    data = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "cut.mp4").write_bytes(data[: len(data) // 2])
+    output = tmp_path / "out"
+    process = batch(tmp_path / "src", "-o", output, "--engine", exported["effnet-unet"].artefacts[0])
+    assert process.returncode == 3, process.stderr
+    assert "1 partial" in process.stderr.splitlines()[-1]
+    (entry,), summary = read_manifest(output)
+    figures = entry["video"]
+    assert entry["status"] == "partial" and "ends early" in entry["reason"], entry
+    assert figures["container_frames"] == 240 and 0 < figures["frames"] < 200 and not figures["complete"]
+    assert figures["duration_seconds"] < figures["container_duration_seconds"] - 1
+    assert len(timestamps(output / "cut.mp4")) == figures["frames"]  # the frames that decoded, kept
+    rerun = batch(tmp_path / "src", "-o", output, "--engine", exported["effnet-unet"].artefacts[0])
+    assert rerun.returncode == 0 and read_manifest(output)[1]["already_done"] == 1
+    assert [e["status"] for e in read_manifest(output)[0]] == ["partial"]
+
+
+def test_a_whole_video_is_complete(clips, coloured):
+    output, _ = coloured
+    entries, _ = read_manifest(output)
+    film = next(e for e in entries if e["source"].endswith("film.mp4"))
+    assert film["status"] == "ok" and film["video"]["complete"] and film["video"]["container_frames"] == 24
+
+
+def test_videos_that_would_share_an_output_name_both_keep_their_result(tmp_path, exported):
+    (tmp_path / "src").mkdir()
+    make_clip(tmp_path / "src" / "clip.mkv", audio=False, frames=6, seed=1)
+    make_clip(tmp_path / "src" / "other.mkv", audio=False, frames=6, seed=2)
+    (tmp_path / "src" / "other.mkv").rename(tmp_path / "src" / "clip.webm")
+    process = batch(tmp_path / "src", "-o", tmp_path / "out", "--engine", exported["effnet-unet"].artefacts[0])
+    assert process.returncode == 0, process.stderr
+    entries, _ = read_manifest(tmp_path / "out")
+    assert sorted(e["output"] for e in entries) == ["clip.mkv", "clip.webm.mkv"]
+    assert len(timestamps(tmp_path / "out" / "clip.mkv")) == len(timestamps(tmp_path / "out" / "clip.webm.mkv")) == 6
 
 
 def test_webm_is_written_as_matroska(tmp_path, exported):

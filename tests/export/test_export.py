@@ -122,6 +122,7 @@ def export_cli(*args):
                           capture_output=True, text=True)
 
 
+@pytest.mark.slow  # a whole export in a subprocess (about 20 s)
 def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoints, tmp_path):
     process = export_cli(tiny_checkpoints["effnet-unet"], "-o", tmp_path, "--name", "tiny")
     assert process.returncode == 3, process.stderr
@@ -131,6 +132,7 @@ def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoint
     assert (tmp_path / "tiny.onnx").stat().st_mode & 0o044  # readable by others, like any output
 
 
+@pytest.mark.slow  # a whole export in a subprocess (about 20 s)
 def test_cli_onnx_only_exits_0(tiny_checkpoints, tmp_path):
     process = export_cli(tiny_checkpoints["unet256"], "-o", tmp_path, "--onnx-only")
     assert process.returncode == 0, process.stderr

@@ -1,12 +1,16 @@
-"""Write outputs so that a reader (or a rerun) never sees half a file.
+"""Atomic file writes for every retint package: a reader sees the old file or the whole new one.
 
 On Linux the bytes go into an unnamed file (O_TMPFILE) in the destination
 folder, which is linked into place only when complete: if the process is
 killed, the kernel discards the unnamed file and nothing is left behind.
 Where the filesystem cannot do that, a hidden `.retint-partial-*` file is
-written and renamed into place; a later run removes any such leftovers.
-Errors that mean the output disk is unusable (full, read-only, no
-permission) raise OutputError, which stops the run.
+written and renamed into place; a later batch run removes any such
+leftovers. Errors that mean the destination disk is unusable (full,
+read-only, no permission) raise `OutputError`.
+
+This lives in the root package because training, export and the batch
+processor all write this way, and `retint.batch` may not import
+`retint.model` (DESIGN.md's package direction).
 """
 
 from __future__ import annotations
@@ -19,22 +23,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from retint.errors import RetintError
+from retint.errors import OutputError
 
 PARTIAL_PREFIX = ".retint-partial-"
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
-_FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EIO,
-                 errno.ENOTDIR}
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                          errno.EIO, errno.ENOTDIR})
 _libc = ctypes.CDLL(None, use_errno=True)
 _tmpfile_supported = hasattr(os, "O_TMPFILE")
 
 
-class OutputError(RetintError):
-    """The output folder cannot be written (full, read-only, not permitted)."""
-
-
 def _umask() -> int:
+    # Read once at import: os.umask can only be read by setting it.
     current = os.umask(0)
     os.umask(current)
     return current
@@ -75,6 +76,13 @@ def _publish_unnamed(fd: int, folder: Path, path: Path) -> None:
         os.replace(partial, path)
 
 
+def raise_if_fatal(error: OSError, folder: Path) -> None:
+    """Errors that make a destination folder unusable become OutputError; others are re-raised."""
+    if error.errno in FATAL_ERRNOS:
+        raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
+    raise error
+
+
 @contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A seekable binary file that appears at `path` only once the block completes.
@@ -82,6 +90,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     If the block raises (or the process dies), nothing appears and any old
     file at `path` is left as it was.
     """
+    path = Path(path)
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -92,7 +101,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
         stream = os.fdopen(fd, "w+b")
     except OSError as error:
-        _reraise(error, folder)
+        raise_if_fatal(error, folder)
     try:
         yield stream
         stream.flush()
@@ -103,30 +112,27 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             os.replace(partial, path)
             partial = None
     except OSError as error:
-        _reraise(error, folder)
+        raise_if_fatal(error, folder)
     finally:
         stream.close()
         if partial is not None:
             partial.unlink(missing_ok=True)
 
 
-def _reraise(error: OSError, folder: Path) -> None:
-    """Errors that make the output folder unusable become OutputError (they stop the run)."""
-    if error.errno in _FATAL_ERRNOS:
-        raise OutputError(f"cannot write to {folder}: {error.strerror}") from error
-    raise error
-
-
-def write_output(path: Path, data: bytes) -> None:
+def write_bytes_atomically(path: Path | str, data: bytes) -> None:
     """Put `data` at `path` all at once (replacing any old file)."""
-    with atomic_file(path) as stream:
+    with atomic_file(Path(path)) as stream:
         stream.write(data)
 
 
-def remove_partials(output_root: Path) -> int:
-    """Delete `.retint-partial-*` leftovers of a killed run; returns how many."""
+def write_text_atomically(path: Path | str, text: str) -> None:
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def remove_partials(root: Path) -> int:
+    """Delete `.retint-partial-*` leftovers of a killed run below `root`; returns how many."""
     removed = 0
-    for folder, _, names in os.walk(output_root):
+    for folder, _, names in os.walk(root):
         for name in names:
             if name.startswith(PARTIAL_PREFIX):
                 Path(folder, name).unlink(missing_ok=True)

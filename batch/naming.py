@@ -1,0 +1,97 @@
+"""Which file each input is written to, decided for the whole run before anything is written.
+
+An output is the input's path mirrored under OUT, with the output format's
+suffix (`--format`, or H.264's container for a video). Two rules keep every
+result:
+
+- **Shared names.** When several inputs would get one output name
+  (`photo.jpg` and `photo.png` with `--format jpg`; `clip.mkv` and
+  `clip.webm`), the one whose own suffix is already the output's keeps the
+  plain name and each other keeps its suffix inside the name:
+  `photo.png -> photo.png.jpg`, `clip.webm -> clip.webm.mkv`. The rule looks
+  only at each input's own name, never at the order, so reruns agree. If a
+  renamed output still meets another input's, the later input (in sorted
+  order) fails with the reason.
+- **Never onto an input.** An output that is an input (the same file under
+  any spelling, through links, or a hard link) is never written: that input
+  fails with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from retint.batch.encode import output_suffix
+from retint.batch.sources import Task
+from retint.batch.video import video_output_suffix
+from retint.media import VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class PlannedOutput:
+    task: Task
+    output: Path | None  # None: the input fails before any work (see `problem`)
+    problem: str = ""
+    note: str = ""  # why the output name differs from the plain mirror, if it does
+
+
+def _plain_output(relative: Path, output_format: str) -> Path:
+    if relative.suffix.lower() in VIDEO_SUFFIXES:
+        return relative.with_suffix(video_output_suffix(relative.suffix))
+    return relative.with_suffix(output_suffix(relative, output_format))
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> list[PlannedOutput]:
+    """One PlannedOutput per task, in the tasks' order (see the module doc)."""
+    plain = [_plain_output(task.relative, output_format) for task in tasks]
+    sharing: dict[Path, list[int]] = {}
+    for index, task in enumerate(tasks):
+        if not task.problem:
+            sharing.setdefault(plain[index], []).append(index)
+
+    chosen: dict[int, tuple[Path, str]] = {}
+    for name, members in sharing.items():
+        if len(members) == 1:
+            chosen[members[0]] = (name, "")
+            continue
+        others = ", ".join(sorted(tasks[i].relative.name for i in members))
+        for index in members:
+            relative = tasks[index].relative
+            if relative.suffix == name.suffix:
+                chosen[index] = (name, "")
+            else:
+                chosen[index] = (relative.with_name(relative.name + name.suffix),
+                                 f"output renamed: {others} would all be {name.name}")
+
+    input_files = {key for task in tasks if not task.problem and (key := _file_key(task.source))}
+    identities = {_file_key(task.source): task.identity for task in tasks if not task.problem}
+    claimed: dict[Path, int] = {}
+    planned = []
+    for index, task in enumerate(tasks):
+        if task.problem:
+            planned.append(PlannedOutput(task, None, task.problem))
+            continue
+        relative, note = chosen[index]
+        output = output_root / relative
+        if relative in claimed:
+            first = tasks[claimed[relative]].relative
+            planned.append(PlannedOutput(task, None, f"its output name {relative} is already the output of {first}"))
+            continue
+        claimed[relative] = index
+        key = _file_key(output) if os.path.lexists(output) else None
+        if key is not None and key in input_files:
+            planned.append(PlannedOutput(task, None, f"its output {output} is an input ({identities[key]}); an "
+                                                     f"original is never overwritten: choose an -o outside the sources"))
+            continue
+        planned.append(PlannedOutput(task, output, "", note))
+    return planned

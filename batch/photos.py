@@ -1,0 +1,175 @@
+"""The photo pipeline: decode workers -> batcher -> engine -> encode/write workers.
+
+Decoding, inference and encoding run in thread pools (Pillow, OpenCV and ONNX
+Runtime release the GIL while they work); the coordinating thread groups
+decoded images of equal size into batches and records the results batch by
+batch, in the order the batches were formed. Every stage is bounded (decodes
+in flight, images waiting for a batch partner, batches in flight with their
+encodes), so memory stays flat however large the archive is. The plan
+(streams, threads, images per call) is `retint.batch.plan`'s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from retint.batch.config import BatchConfig
+from retint.batch.decode import AlreadyColour, DecodedImage, DecodeFailure, decode
+from retint.batch.encode import encode
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry
+from retint.batch.naming import PlannedOutput
+from retint.batch.plan import InferencePlan
+from retint.batch.recording import StageClock, make_entry
+from retint.errors import EngineError
+from retint.files import write_bytes_atomically
+from retint.runtime import Engine
+
+ALREADY_COLOUR_REASON = "already in colour (--include-colour colours it from its own lightness)"
+
+
+@dataclass
+class _Waiting:
+    planned: PlannedOutput
+    decoded: DecodedImage
+    started: float
+
+    @property
+    def output(self) -> Path:
+        assert self.planned.output is not None  # planned outputs with a problem never reach decode
+        return self.planned.output
+
+
+class PhotoPipeline:
+    def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, clock: StageClock,
+                 record: Callable[[Entry], None], stop: threading.Event):
+        self.config = config
+        self.engine = engine
+        self.plan = plan
+        self.clock = clock
+        self.record = record
+        self.stop = stop
+        self.groups: dict[tuple[int, int], list[_Waiting]] = {}
+        # Batches in input order; each resolves to its entries (failures) or encode futures.
+        self.batches: deque[Future[list[Entry | Future[Entry]]]] = deque()
+        self.prefetch = plan.batch_size * 2 + plan.streams + config.workers
+
+    def _entry(self, planned: PlannedOutput, status: str, reason: str = "", output: Path | None = None,
+               decoded: DecodedImage | None = None, started: float | None = None) -> Entry:
+        return make_entry(planned.task, status, self.config.output, reason, output,
+                          decoded.size if decoded else None, started)
+
+    def run(self, photos: Iterable[PlannedOutput]) -> None:
+        """Colour `photos`; raises KeyboardInterrupt after recording the work in flight when stopped."""
+        decoders = ThreadPoolExecutor(self.config.workers, thread_name_prefix="decode")
+        self.inferrers = ThreadPoolExecutor(self.plan.streams, thread_name_prefix="infer")
+        self.encoders = ThreadPoolExecutor(self.config.workers, thread_name_prefix="encode")
+        pending: deque[tuple[PlannedOutput, float, Future]] = deque()
+        photos = iter(photos)
+        try:
+            while True:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
+                for planned in photos:
+                    pending.append((planned, time.perf_counter(), decoders.submit(self._timed_decode, planned.task.source)))
+                    if len(pending) >= self.prefetch:
+                        break
+                if not pending:
+                    break
+                planned, started, future = pending.popleft()
+                self._decoded(planned, started, future)
+            for size in list(self.groups):
+                self._infer(size)
+            self._drain(0)
+        except KeyboardInterrupt:
+            for *_, future in pending:
+                future.cancel()
+            self._drain(0)
+            raise
+        finally:
+            decoders.shutdown(wait=True, cancel_futures=True)
+            self.inferrers.shutdown(wait=True)
+            self.encoders.shutdown(wait=True)
+
+    def _timed_decode(self, source: Path) -> DecodedImage:
+        began = time.perf_counter()
+        try:
+            return decode(source, self.config.max_pixels, self.config.include_colour)
+        finally:
+            self.clock.add("decode", time.perf_counter() - began)
+
+    def _decoded(self, planned: PlannedOutput, started: float, future: Future) -> None:
+        try:
+            decoded = future.result()
+        except AlreadyColour:
+            self.record(self._entry(planned, STATUS_SKIPPED_COLOUR, ALREADY_COLOUR_REASON, started=started))
+            return
+        except DecodeFailure as failure:
+            self.record(self._entry(planned, STATUS_FAILED, str(failure), started=started))
+            return
+        limits = self.engine.spec.limits
+        height, width = decoded.size
+        if not (limits.min_side <= min(height, width) and max(height, width) <= limits.max_side):
+            self.record(self._entry(planned, STATUS_FAILED, f"{width}x{height} is outside the engine's "
+                                    f"{limits.min_side}..{limits.max_side} px limits", decoded=decoded,
+                                    started=started))
+            return
+        group = self.groups.setdefault(decoded.size, [])
+        group.append(_Waiting(planned, decoded, started))
+        if len(group) >= self.plan.batch_size:
+            self._infer(decoded.size)
+        elif sum(len(g) for g in self.groups.values()) > self.plan.batch_size * 2:
+            # Too many images wait for a partner of their size: run the largest group now.
+            self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
+
+    def _infer(self, size: tuple[int, int]) -> None:
+        self.batches.append(self.inferrers.submit(self._colorize_group, self.groups.pop(size)))
+        # Enough batches queued to keep every stream busy while the oldest is encoded.
+        self._drain(self.plan.streams + 1)
+
+    def _colorize_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
+        batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
+        began = time.perf_counter()
+        try:
+            rgb = self.engine.colorize(batch)
+        except EngineError as error:
+            return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
+                                started=waiting.started) for waiting in group]
+        finally:
+            self.clock.add("infer", time.perf_counter() - began)
+        return [self.encoders.submit(self._encode_and_write, waiting, image) for waiting, image in zip(group, rgb)]
+
+    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray) -> Entry:
+        began = time.perf_counter()
+        try:
+            data = encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality)
+        except (OSError, ValueError) as error:
+            return self._entry(waiting.planned, STATUS_FAILED, f"cannot encode: {error}", decoded=waiting.decoded,
+                               started=waiting.started)
+        finally:
+            self.clock.add("encode", time.perf_counter() - began)
+        began = time.perf_counter()
+        write_bytes_atomically(waiting.output, data)  # OutputError stops the run
+        self.clock.add("write", time.perf_counter() - began)
+        reason = "; ".join(waiting.decoded.notes + ([waiting.planned.note] if waiting.planned.note else []))
+        return self._entry(waiting.planned, STATUS_OK, reason, output=waiting.output, decoded=waiting.decoded,
+                           started=waiting.started)
+
+    def _drain(self, keep: int) -> None:
+        """Record finished batches, oldest first, until at most `keep` remain in flight."""
+        while len(self.batches) > keep:
+            results = self.batches[0].result()
+            # Record each result, then forget it: a Ctrl-C while waiting leaves the
+            # rest queued, so that the interrupt handler still records them.
+            while results:
+                result = results[0]
+                self.record(result.result() if isinstance(result, Future) else result)
+                results.pop(0)
+            self.batches.popleft()

@@ -1,0 +1,47 @@
+"""The inference plan: how many engine calls run at once, on how many threads, with how many images.
+
+On ONNX Runtime's CPU provider two calls run at once, each on half the
+cores, with one image per call. One call on all cores waits at every
+operator for its slowest thread while the decode and encode threads take
+those cores, and a batch of full-resolution images pushes every
+intermediate plane out of the caches. Two rounds side by side on 2 cores,
+500 1024x768 JPEGs end to end (`colorize-bench pipeline ARCHIVE --streams S
+--batch B`; images/s, peak RSS): two streams of 1 image 22.8 and 20.4 at
+0.3 GB; one stream of 1 on both cores 17.8 and 17.2 at 0.2 GB; two streams
+of 8 20.3 and 18.4 at 1.3 GB; one stream of 8 17.6 and 15.6 at 0.8 GB.
+
+GPU engines run one stream of 8: the device overlaps the work itself and
+wants full batches. Videos run one stream on every core, 8 frames per call
+on any device (15.0 frames/s against 13.1 at one frame per call, vtest
+768x576 on 2 cores). `--batch` and `--streams` override these.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from retint.runtime import runs_on_cpu
+
+VIDEO_BATCH = 8  # frames per engine call unless --batch says otherwise
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """Batches through the engine at once, ONNX Runtime's threads for each, images per batch."""
+
+    streams: int = 1
+    cpu_threads: int = 0  # 0: ONNX Runtime's default, one per core
+    batch_size: int = 8
+
+
+def inference_plan(engine: Path | None, device: str, batch_size: int | None = None,
+                   streams: int | None = None) -> InferencePlan:
+    """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8.
+    `batch_size` and `streams` override the defaults; CPU streams share the cores evenly."""
+    if not runs_on_cpu(engine, device):
+        return InferencePlan(streams=streams or 1, batch_size=batch_size or 8)
+    cores = os.cpu_count() or 1
+    streams = streams or (2 if cores >= 2 else 1)
+    return InferencePlan(streams=streams, cpu_threads=max(1, cores // streams), batch_size=batch_size or 1)

@@ -1,0 +1,77 @@
+"""The video phase of a batch: one video at a time, each on an engine that uses every core."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Callable
+
+from tqdm import tqdm
+
+from retint.batch.config import BatchConfig
+from retint.batch.decode import DecodeFailure
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry
+from retint.batch.naming import PlannedOutput
+from retint.batch.plan import VIDEO_BATCH, InferencePlan
+from retint.batch.recording import Summary, make_entry
+from retint.batch.video import VideoOptions, colorize_video
+from retint.errors import EngineError
+from retint.runtime import Engine, load_engine
+
+
+class VideoPhase:
+    def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, summary: Summary,
+                 record: Callable[[Entry], None], stop: threading.Event):
+        self.config = config
+        self.engine = engine
+        self.plan = plan
+        self.summary = summary
+        self.record = record
+        self.stop = stop
+        self._split_engine = None  # the engine's halves, opened for the first smoothed video
+        self._video_engine: Engine | None = None  # a one-stream engine, opened for the first video if needed
+        self.options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
+                                    batch_size=config.batch_size or VIDEO_BATCH,
+                                    temporal_smoothing=config.temporal_smoothing)
+
+    def run(self, videos: list[PlannedOutput]) -> None:
+        for planned in videos:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self._one(planned)
+
+    def _one(self, planned: PlannedOutput) -> None:
+        config, task, output = self.config, planned.task, planned.output
+        started = time.perf_counter()
+        frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
+        try:
+            halves = self._halves() if self.options.temporal_smoothing > 0 else None
+            figures = colorize_video(task.source, output, self._one_stream_engine(), halves, self.options,
+                                     on_frames=frames_bar.update, should_stop=self.stop.is_set)
+        except (DecodeFailure, EngineError) as failure:
+            self.record(make_entry(task, STATUS_FAILED, config.output, str(failure), started=started))
+            return
+        finally:
+            frames_bar.close()
+        self.summary.video_seconds += time.perf_counter() - started
+        status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
+        reason = "; ".join(part for part in (figures["shortfall"], planned.note) if part)
+        entry = make_entry(task, status, config.output, reason, output=output, started=started)
+        self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
+
+    def _one_stream_engine(self) -> Engine:
+        """Video runs one batch at a time: give it an engine that uses every core."""
+        if self.plan.streams == 1:  # one stream already has every core (inference_plan)
+            return self.engine
+        if self._video_engine is None:
+            self._video_engine = load_engine(self.config.engine, device=self.config.device)
+        return self._video_engine
+
+    def _halves(self):
+        if self._split_engine is None:
+            from retint.runtime import DEFAULT_MODEL
+            from retint.runtime.split import SplitEngine
+
+            self._split_engine = SplitEngine(self.config.engine or DEFAULT_MODEL, device=self.config.device)
+        return self._split_engine
