@@ -28,8 +28,11 @@ class OutputLock:
             holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(self._fd)
             raise InputError(f"another colorize-batch run (pid {holder}) is writing into {output_root}") from error
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        try:  # the pid only names the holder in the message above: a full disk must not stop the run here
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self._fd is not None:

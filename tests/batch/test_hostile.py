@@ -239,18 +239,26 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+def fill(disk: Path) -> None:
+    """Write until the filesystem says it is full."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
 def test_a_full_disk_is_exit_2_with_one_line(engine, tmp_path, tiny_disk):
-    for index in range(4):
-        photo(tmp_path / "src" / f"{index}.png", seed=index, size=(256, 320))
+    photo(tmp_path / "src" / "a.png", size=(256, 320))
     (tmp_path / "src" / "empty.png").write_bytes(b"")
-    filler = tiny_disk / "filler"
-    filler.write_bytes(os.urandom(200 * 1024))
+    (tiny_disk / "out").mkdir()
+    fill(tiny_disk)
     process = batch(tmp_path / "src", "-o", tiny_disk / "out", "--engine", engine, "--format", "png")
     assert process.returncode == 2, process.stderr
     assert "No space left on device" in process.stderr and process.stderr.strip().count("\n") == 0
     assert not list((tiny_disk / "out").glob(".retint-partial-*"))
-    for written in (tiny_disk / "out").glob("*.png"):
-        Image.open(written).load()  # whatever was written is whole
+    assert not (tiny_disk / "out" / "a.png").exists()
 
 
 # 6, 7. Float and multi-page TIFFs.
