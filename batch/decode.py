@@ -3,7 +3,7 @@
 Pillow reads the file (opened read-only, once): header checks first (format,
 size against --max-pixels, before any pixel is decoded), then the colour
 probe, then the grey pixels. JPEGs decode straight to grey (libjpeg's Y
-channel via `draft`), and their colour probe is a 1/8-scale DCT decode.
+channel via `draft`), and their colour probe is a reduced-scale DCT decode.
 EXIF orientation is applied, so the output has the displayed width and
 height; the EXIF block (minus orientation) and an RGB ICC profile are kept
 for the output. 16-bit inputs are scaled to 8 bits (outputs are 8-bit);
@@ -17,6 +17,7 @@ notes on that file's manifest line instead of anonymous lines on stderr.
 from __future__ import annotations
 
 import io
+import math
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from retint.batch.tone import is_colour
+from retint.batch.tone import PROBE_SIDE, is_colour
 
 # retint checks the pixel count itself (--max-pixels), from the header.
 Image.MAX_IMAGE_PIXELS = None
@@ -197,7 +198,9 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
     if image.format in ("JPEG", "MPO"):
         if mode not in ("L", "1"):
             probe = _open(data)
-            probe.draft("RGB", (max(1, image.size[0] // 8), max(1, image.size[1] // 8)))
+            # The smallest DCT scale that still gives the tone rule its probe size.
+            scale = PROBE_SIDE / max(image.size)
+            probe.draft("RGB", (max(1, math.ceil(image.size[0] * scale)), max(1, math.ceil(image.size[1] * scale))))
             _colour_check(np.asarray(probe.convert("RGB")), include_colour)
         if mode in ("L", "RGB", "YCbCr"):
             image.draft("L", image.size)  # decode the Y channel only

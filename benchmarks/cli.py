@@ -129,6 +129,39 @@ def video(clip: Path, engine: Path | None, batch: int | None, alpha: float, fram
         _fail(error)
 
 
+@main.command()
+@click.option("--colour", "colour", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of colour photos (repeatable): each must be taken for colour.")
+@click.option("--prints", "prints", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of real monochrome prints, toned or not (repeatable): each must be taken for monochrome.")
+@click.option("--tonings/--no-tonings", default=True,
+              help="Also tone each colour photo (sepia, cyanotype, split-toned, faded, yellowed, in turn) "
+                   "into a print that must be taken for monochrome.")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the synthetic prints in this folder.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep: Path | None,
+         json_path: Path | None) -> None:
+    """Error rates of the tone rule (colour photo or monochrome print?), as colorize-batch decides."""
+    from retint.batch.tone import COLOUR_SPREAD_THRESHOLD
+    from retint.benchmarks.report import environment, markdown_table, write_json
+    from retint.benchmarks.tone_eval import tone_report
+
+    try:
+        report = tone_report(colour, prints, tonings, keep)
+        click.echo(markdown_table(["group", "files", "should be", "taken wrongly", "error rate"],
+                                  [[name, g["files"], g["expected"], g["wrong"],
+                                    f"{g['error_rate']:.1%}" if g["error_rate"] is not None else "-"]
+                                   for name, g in report["groups"].items()]))
+        for error in report["errors"]:
+            click.echo(f"wrong: {error['group']}: {error['file']} (statistic {error['statistic']}, "
+                       f"threshold {COLOUR_SPREAD_THRESHOLD})")
+        write_json(json_path, {"benchmark": "tone", "environment": environment(),
+                               "threshold": COLOUR_SPREAD_THRESHOLD, **report})
+    except RetintError as error:
+        _fail(error)
+
+
 def _fail(error: RetintError) -> None:
     click.echo(f"colorize-bench: error: {error}", err=True)
     sys.exit(error.exit_code)

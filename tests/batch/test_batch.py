@@ -359,3 +359,26 @@ def test_concurrent_batches_write_each_image_to_its_own_output(engine, tmp_path)
             expected = alone.colorize(grey)[0].astype(int)
             written = np.asarray(Image.open(output / name).convert("RGB")).astype(int)
             assert np.abs(written - expected).max() <= 1, name
+
+
+@pytest.mark.parametrize("toning", ["sepia", "cyanotype", "split-toned", "faded", "yellowed"])
+def test_tone_rule_takes_every_old_print_toning_for_monochrome(toning):
+    from retint.benchmarks.toning import tone
+
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        print_ = tone(natural_like_image(120, 160, seed), toning, rng)
+        assert tone_spread(print_) < COLOUR_SPREAD_THRESHOLD, (toning, seed, tone_spread(print_))
+
+
+def test_tone_rule_sees_hue_that_changes_with_lightness_as_monochrome_but_two_hues_at_one_lightness_as_colour():
+    grey = grey_photo(120, 160, 3).astype(np.float32) / 255.0
+    # Shadows purple-brown, highlights yellow (a faded albumen print): one colour per lightness.
+    shadows, highlights = np.array([70, 45, 60]), np.array([240, 225, 160])
+    albumen = (shadows + (highlights - shadows) * grey[..., None]).astype(np.uint8)
+    assert tone_spread(albumen) < COLOUR_SPREAD_THRESHOLD
+    # The same lightness, but the left half red and the right half green: colour.
+    two_hues = np.repeat((grey * 200)[..., None], 3, -1)
+    two_hues[:, :80, 0] += 40
+    two_hues[:, 80:, 1] += 40
+    assert tone_spread(np.clip(two_hues, 0, 255).astype(np.uint8)) >= COLOUR_SPREAD_THRESHOLD
