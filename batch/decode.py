@@ -175,6 +175,15 @@ def _exif_without_orientation(image: Image.Image) -> tuple[bytes | None, int]:
     return (exif.tobytes() if len(exif) else None), orientation
 
 
+def jpeg_colour_probe(data: bytes) -> np.ndarray:
+    """The RGB pixels the tone rule judges a colour JPEG by: a DCT decode at the
+    smallest scale that still gives it its probe size (much cheaper than a full decode)."""
+    probe = _open(data)
+    scale = PROBE_SIDE / max(probe.size)
+    probe.draft("RGB", (max(1, math.ceil(probe.size[0] * scale)), max(1, math.ceil(probe.size[1] * scale))))
+    return np.asarray(probe.convert("RGB"))
+
+
 def _colour_check(rgb: np.ndarray, include_colour: bool) -> None:
     if not include_colour and is_colour(rgb):
         raise AlreadyColour()
@@ -197,11 +206,7 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
     mode = image.mode
     if image.format in ("JPEG", "MPO"):
         if mode not in ("L", "1"):
-            probe = _open(data)
-            # The smallest DCT scale that still gives the tone rule its probe size.
-            scale = PROBE_SIDE / max(image.size)
-            probe.draft("RGB", (max(1, math.ceil(image.size[0] * scale)), max(1, math.ceil(image.size[1] * scale))))
-            _colour_check(np.asarray(probe.convert("RGB")), include_colour)
+            _colour_check(jpeg_colour_probe(data), include_colour)
         if mode in ("L", "RGB", "YCbCr"):
             image.draft("L", image.size)  # decode the Y channel only
         return image.convert("L"), None

@@ -13,11 +13,11 @@ before it stays.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from retint.batch.sources import identity_of
 from retint.errors import OutputError
 from retint.files import write_bytes_atomically
 
@@ -55,11 +55,6 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def _canonical(source: str) -> str:
-    path = Path(source)
-    return os.path.join(os.path.realpath(path.parent), path.name)
-
-
 class Manifest:
     def __init__(self, output_root: Path, overwrite: bool):
         self.path = output_root / MANIFEST_NAME
@@ -68,7 +63,7 @@ class Manifest:
             for line in _read_lines(self.path):
                 if (line.get("status") in FINAL_WITH_OUTPUT and line.get("output") and "source" in line
                         and (output_root / line["output"]).is_file()):
-                    line["source"] = _canonical(line["source"])
+                    line["source"] = identity_of(Path(line["source"]))
                     self.done[line["source"]] = line
         # Which input each existing output belongs to: a file may be skipped as
         # "already present" only when no other input's line claims it.

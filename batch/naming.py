@@ -73,8 +73,9 @@ def plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> li
                 chosen[index] = (relative.with_name(relative.name + name.suffix),
                                  f"output renamed: {others} would all be {name.name}")
 
-    input_files = {key for task in tasks if not task.problem and (key := _file_key(task.source))}
-    identities = {_file_key(task.source): task.identity for task in tasks if not task.problem}
+    # Every input file by (device, inode), so that an output is recognised as an
+    # input under any spelling, through links, or as a hard link.
+    input_files = {key: task.identity for task in tasks if not task.problem and (key := _file_key(task.source))}
     claimed: dict[Path, int] = {}
     planned = []
     for index, task in enumerate(tasks):
@@ -88,9 +89,9 @@ def plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> li
             planned.append(PlannedOutput(task, None, f"its output name {relative} is already the output of {first}"))
             continue
         claimed[relative] = index
-        key = _file_key(output) if os.path.lexists(output) else None
+        key = _file_key(output)
         if key is not None and key in input_files:
-            planned.append(PlannedOutput(task, None, f"its output {output} is an input ({identities[key]}); an "
+            planned.append(PlannedOutput(task, None, f"its output {output} is an input ({input_files[key]}); an "
                                                      f"original is never overwritten: choose an -o outside the sources"))
             continue
         planned.append(PlannedOutput(task, output, "", note))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from retint.batch.decode import AlreadyColour, DecodeFailure, decode
+from retint.batch.decode import AlreadyColour, DecodeFailure, decode, jpeg_colour_probe
 from retint.batch.tone import tone_spread
 from retint.benchmarks.toning import TONINGS, tone
 from retint.errors import InputError
@@ -27,6 +27,15 @@ def _images(folders: tuple[Path, ...]) -> list[Path]:
     paths = sorted(p for folder in folders for p in Path(folder).rglob("*")
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     return paths
+
+
+def _probe(path: Path) -> np.ndarray:
+    """The pixels colorize-batch's tone rule sees for this file (its reduced JPEG decode included)."""
+    data = path.read_bytes()
+    with Image.open(path) as image:
+        if image.format in ("JPEG", "MPO"):
+            return jpeg_colour_probe(data)
+        return np.asarray(image.convert("RGB"))
 
 
 def taken_for_colour(path: Path) -> bool | None:
@@ -73,9 +82,8 @@ def tone_report(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: boo
                     unreadable += 1
                 elif decided != truth:
                     wrong += 1
-                    rgb = np.asarray(Image.open(path).convert("RGB"))
                     report["errors"].append({"group": name, "file": str(path),
-                                             "statistic": round(tone_spread(rgb), 3)})
+                                             "statistic": round(tone_spread(_probe(path)), 3)})
             counted = len(paths) - unreadable
             report["groups"][name] = {"files": len(paths), "unreadable": unreadable, "wrong": wrong,
                                       "error_rate": wrong / counted if counted else None,
