@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from retint.errors import RetintError, is_missing_dependency, missing_extra_message
 
@@ -64,35 +65,46 @@ def generators(arches: tuple[str, ...], batch: int, render_size: int, seconds: f
         sys.exit(error.exit_code)
 
 
+def _default_training_settings() -> tuple[str, ...]:
+    from retint.cpu import has_native_bf16
+
+    return ("fp32", "bf16", "bf16-cl", "bf16-cl@128") if has_native_bf16() else ("fp32", "fp32-cl", "fp32-cl@128")
+
+
 @main.command()
-@click.option("--arch", "arches", multiple=True, default=["effnet-unet", "unet256"],
+@click.option("--arch", "arches", multiple=True, default=["effnet-unet"],
               type=click.Choice(["effnet-unet", "unet256"]))
 @click.option("--batch", type=click.IntRange(1), default=8)
-@click.option("--size", type=click.IntRange(32), default=256)
-@click.option("--seconds", type=click.FloatRange(0.1), default=10.0)
+@click.option("--setting", "settings", multiple=True,
+              help="precision[-cl][@size]: fp32 or bf16 autocast, cl = channels_last, crop size (256) "
+                   "(repeatable; timed in alternating rounds)  [default: fp32, bf16, bf16-cl, bf16-cl@128 "
+                   "on a CPU with native bf16, else fp32, fp32-cl, fp32-cl@128].")
+@click.option("--perceptual-weight", type=click.FloatRange(0), default=0.0,
+              help="Include the EfficientNet-Lite0 perceptual loss in the step.")
+@click.option("--seconds", type=click.FloatRange(0.1), default=5.0, help="Minimum timed seconds per round.")
+@click.option("--rounds", type=click.IntRange(1), default=2)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def training(arches: tuple[str, ...], batch: int, size: int, seconds: float, device: str,
-             json_path: Path | None) -> None:
-    """Training images/s (warm-up and GAN steps) per architecture."""
-    from retint.benchmarks.generators import count_flops
+def training(arches: tuple[str, ...], batch: int, settings: tuple[str, ...], perceptual_weight: float,
+             seconds: float, rounds: int, device: str, json_path: Path | None) -> None:
+    """Training images/s (warm-up and GAN steps) per architecture and setting."""
     from retint.benchmarks.report import environment, markdown_table, write_json
-    from retint.benchmarks.training import training_throughput
-    from retint.model.config import GeneratorConfig
-    from retint.model.networks import build_generator
+    from retint.benchmarks.training import TrainingSetting, training_throughput
 
     try:
+        try:
+            parsed = tuple(TrainingSetting.parse(text) for text in (settings or _default_training_settings()))
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--setting") from error
         results = []
         for arch in arches:
-            result = training_throughput(arch, batch=batch, size=size, min_seconds=seconds, device=device)
-            generator = build_generator(GeneratorConfig.for_arch(arch, pretrained_encoder=False)).eval()
-            result["parameters"] = sum(p.numel() for p in generator.parameters())
-            result["gflops_per_image"] = count_flops(generator, size) / 1e9
-            results.append(result)
+            results += training_throughput(arch, parsed, batch=batch, min_seconds=seconds, rounds=rounds,
+                                           device=device, perceptual_weight=perceptual_weight)
+        baseline = results[0]["gan_images_per_second"]
         click.echo(markdown_table(
-            ["arch", "params (M)", "GFLOP/img (fwd)", "warm-up img/s", "GAN img/s"],
-            [[r["arch"], r["parameters"] / 1e6, r["gflops_per_image"], r["warm-up_images_per_second"],
-              r["gan_images_per_second"]] for r in results]))
+            ["arch", "setting", "precision", "warm-up img/s", "GAN img/s", "GAN vs first"],
+            [[r["arch"], r["setting"], r["precision"], r["warm-up_images_per_second"],
+              r["gan_images_per_second"], f"{r['gan_images_per_second'] / baseline:.2f}x"] for r in results]))
         write_json(json_path, {"benchmark": "training", "environment": environment(), "results": results})
     except RetintError as error:
         _fail(error)
@@ -160,6 +172,88 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
                                "threshold": COLOUR_SPREAD_THRESHOLD, **report})
     except RetintError as error:
         _fail(error)
+
+
+@main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--engine", "engine_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="An .onnx or .plan artefact, or a .pth checkpoint (run through the same deploy graph "
+                   "in PyTorch)  [default: the bundled model].")
+@click.option("--degrade", is_flag=True, help="Damage the grey inputs as colorize-train --degrade does (seeded).")
+@click.option("--seed", type=int, default=0, help="Seed of the damage (photo i uses (seed, i)).")
+@click.option("--render-size", type=click.IntRange(32), default=256,
+              help="Each photo is resized whole to this square (what the generator sees).")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write quality.md, quality.json and contact-sheet.png (grey | model | truth) here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def quality(photos: tuple[Path, ...], engine_path: Path | None, degrade: bool, seed: int, render_size: int,
+            output_dir: Path | None, json_path: Path | None) -> None:
+    """Colour quality on PHOTOS (colour photos, or folders of them): mean CIEDE2000, PSNR,
+    colourfulness and an EfficientNet-Lite0 Frechet distance, next to grey and the truth."""
+    import json
+
+    from tqdm import tqdm
+
+    from retint.benchmarks.quality import (
+        QualityConfig,
+        ScoredPhotos,
+        collect_photos,
+        colour_with,
+        contact_sheet,
+        grey_inputs,
+        markdown_report,
+        score,
+    )
+    from retint.benchmarks.report import environment, write_json
+    from retint.files import write_bytes_atomically, write_text_atomically
+
+    try:
+        config = QualityConfig(render_size=render_size, degrade=degrade, seed=seed)
+        names, truth, skipped = collect_photos([str(p) for p in photos], config)
+        if not names:
+            raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
+                              f"({len(skipped)} grey or unreadable)")
+        label, colorize = _quality_engine(engine_path)
+        greys = grey_inputs(truth, config)
+        with tqdm(total=len(greys), desc="colouring", unit="photo", leave=False) as bar:
+            output = colour_with(colorize, greys, bar.update)
+        scored = ScoredPhotos(names, truth, np.repeat(greys[..., None], 3, axis=3), output, skipped)
+        result = score(scored)
+        report = markdown_report(result, label, config)
+        click.echo(report, nl=False)
+        document = {"benchmark": "quality", "environment": environment(), "engine": label,
+                    "config": {"render_size": render_size, "degrade": degrade, "seed": seed}, **result}
+        write_json(json_path, document)
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(output_dir / "quality.md", report)
+            write_text_atomically(output_dir / "quality.json", json.dumps(document, indent=2) + "\n")
+            write_bytes_atomically(output_dir / "contact-sheet.png", contact_sheet(scored))
+    except RetintError as error:
+        _fail(error)
+
+
+def _quality_engine(engine_path: Path | None):
+    """(label, colorize gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3])."""
+    if engine_path is not None and engine_path.suffix.lower() == ".pth":
+        import torch
+
+        from retint.export.deploy import DeployColorizer
+        from retint.model.checkpoint import load_generator
+
+        generator = load_generator(engine_path)
+        graph = DeployColorizer(generator, generator.retint_config.render_size).eval()
+
+        def colorize(gray: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return graph(torch.from_numpy(gray)).numpy()
+
+        return f"{engine_path.name} [pytorch/cpu/fp32]", colorize
+    from retint.runtime import load_engine
+
+    engine = load_engine(engine_path)
+    name = engine_path.name if engine_path else "bundled default model"
+    return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine.colorize
 
 
 def _fail(error: RetintError) -> None:

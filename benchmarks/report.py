@@ -26,7 +26,10 @@ def environment() -> dict[str, Any]:
     except ImportError:
         pass
     from retint import __version__
+    from retint.cpu import cpu_model, speed_flags
 
+    info["cpu_model"] = cpu_model()
+    info["cpu_flags"] = " ".join(speed_flags())
     info["retint"] = __version__
     return info
 

@@ -41,6 +41,13 @@ CONFIG_OPTIONS = {
     "val_fraction": "val_fraction",
     "crops_per_image": "crops_per_image",
     "seed": "seed",
+    "holdout": "holdout",
+    "degrade": "degrade",
+    "perceptual_weight": "perceptual_weight",
+    "encoder_lr_scale": "encoder_lr_scale",
+    "low_res_epochs": "low_res_epochs",
+    "low_res_size": "low_res_size",
+    "init_from": "init_from",
 }
 
 
@@ -50,6 +57,8 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
     train_values: dict[str, Any] = {"data": tuple(str(Path(d)) for d in data)}
     for option, value in values.items():
         field = CONFIG_OPTIONS[option]
+        if option == "holdout":
+            value = tuple(value)
         if field.startswith("generator."):
             generator_values[field.removeprefix("generator.")] = value
         else:
@@ -84,18 +93,38 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 @click.option("--lambda-recon", type=click.FloatRange(0), default=TrainConfig.lambda_recon)
 @click.option("--chroma-weight", type=click.FloatRange(0), default=TrainConfig.chroma_weight,
               help="Weight of -E[sqrt(a^2+b^2)], against greyish output (0 = off).")
-@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=TrainConfig.val_fraction)
+@click.option("--holdout", multiple=True, default=(),
+              help="Validate on this whole source: photos whose file name starts with it, or in a folder "
+                   "named so (repeatable). Without it, a random --val-fraction split, which leaks "
+                   "near-duplicates into training.")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=TrainConfig.val_fraction,
+              help="Random validation share when no --holdout is given.")
+@click.option("--degrade", type=click.FloatRange(0, 1), default=TrainConfig.degrade,
+              help="Share of training inputs given old-photo damage (blur, noise, downscaling, JPEG, "
+                   "fading, grain, scratches, dust); the target stays the clean colour.")
+@click.option("--perceptual-weight", type=click.FloatRange(0), default=TrainConfig.perceptual_weight,
+              help="Weight of the frozen ImageNet EfficientNet-Lite0 feature loss on the composed RGB (0 = off).")
+@click.option("--encoder-lr-scale", type=click.FloatRange(0), default=TrainConfig.encoder_lr_scale,
+              help="effnet-unet: the encoder learns at --lr times this (0 freezes it).")
+@click.option("--low-res-epochs", type=click.IntRange(0), default=TrainConfig.low_res_epochs,
+              help="Progressive resizing: the first N epochs train on --low-res-size crops.")
+@click.option("--low-res-size", type=click.IntRange(32), default=TrainConfig.low_res_size)
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from this checkpoint's weights (e.g. a GAN phase branched from a warm-up run).")
 @click.option("--crops-per-image", type=click.IntRange(1), default=TrainConfig.crops_per_image,
               help="Random crops per photo per epoch (useful with small datasets).")
 @click.option("--seed", type=int, default=TrainConfig.seed)
 @click.option("--resume", is_flag=True, help="Continue the run in the output folder.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-@click.option("--amp", is_flag=True, help="Mixed precision (float16 on CUDA, bfloat16 on CPU).")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision (float16 on CUDA, bfloat16 on the CPU)  [default: on only for a CPU "
+                   "with native bf16 (AMX or AVX512-BF16); every metrics line names the precision].")
+@click.option("--channels-last", is_flag=True, help="channels_last memory layout for both networks.")
 @click.option("--workers", type=click.IntRange(0), default=2, help="DataLoader decode workers.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch instead).")
 @click.pass_context
-def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool,
-         workers: int, no_progress: bool, **options: Any) -> None:
+def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool | None,
+         channels_last: bool, workers: int, no_progress: bool, **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
     try:
         from retint.model.train import RunOptions, train
@@ -106,22 +135,24 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
         sys.exit(2)
 
     try:
-        if options["base_channels"] is None:
-            options.pop("base_channels")
+        for unset in ("base_channels", "init_from"):
+            if options[unset] is None:
+                options.pop(unset)
         if resume:
             config = _resumed_config(ctx, Path(run_dir), data, options)
         else:
             config = build_config(data, options)
-        run_options = RunOptions(device=device, amp=amp, workers=workers, progress=not no_progress)
+        run_options = RunOptions(device=device, amp=amp, channels_last=channels_last, workers=workers,
+                                 progress=not no_progress)
 
         def report(record: dict[str, Any]) -> None:
             validation = ""
             if "val_ciede2000" in record:
                 validation = (f" | val dE2000 {record['val_ciede2000']:.2f} (grey {record['val_grey_ciede2000']:.2f})"
                               f" PSNR {record['val_psnr']:.2f}")
-            click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']}: "
+            click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']} {record['crop_size']}px: "
                        f"recon {record.get('loss_recon', float('nan')):.4f}"
-                       f" {record['images_per_second']:.1f} img/s{validation}", err=True)
+                       f" {record['images_per_second']:.1f} img/s ({record['precision']}){validation}", err=True)
 
         train(config, Path(run_dir), run_options, resume=resume, on_epoch=report)
     except RetintError as error:

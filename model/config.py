@@ -71,10 +71,30 @@ class TrainConfig:
     # few dozen photos, one pass is a handful of steps.
     crops_per_image: int = 1
     seed: int = 0
+    # Held-out sources (file-name prefixes or folder names); empty = a random
+    # split by val_fraction.
+    holdout: tuple[str, ...] = ()
+    # Share of training inputs given old-photo damage (model/degrade.py).
+    degrade: float = 0.0
+    # Weight of the EfficientNet-Lite0 feature loss on the composed RGB.
+    perceptual_weight: float = 0.0
+    # The generator's encoder learns at lr * encoder_lr_scale (0 freezes it).
+    encoder_lr_scale: float = 1.0
+    # Progressive resizing: the first low_res_epochs train on low_res_size
+    # crops (4x cheaper at 128), the rest at the render size.
+    low_res_epochs: int = 0
+    low_res_size: int = 128
+    # Start from this checkpoint's generator (and discriminator, where it has
+    # one) instead of fresh weights: a GAN phase branched from a warm-up run.
+    init_from: str = ""
+
+    def crop_size(self, epoch: int) -> int:
+        """Training crop size of epoch `epoch` (0-based)."""
+        return self.low_res_size if epoch < self.low_res_epochs else self.generator.render_size
 
 
 # Fields that may change between a run and its resumption: the schedule.
-RESUMABLE_OVERRIDES = ("epochs", "pretrain_epochs")
+RESUMABLE_OVERRIDES = ("epochs", "pretrain_epochs", "low_res_epochs")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -104,6 +124,7 @@ def train_config_from_dict(raw: dict[str, Any]) -> TrainConfig:
     values = dict(raw)
     values["generator"] = generator_config_from_dict(values.get("generator", {}))
     values["data"] = tuple(values.get("data", ()))
+    values["holdout"] = tuple(values.get("holdout", ()))
     return _build(TrainConfig, values)
 
 

@@ -1,5 +1,6 @@
-"""Training data: find colour photos, decode them in DataLoader workers,
-random resized crops and flips, and a deterministic validation view.
+"""Training data: find colour photos, split off whole held-out sources,
+decode each photo once, random resized crops and flips, optional old-photo
+damage on the grey input, and a deterministic validation view.
 
 A file that cannot be decoded, or that holds a grey image, is skipped and
 counted, never a crash: the dataset yields a status code with every sample and
@@ -19,7 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from retint.errors import InputError
 from retint.media import IMAGE_SUFFIXES
+from retint.model.degrade import degrade_grey, grey_from_rgb
 
 STATUS_OK = 0
 STATUS_UNREADABLE = 1
@@ -31,6 +34,11 @@ GREY_MEAN_CHANNEL_SPREAD = 1.0
 # Random resized crop: fraction of the image area and aspect ratio range.
 CROP_AREA_RANGE = (0.25, 1.0)
 CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
+# Photos are kept in memory shrunk to this many render sizes on their longest
+# side: a crop covers at least a quarter of the area, so a crop is still
+# downscaled (never upscaled) to the render size, and 400 photos take about
+# 250 MB instead of being decoded again for every crop.
+KEPT_SIDE_IN_RENDER_SIZES = 2
 
 
 def find_images(folders: tuple[str, ...] | list[str]) -> list[Path]:
@@ -49,8 +57,28 @@ def find_images(folders: tuple[str, ...] | list[str]) -> list[Path]:
     return sorted(found)
 
 
-def split_train_validation(paths: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """A seeded split; at least one validation image when the fraction is positive."""
+def split_train_validation(paths: list[Path], val_fraction: float, seed: int,
+                           holdout: tuple[str, ...] = ()) -> tuple[list[Path], list[Path]]:
+    """Training and validation photos.
+
+    With `holdout`, validation is every photo of the held-out sources: a
+    photo belongs to source P when its file name starts with P or one of its
+    folders is named P. Whole sources are held out because a random split
+    leaks near-duplicates (frames of one video, views of one place) into
+    training and flatters the figures. Without it, a seeded random split by
+    `val_fraction` (at least one photo when the fraction is positive).
+    """
+    if holdout:
+        validation = [path for path in paths if any(_in_source(path, prefix) for prefix in holdout)]
+        unmatched = [prefix for prefix in holdout if not any(_in_source(path, prefix) for path in paths)]
+        if unmatched:
+            raise InputError(f"--holdout {', '.join(unmatched)}: no photo's name starts with it "
+                             "and no folder is named so")
+        held = set(validation)
+        training = [path for path in paths if path not in held]
+        if not training:
+            raise InputError("--holdout takes every photo; nothing is left to train on")
+        return training, validation
     if val_fraction <= 0 or len(paths) < 2:
         return list(paths), []
     count = min(len(paths) - 1, max(1, round(len(paths) * val_fraction)))
@@ -58,6 +86,10 @@ def split_train_validation(paths: list[Path], val_fraction: float, seed: int) ->
     validation = sorted(paths[i] for i in order[:count])
     training = sorted(paths[i] for i in order[count:])
     return training, validation
+
+
+def _in_source(path: Path, prefix: str) -> bool:
+    return path.name.startswith(prefix) or prefix in path.parent.parts
 
 
 def decode_colour(path: Path) -> tuple[np.ndarray | None, int]:
@@ -104,37 +136,74 @@ def resize_for_validation(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def _to_sample(rgb: np.ndarray | None, status: int, size: int) -> dict[str, torch.Tensor]:
+def shrink_for_training(image: np.ndarray, render_size: int) -> np.ndarray:
+    """The photo with its longest side at most KEPT_SIDE_IN_RENDER_SIZES render sizes."""
+    longest = KEPT_SIDE_IN_RENDER_SIZES * render_size
+    height, width = image.shape[:2]
+    if max(height, width) <= longest:
+        return image
+    scale = longest / max(height, width)
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _to_sample(rgb: np.ndarray | None, status: int, size: int,
+               damaged_grey: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """rgb uint8 [3,S,S], status, and the damaged grey input uint8 [1,S,S] with
+    `degraded` true, or zeros and false (the input is then the clean L of rgb)."""
     if rgb is None:
         tensor = torch.zeros(3, size, size, dtype=torch.uint8)
     else:
         tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-    return {"rgb": tensor, "status": torch.tensor(status)}
+    degraded = damaged_grey is not None
+    grey = (torch.from_numpy(np.ascontiguousarray(damaged_grey))[None] if degraded
+            else torch.zeros(1, *tensor.shape[1:], dtype=torch.uint8))
+    return {"rgb": tensor, "status": torch.tensor(status), "grey": grey, "degraded": torch.tensor(degraded)}
 
 
 class RandomCropDataset(Dataset):
-    """`crops_per_image` seeded random crops of each training photo per epoch."""
+    """`crops_per_image` seeded random crops of each training photo per epoch.
 
-    def __init__(self, paths: list[Path], size: int, crops_per_image: int, seed: int):
+    Every photo is decoded once, here, and kept shrunk (`shrink_for_training`);
+    DataLoader workers share the decoded photos. With `degrade` > 0, that
+    share of the crops also carry a damaged grey version of themselves.
+    """
+
+    def __init__(self, paths: list[Path], size: int, crops_per_image: int, seed: int,
+                 degrade: float = 0.0, progress: bool = False):
         self.paths = paths
         self.size = size
+        self.render_size = size
         self.crops_per_image = crops_per_image
         self.seed = seed
+        self.degrade = degrade
         self.epoch = 0
+        self.photos: list[tuple[np.ndarray | None, int]] = []
+        from tqdm import tqdm
 
-    def set_epoch(self, epoch: int) -> None:
-        """Workers are re-created every epoch (no persistent workers), so they see this."""
+        for path in tqdm(paths, desc="decoding training photos", unit="photo", disable=not progress,
+                         leave=False):
+            rgb, status = decode_colour(path)
+            self.photos.append((shrink_for_training(rgb, size) if rgb is not None else None, status))
+
+    def set_epoch(self, epoch: int, size: int | None = None) -> None:
+        """Workers are re-created every epoch (no persistent workers), so they see this.
+        `size` is this epoch's crop size (progressive resizing)."""
         self.epoch = epoch
+        self.size = size or self.render_size
 
     def __len__(self) -> int:
         return len(self.paths) * self.crops_per_image
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        rgb, status = decode_colour(self.paths[index % len(self.paths)])
+        rgb, status = self.photos[index % len(self.paths)]
+        damaged = None
         if rgb is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             rgb = random_resized_crop(rgb, self.size, rng)
-        return _to_sample(rgb, status, self.size)
+            if self.degrade and rng.random() < self.degrade:
+                damaged = degrade_grey(grey_from_rgb(rgb), rng)
+        return _to_sample(rgb, status, self.size, damaged)
 
 
 class ValidationDataset(Dataset):

@@ -30,7 +30,7 @@ def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.T
     config = train_config_from_dict(payload["train_config"])
     folders = data or config.data
     paths = find_images(folders)
-    _, validation = split_train_validation(paths, config.val_fraction, config.seed)
+    _, validation = split_train_validation(paths, config.val_fraction, config.seed, config.holdout)
     dataset = ValidationDataset(validation, config.generator.render_size)
     items = [dataset[i] for i in range(len(dataset))]
     kept = [(item["rgb"], path.name) for item, path in zip(items, validation) if int(item["status"]) == STATUS_OK]

@@ -7,8 +7,10 @@ commit point a resumed run starts from. Every random choice is seeded from
 (seed, epoch), so a resumed run repeats an uninterrupted one.
 
 The loop runs on CPU or CUDA; `amp` uses float16 autocast with a gradient
-scaler on CUDA and bfloat16 autocast on the CPU. Colour conversion always
-runs in float32.
+scaler on CUDA and bfloat16 autocast on the CPU. By default (`amp=None`) it
+is on only for a CPU with native bf16 (AMX or AVX512-BF16): elsewhere bf16 is
+emulated and slower, so fp32 stays. Colour conversion and the losses always
+run in float32; every metrics line names the precision used.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from retint.cpu import native_bf16_flags
 from retint.errors import InputError
 from retint.model.checkpoint import load_checkpoint, save_checkpoint
-from retint.model.color import normalize_ab, normalize_lightness, rgb_uint8_to_lab
+from retint.model.color import (
+    compose_rgb,
+    denormalize_ab,
+    grey_terms,
+    normalize_ab,
+    normalize_lightness,
+    rgb_uint8_to_lab,
+)
 from retint.model.config import (
     RESUMABLE_OVERRIDES,
     TrainConfig,
@@ -60,9 +70,19 @@ class RunOptions:
     """How to run, not what to learn: may change when a run is resumed."""
 
     device: str = "auto"
-    amp: bool = False
+    # None: bf16 autocast on a CPU with native bf16, off elsewhere.
+    amp: bool | None = None
+    # Both networks and their inputs in channels_last memory layout.
+    channels_last: bool = False
     workers: int = 2
     progress: bool = True
+
+
+def autocast_wanted(amp: bool | None, device: torch.device) -> bool:
+    """--amp / --no-amp as given; by default only where the CPU does bf16 in hardware."""
+    if amp is not None:
+        return amp
+    return device.type == "cpu" and bool(native_bf16_flags())
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,21 +111,30 @@ class Trainer:
         if not paths:
             raise InputError(f"no image files found in {', '.join(config.data)}")
         self.training_paths, self.validation_paths = split_train_validation(
-            paths, config.val_fraction, config.seed)
+            paths, config.val_fraction, config.seed, config.holdout)
         size = config.generator.render_size
-        self.training_set = RandomCropDataset(self.training_paths, size, config.crops_per_image, config.seed)
+        self.training_set = RandomCropDataset(self.training_paths, size, config.crops_per_image, config.seed,
+                                              degrade=config.degrade, progress=options.progress)
         self.validation_set = ValidationDataset(self.validation_paths, size)
 
         torch.manual_seed(config.seed)
-        self.generator = build_generator(config.generator).to(self.device)
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self.generator = build_generator(config.generator).to(self.device, memory_format=self.memory_format)
         norm = "none" if config.gan == "wgan-gp" else "batch"
-        self.discriminator = PatchGAN(norm=norm).to(self.device)
+        self.discriminator = PatchGAN(norm=norm).to(self.device, memory_format=self.memory_format)
+        self.features = None
+        if config.perceptual_weight:
+            from retint.model.perceptual import ImageNetFeatures
+
+            self.features = ImageNetFeatures().to(self.device, memory_format=self.memory_format)
         betas = (config.beta1, config.beta2)
-        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.optimizer_g = torch.optim.Adam(self._generator_parameter_groups(), lr=config.lr, betas=betas)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
-        use_scaler = options.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        self.amp = autocast_wanted(options.amp, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
         self.autocast_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.precision = f"{self.device.type} " + (
+            f"{str(self.autocast_dtype).removeprefix('torch.')} autocast" if self.amp else "fp32")
 
         self.start_epoch = 0
         self.step = 0
@@ -113,7 +142,22 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         if checkpoint is not None:
             self._restore(checkpoint)
+        elif config.init_from:
+            self._initialise_from(Path(config.init_from))
         self.fixed_batch = self._fixed_batch()
+
+    def _generator_parameter_groups(self) -> list[dict[str, Any]]:
+        """The encoder (where the generator has one) at lr * encoder_lr_scale."""
+        encoder = getattr(self.generator, "encoder", None)
+        if encoder is None or self.config.encoder_lr_scale == 1.0:
+            return [{"params": list(self.generator.parameters())}]
+        encoder_ids = {id(parameter) for parameter in encoder.parameters()}
+        rest = [p for p in self.generator.parameters() if id(p) not in encoder_ids]
+        if self.config.encoder_lr_scale == 0.0:
+            encoder.requires_grad_(False)
+            return [{"params": rest}]
+        return [{"params": rest},
+                {"params": list(encoder.parameters()), "lr": self.config.lr * self.config.encoder_lr_scale}]
 
     # -- run folder -------------------------------------------------------
 
@@ -138,6 +182,21 @@ class Trainer:
                 f"--resume: {self.run_dir} was trained with a different config "
                 f"({', '.join(differing)} differ); use the same options or a new output folder")
         return checkpoint
+
+    def _initialise_from(self, path: Path) -> None:
+        """Weights (not optimiser states or schedule) of another run's checkpoint."""
+        from retint.errors import CheckpointError
+        from retint.model.config import generator_config_from_dict
+
+        source = load_checkpoint(path)
+        wanted = self.config.generator
+        found = generator_config_from_dict(source.get("generator_config", {}))
+        if (found.arch, found.base_channels) != (wanted.arch, wanted.base_channels):
+            raise CheckpointError(f"--init-from {path}: its generator is {found.arch} width {found.base_channels}, "
+                                  f"this run's is {wanted.arch} width {wanted.base_channels}")
+        self.generator.load_state_dict(source["generator"])
+        if "discriminator" in source:
+            self.discriminator.load_state_dict(source["discriminator"])
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         self.generator.load_state_dict(checkpoint["generator"])
@@ -166,19 +225,42 @@ class Trainer:
     # -- training ---------------------------------------------------------
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.options.amp)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.amp)
 
     def _split_lab(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lab = rgb_uint8_to_lab(rgb.to(self.device, non_blocking=True))
-        return normalize_lightness(lab[:, :1]), normalize_ab(lab[:, 1:])
+        return (normalize_lightness(lab[:, :1]).contiguous(memory_format=self.memory_format),
+                normalize_ab(lab[:, 1:]).contiguous(memory_format=self.memory_format))
 
-    def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool) -> dict[str, torch.Tensor]:
+    def _input_lightness(self, clean: torch.Tensor, grey: torch.Tensor | None,
+                         degraded: torch.Tensor | None) -> torch.Tensor:
+        """The generator's input: the clean L, or for damaged samples the L of
+        their damaged grey (g, g, g), as the engine computes it."""
+        if grey is None or degraded is None or not bool(degraded.any()):
+            return clean
+        damaged = normalize_lightness(grey_terms(grey.to(self.device)).lightness)
+        chosen = torch.where(degraded.to(self.device).view(-1, 1, 1, 1), damaged, clean)
+        return chosen.contiguous(memory_format=self.memory_format)
+
+    def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool,
+                          rgb: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         config = self.config
         losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab)}
         total = config.lambda_recon * losses["recon"]
         if config.chroma_weight:
             losses["chroma"] = chroma_regulariser(predicted_ab.float())
             total = total + config.chroma_weight * losses["chroma"]
+        if self.features is not None and rgb is not None:
+            from retint.model.perceptual import perceptual_loss
+
+            # The prediction composed with the true lightness: what a user sees.
+            true_lightness = rgb_uint8_to_lab(rgb.to(self.device))[:, :1]
+            predicted_rgb = compose_rgb(true_lightness, denormalize_ab(predicted_ab.float()))
+            with self._autocast():
+                losses["perceptual"] = perceptual_loss(
+                    self.features, predicted_rgb.contiguous(memory_format=self.memory_format),
+                    (rgb.to(self.device).float() / 255.0).contiguous(memory_format=self.memory_format))
+            total = total + config.perceptual_weight * losses["perceptual"]
         if adversarial:
             with self._autocast():
                 logits = self.discriminator(lightness, predicted_ab)
@@ -206,14 +288,18 @@ class Trainer:
         self.discriminator.requires_grad_(False)
         return losses
 
-    def _train_step(self, rgb: torch.Tensor, adversarial: bool) -> dict[str, float]:
-        lightness, target_ab = self._split_lab(rgb)
+    def _train_step(self, rgb: torch.Tensor, adversarial: bool, grey: torch.Tensor | None = None,
+                    degraded: torch.Tensor | None = None) -> dict[str, float]:
+        clean_lightness, target_ab = self._split_lab(rgb)
+        # The discriminator judges chroma against the lightness it was drawn
+        # for: the generator's own (possibly damaged) input.
+        lightness = self._input_lightness(clean_lightness, grey, degraded)
         with self._autocast():
             predicted_ab = self.generator(lightness)
         losses: dict[str, torch.Tensor] = {}
         if adversarial:
             losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
-        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial)
+        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(losses["g_total"]).backward()
         self.scaler.step(self.optimizer_g)
@@ -237,7 +323,8 @@ class Trainer:
         config = self.config
         adversarial = epoch >= config.pretrain_epochs
         torch.manual_seed(_epoch_seed(config.seed, epoch))
-        self.training_set.set_epoch(epoch)
+        crop_size = config.crop_size(epoch)
+        self.training_set.set_epoch(epoch, crop_size)
         loader = DataLoader(
             self.training_set, batch_size=config.batch_size, shuffle=True,
             generator=torch.Generator().manual_seed(_epoch_seed(config.seed, epoch)),
@@ -258,7 +345,7 @@ class Trainer:
             bad_status += batch["status"][~ok].tolist()
             if not bool(ok.any()):
                 continue
-            losses = self._train_step(batch["rgb"][ok], adversarial)
+            losses = self._train_step(batch["rgb"][ok], adversarial, batch["grey"][ok], batch["degraded"][ok])
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value
             steps += 1
@@ -274,6 +361,7 @@ class Trainer:
         crops = self.config.crops_per_image
         record: dict[str, Any] = {
             "epoch": epoch + 1, "phase": phase, "step": self.step, "images": images,
+            "crop_size": crop_size, "precision": self.precision,
             "skipped_grey_files": sum(1 for s in bad_status if s == STATUS_GREY) // crops,
             "skipped_unreadable_files": sum(1 for s in bad_status if s not in (STATUS_OK, STATUS_GREY)) // crops,
             "seconds": round(seconds, 3), "images_per_second": images / max(seconds, 1e-9),

@@ -114,3 +114,20 @@ def test_latency_on_a_tensorrt_plan(tiny_checkpoints, tmp_path):
                     "--json", tmp_path / "l.json")
     assert process.returncode == 0, process.stderr
     jsonschema.validate(json.loads((tmp_path / "l.json").read_text()), LATENCY_SCHEMA)
+
+
+def test_training_compares_settings_in_one_run(tmp_path):
+    from click.testing import CliRunner
+
+    from retint.benchmarks.cli import main
+
+    result = CliRunner().invoke(main, ["training", "--setting", "fp32", "--setting", "bf16-cl@64", "--batch", "2",
+                                       "--seconds", "0.1", "--rounds", "1", "--json", str(tmp_path / "t.json")])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "t.json").read_text())
+    assert [r["setting"] for r in document["results"]] == ["fp32 @256", "bf16 channels_last @64"]
+    assert [r["precision"] for r in document["results"]] == ["cpu fp32", "cpu bfloat16 autocast"]
+    assert all(r["gan_images_per_second"] > 0 for r in document["results"])
+    assert document["environment"]["cpu_model"] and "cpu_flags" in document["environment"]
+    bad = CliRunner().invoke(main, ["training", "--setting", "fp8"])
+    assert bad.exit_code == 2 and "fp8" in bad.output

@@ -192,3 +192,57 @@ def test_release_writes_a_generator_only_fp16_checkpoint_with_figures(full_run, 
     generator = load_generator(output)
     assert next(generator.parameters()).dtype == torch.float32
     assert cv2.imread(str(tmp_path / "grid.png")) is not None
+
+
+def test_holdout_validates_on_whole_sources_only(tmp_path):
+    from retint.model.data import split_train_validation
+    from retint.errors import InputError
+
+    names = ["zoo-1.jpg", "zoo-2.jpg", "farm-1.jpg", "city/a.jpg", "city/b.jpg", "zoom.jpg"]
+    paths = [tmp_path / name for name in names]
+    training, validation = split_train_validation(paths, 0.1, 0, holdout=("zoo-", "city"))
+    assert sorted(p.name for p in validation) == ["a.jpg", "b.jpg", "zoo-1.jpg", "zoo-2.jpg"]
+    assert sorted(p.name for p in training) == ["farm-1.jpg", "zoom.jpg"]
+    with pytest.raises(InputError, match="nowhere"):
+        split_train_validation(paths, 0.1, 0, holdout=("nowhere",))
+    with pytest.raises(InputError, match="nothing is left"):
+        split_train_validation(paths, 0.1, 0, holdout=("zoo", "farm", "city"))
+
+
+def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(dataset, tmp_path):
+    """The #12 training options run together and say what they did."""
+    run_dir = tmp_path / "run"
+    result = run_cli(dataset, "-o", run_dir, "--epochs", 3, "--holdout", "img0", "--degrade", 0.5,
+                     "--perceptual-weight", 0.1, "--encoder-lr-scale", 0.1, "--low-res-epochs", 2,
+                     "--low-res-size", 32, "--no-amp", "--channels-last", *TINY)
+    assert result.exit_code == 0, result.output
+    metrics = read_metrics(run_dir)
+    assert [m["crop_size"] for m in metrics] == [32, 32, 64]
+    assert {m["precision"] for m in metrics} == {"cpu fp32"}
+    assert all(np.isfinite(m["loss_perceptual"]) and m["loss_perceptual"] > 0 for m in metrics)
+    assert all(m["val_images"] == 10 for m in metrics)  # img00..img09 held out, whole
+    config = load_checkpoint(run_dir / "last.pth")["train_config"]
+    assert config["holdout"] == ["img0"] and config["degrade"] == 0.5
+
+
+def test_damaged_samples_carry_their_own_grey_input(dataset):
+    from retint.model.data import RandomCropDataset, find_images
+
+    paths = find_images([str(dataset)])
+    clean = RandomCropDataset(paths, 64, 4, seed=1)
+    damaged = RandomCropDataset(paths, 64, 4, seed=1, degrade=1.0)
+    for index in range(8):
+        plain, hurt = clean[index], damaged[index]
+        assert not bool(plain["degraded"]) and bool(hurt["degraded"])
+        assert torch.equal(plain["rgb"], hurt["rgb"])  # the target stays the clean colour
+        assert hurt["grey"].shape == (1, 64, 64) and hurt["grey"].float().std() > 0
+
+
+def test_bf16_autocast_is_the_default_only_where_the_cpu_has_it():
+    from retint.cpu import has_native_bf16
+    from retint.model.train import autocast_wanted
+
+    cpu = torch.device("cpu")
+    assert autocast_wanted(None, cpu) == has_native_bf16()
+    assert autocast_wanted(True, cpu) and not autocast_wanted(False, cpu)
+    assert not autocast_wanted(None, torch.device("cuda"))

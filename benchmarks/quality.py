@@ -1,0 +1,221 @@
+"""Colour quality of an engine on a folder of colour photos (`colorize-bench quality`).
+
+Each photo is resized whole to the render size (what the generator sees, and
+what training's validation scores), made grey from its own Lab L, optionally
+damaged as in training (`--degrade`, seeded per photo), coloured by the
+engine, and scored next to the grey input itself (the "did nothing"
+baseline). The reference is the truth's colour (a*, b*) on the input's own
+lightness: retint keeps the input's L by design, so damage to L (fading,
+scratches) is not the model's to fix and would otherwise add the same error
+to model and grey alike. On clean input that reference is the truth itself
+(up to the grey's rounding); the JSON also gives CIEDE2000 to the untouched
+truth.
+
+- mean CIEDE2000 and PSNR, and the share of photos where the engine is
+  closer to the truth than grey;
+- Hasler-Suesstrunk colourfulness of output, grey and truth;
+- the Frechet distance between pooled ImageNet EfficientNet-Lite0 features
+  of the outputs and of the truths. It is not FID: FID is defined on
+  Inception-v3 features, whose weights cannot ship here, so its values are
+  not comparable with published FIDs, only between runs of this command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+
+from retint.model.data import STATUS_GREY, STATUS_OK, decode_colour, find_images, resize_for_validation
+from retint.model.degrade import degrade_grey, grey_from_rgb
+from retint.model.metrics import ciede2000, colourfulness, psnr
+from retint.model.color import compose_rgb, grey_terms, rgb_to_uint8, rgb_uint8_to_lab
+
+ENGINE_BATCH = 8
+SHEET_THUMBNAIL = 128
+SHEET_TRIPLETS_PER_ROW = 4
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    render_size: int = 256
+    degrade: bool = False
+    # Seeds the damage of photo i as (seed, i): a rerun damages alike.
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ScoredPhotos:
+    names: list[str]
+    truth: np.ndarray  # uint8 [N,S,S,3]
+    grey: np.ndarray  # uint8 [N,S,S,3], the engine's input shown as RGB
+    output: np.ndarray  # uint8 [N,S,S,3]
+    skipped: dict[str, str]
+
+
+def collect_photos(inputs: list[str], config: QualityConfig) -> tuple[list[str], np.ndarray, dict[str, str]]:
+    """The colour photos among `inputs` (files or folders), resized whole; grey and unreadable ones skipped."""
+    names, images, skipped = [], [], {}
+    for path in find_images(inputs):
+        rgb, status = decode_colour(path)
+        if status != STATUS_OK:
+            skipped[str(path)] = "grey" if status == STATUS_GREY else "unreadable"
+            continue
+        names.append(str(path))
+        images.append(resize_for_validation(rgb, config.render_size))
+    if not images:
+        return [], np.zeros((0, config.render_size, config.render_size, 3), np.uint8), skipped
+    return names, np.stack(images), skipped
+
+
+def grey_inputs(truth: np.ndarray, config: QualityConfig) -> np.ndarray:
+    """uint8 [N,S,S]: each photo's grey with its Lab L, damaged when asked."""
+    greys = []
+    for index, rgb in enumerate(truth):
+        grey = grey_from_rgb(rgb)
+        if config.degrade:
+            grey = degrade_grey(grey, np.random.default_rng((config.seed, index)))
+        greys.append(grey)
+    return np.stack(greys)
+
+
+def colour_with(colorize: Callable[[np.ndarray], np.ndarray], greys: np.ndarray,
+                progress: Callable[[int], None] = lambda done: None) -> np.ndarray:
+    outputs = []
+    for start in range(0, len(greys), ENGINE_BATCH):
+        outputs.append(colorize(np.ascontiguousarray(greys[start: start + ENGINE_BATCH, None])))
+        progress(len(outputs[-1]))
+    return np.concatenate(outputs)
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)), in float64.
+
+    tr((S_a S_b)^(1/2)) is the sum of the square roots of the eigenvalues of
+    S_a^(1/2) S_b S_a^(1/2), which is symmetric positive semi-definite, so
+    only symmetric eigendecompositions are needed (no complex sqrtm).
+    """
+    a, b = features_a.astype(np.float64), features_b.astype(np.float64)
+    mean_term = float(np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(values.clip(min=0.0))) @ vectors.T
+    middle = root_a @ cov_b @ root_a
+    cross = float(np.sqrt(np.linalg.eigvalsh((middle + middle.T) / 2.0).clip(min=0.0)).sum())
+    return mean_term + float(np.trace(cov_a) + np.trace(cov_b)) - 2.0 * cross
+
+
+@lru_cache(maxsize=1)
+def _feature_network():
+    from retint.model.perceptual import ImageNetFeatures
+
+    return ImageNetFeatures()
+
+
+@torch.no_grad()
+def pooled_features(rgb: np.ndarray) -> np.ndarray:
+    network = _feature_network()
+    batches = [network.pooled(_to_tensor(rgb[i: i + 16]).float() / 255.0) for i in range(0, len(rgb), 16)]
+    return torch.cat(batches).numpy()
+
+
+def reference_colours(truth: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB [N,3,H,W]: the truth's a*b* on the grey input's own L."""
+    input_lightness = grey_terms(grey[:, :1].float()).lightness
+    return rgb_to_uint8(compose_rgb(input_lightness, rgb_uint8_to_lab(truth)[:, 1:]))
+
+
+def _mean_ciede2000(candidate: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
+    return ciede2000(rgb_uint8_to_lab(candidate), rgb_uint8_to_lab(reference)).flatten(1).mean(1).numpy()
+
+
+@torch.no_grad()
+def score(photos: ScoredPhotos) -> dict[str, Any]:
+    """Per-photo and mean figures of output and grey against the reference."""
+    truth = _to_tensor(photos.truth)
+    reference = reference_colours(truth, _to_tensor(photos.grey))
+    per_photo: dict[str, np.ndarray] = {}
+    for label, candidate in (("output", photos.output), ("grey", photos.grey)):
+        tensor = _to_tensor(candidate)
+        per_photo[f"{label}_ciede2000"] = _mean_ciede2000(tensor, reference)
+        per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(tensor, truth)
+        per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
+        per_photo[f"{label}_colourfulness"] = colourfulness(tensor.float()).numpy()
+    per_photo["truth_colourfulness"] = colourfulness(truth.float()).numpy()
+    better = per_photo["output_ciede2000"] < per_photo["grey_ciede2000"]
+    truth_features = pooled_features(photos.truth)
+    summary = {
+        "photos": len(photos.names),
+        **{f"mean_{name}": float(values.mean()) for name, values in per_photo.items()},
+        "share_better_than_grey": float(better.mean()),
+        "colourfulness_ratio": float(per_photo["output_colourfulness"].mean()
+                                     / max(per_photo["truth_colourfulness"].mean(), 1e-9)),
+        "effnet_lite0_frechet_output": frechet_distance(pooled_features(photos.output), truth_features),
+        "effnet_lite0_frechet_grey": frechet_distance(pooled_features(photos.grey), truth_features),
+    }
+    summary["ciede2000_below_grey"] = summary["mean_grey_ciede2000"] - summary["mean_output_ciede2000"]
+    rows = [{"photo": name, **{key: float(values[i]) for key, values in per_photo.items()},
+             "better_than_grey": bool(better[i])} for i, name in enumerate(photos.names)]
+    return {"summary": summary, "photos": rows, "skipped": photos.skipped}
+
+
+def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) -> str:
+    s = result["summary"]
+    damage = "damaged as in training (--degrade, seed %d)" % config.seed if config.degrade else "clean"
+    lines = [
+        f"Engine: {engine}. {s['photos']} photos, each resized whole to {config.render_size}x{config.render_size}; "
+        f"grey input from Lab L, {damage}.",
+        "",
+        "| | mean CIEDE2000 | mean PSNR (dB) | colourfulness | EfficientNet-Lite0 Frechet distance to truth |",
+        "|---|---|---|---|---|",
+        f"| model | {s['mean_output_ciede2000']:.2f} | {s['mean_output_psnr']:.2f} | "
+        f"{s['mean_output_colourfulness']:.1f} ({100 * s['colourfulness_ratio']:.0f}% of truth) | "
+        f"{s['effnet_lite0_frechet_output']:.1f} |",
+        f"| grey (the input) | {s['mean_grey_ciede2000']:.2f} | {s['mean_grey_psnr']:.2f} | "
+        f"{s['mean_grey_colourfulness']:.1f} | {s['effnet_lite0_frechet_grey']:.1f} |",
+        f"| truth | 0 | - | {s['mean_truth_colourfulness']:.1f} | 0 |",
+        "",
+        f"Model closer to the truth than grey on {100 * s['share_better_than_grey']:.0f}% of photos; "
+        f"mean CIEDE2000 {s['ciede2000_below_grey']:+.2f} below grey. CIEDE2000 and PSNR are taken "
+        "against the truth's colours on the input's own lightness (retint keeps the input's L); "
+        f"against the untouched truth: model {s['mean_output_ciede2000_to_untouched_truth']:.2f}, "
+        f"grey {s['mean_grey_ciede2000_to_untouched_truth']:.2f}.",
+        "The Frechet distance uses ImageNet EfficientNet-Lite0 pooled features: it is not FID "
+        "and is comparable only between runs of this command.",
+    ]
+    if result["skipped"]:
+        lines.append(f"Skipped {len(result['skipped'])} files (grey or unreadable): see the JSON.")
+    return "\n".join(lines) + "\n"
+
+
+def contact_sheet(photos: ScoredPhotos) -> bytes:
+    """PNG: grey | model | truth triplets, SHEET_TRIPLETS_PER_ROW to a row."""
+    tile = SHEET_THUMBNAIL
+    gap = 4
+
+    def thumb(image: np.ndarray) -> np.ndarray:
+        return cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
+
+    triplets = [np.concatenate([thumb(g), thumb(o), thumb(t)], axis=1)
+                for g, o, t in zip(photos.grey, photos.output, photos.truth)]
+    width = 3 * tile
+    columns = SHEET_TRIPLETS_PER_ROW
+    rows = (len(triplets) + columns - 1) // columns
+    sheet = np.full((rows * (tile + gap), columns * (width + gap), 3), 255, np.uint8)
+    for index, triplet in enumerate(triplets):
+        row, column = divmod(index, columns)
+        top, left = row * (tile + gap), column * (width + gap)
+        sheet[top: top + tile, left: left + width] = triplet
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding of the contact sheet failed")
+    return encoded.tobytes()

@@ -1,0 +1,105 @@
+"""colorize-bench quality: real engines on generated colour photos, and its Frechet distance."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.linalg import sqrtm
+
+from retint.benchmarks.quality import frechet_distance
+
+from imagemaker import natural_like_image, write_rgb
+
+
+def test_frechet_distance_matches_the_sqrtm_formula():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(60, 12))
+    b = rng.normal(size=(50, 12)) @ rng.normal(size=(12, 12)) * 0.5 + 1.0
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(cov_a + cov_b)
+                - 2 * np.trace(sqrtm(cov_a @ cov_b).real))
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert abs(frechet_distance(a, a)) < 1e-6
+    # More features than samples (a singular covariance, as with 1280 features) stays finite.
+    wide = rng.normal(size=(20, 64))
+    assert np.isfinite(frechet_distance(wide, wide + 0.1)) and frechet_distance(wide, wide + 0.1) > 0
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for index in range(6):
+        write_rgb(folder / f"photo{index}.png", natural_like_image(96, 128, index))
+    write_rgb(folder / "grey.png", np.full((64, 64, 3), 90, np.uint8))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    return folder
+
+
+class Finished:
+    """What a colorize-bench run left: exit code, stdout, stderr."""
+
+    def __init__(self, result):
+        self.returncode, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+
+def bench(*args):
+    """In-process (torch and the feature network load once), through click's real parsing."""
+    from retint.benchmarks.cli import main
+
+    return Finished(CliRunner().invoke(main, ["quality", *map(str, args)]))
+
+
+def test_quality_reports_markdown_json_and_a_contact_sheet(photo_folder, exported, tmp_path):
+    engine = exported["effnet-unet"].artefacts[0]
+    process = bench(photo_folder, "--engine", engine, "--render-size", 64, "-o", tmp_path / "report")
+    assert process.returncode == 0, process.stderr
+    assert "CIEDE2000" in process.stdout and "not FID" in process.stdout
+    document = json.loads((tmp_path / "report" / "quality.json").read_text())
+    summary = document["summary"]
+    assert summary["photos"] == 6 and len(document["photos"]) == 6
+    assert sorted(v for v in document["skipped"].values()) == ["grey", "unreadable"]
+    assert summary["mean_grey_colourfulness"] < 1e-6 < summary["mean_truth_colourfulness"]
+    assert summary["mean_grey_ciede2000"] > 1.0
+    assert 0.0 <= summary["share_better_than_grey"] <= 1.0
+    for key in ("effnet_lite0_frechet_output", "effnet_lite0_frechet_grey", "mean_output_psnr"):
+        assert np.isfinite(summary[key]), key
+    sheet = cv2.imread(str(tmp_path / "report" / "contact-sheet.png"))
+    assert sheet is not None and sheet.shape[0] >= 2 * 128 and sheet.shape[1] >= 4 * 3 * 128
+    assert (tmp_path / "report" / "quality.md").read_text().startswith("Engine: ")
+
+
+def test_checkpoint_and_its_onnx_export_score_alike(photo_folder, exported, tiny_checkpoints, tmp_path):
+    figures = {}
+    for name, engine in (("onnx", exported["effnet-unet"].artefacts[0]), ("pth", tiny_checkpoints["effnet-unet"])):
+        process = bench(photo_folder, "--engine", engine, "--render-size", 64, "--json", tmp_path / f"{name}.json")
+        assert process.returncode == 0, process.stderr
+        figures[name] = json.loads((tmp_path / f"{name}.json").read_text())["summary"]
+    assert figures["onnx"]["mean_output_ciede2000"] == pytest.approx(figures["pth"]["mean_output_ciede2000"], abs=0.05)
+
+
+def test_degrade_damages_the_grey_input_reproducibly(photo_folder, exported, tmp_path):
+    engine = exported["effnet-unet"].artefacts[0]
+    runs = []
+    for name, extra in (("clean", []), ("damaged", ["--degrade"]), ("again", ["--degrade"])):
+        process = bench(photo_folder, "--engine", engine, "--render-size", 64, "--json", tmp_path / f"{name}.json",
+                        *extra)
+        assert process.returncode == 0, process.stderr
+        runs.append(json.loads((tmp_path / f"{name}.json").read_text())["summary"])
+    clean, damaged, again = runs
+    # Damage moves the grey input away from the untouched truth's lightness...
+    assert (damaged["mean_grey_ciede2000_to_untouched_truth"]
+            > clean["mean_grey_ciede2000_to_untouched_truth"] + 0.5)
+    # ...but the reference is the truth's colour on the input's own L, so grey's
+    # score there stays what the truth's chroma alone costs.
+    assert damaged["mean_grey_ciede2000"] == pytest.approx(clean["mean_grey_ciede2000"], abs=2.0)
+    assert clean["mean_grey_ciede2000"] == pytest.approx(clean["mean_grey_ciede2000_to_untouched_truth"], abs=0.2)
+    assert damaged["mean_output_ciede2000"] == again["mean_output_ciede2000"]
+
+
+def test_no_colour_photos_is_one_line_and_exit_2(tmp_path):
+    write_rgb(tmp_path / "grey.png", np.full((64, 64, 3), 90, np.uint8))
+    process = bench(tmp_path)
+    assert process.returncode == 2
+    assert process.stderr.strip().count("\n") == 0 and "no colour photos" in process.stderr
