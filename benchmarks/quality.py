@@ -128,26 +128,29 @@ def pooled_features(rgb: np.ndarray) -> np.ndarray:
     return torch.cat(batches).numpy()
 
 
-def reference_colours(truth: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
+def reference_colours(truth_lab: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
     """uint8 RGB [N,3,H,W]: the truth's a*b* on the grey input's own L."""
     input_lightness = grey_terms(grey[:, :1].float()).lightness
-    return rgb_to_uint8(compose_rgb(input_lightness, rgb_uint8_to_lab(truth)[:, 1:]))
+    return rgb_to_uint8(compose_rgb(input_lightness, truth_lab[:, 1:]))
 
 
-def _mean_ciede2000(candidate: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
-    return ciede2000(rgb_uint8_to_lab(candidate), rgb_uint8_to_lab(reference)).flatten(1).mean(1).numpy()
+def _mean_ciede2000(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> np.ndarray:
+    return ciede2000(candidate_lab, reference_lab).flatten(1).mean(1).numpy()
 
 
 @torch.no_grad()
 def score(photos: ScoredPhotos) -> dict[str, Any]:
     """Per-photo and mean figures of output and grey against the reference."""
     truth = _to_tensor(photos.truth)
-    reference = reference_colours(truth, _to_tensor(photos.grey))
+    truth_lab = rgb_uint8_to_lab(truth)
+    reference = reference_colours(truth_lab, _to_tensor(photos.grey))
+    reference_lab = rgb_uint8_to_lab(reference)
     per_photo: dict[str, np.ndarray] = {}
     for label, candidate in (("output", photos.output), ("grey", photos.grey)):
         tensor = _to_tensor(candidate)
-        per_photo[f"{label}_ciede2000"] = _mean_ciede2000(tensor, reference)
-        per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(tensor, truth)
+        candidate_lab = rgb_uint8_to_lab(tensor)
+        per_photo[f"{label}_ciede2000"] = _mean_ciede2000(candidate_lab, reference_lab)
+        per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(candidate_lab, truth_lab)
         per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
         per_photo[f"{label}_colourfulness"] = colourfulness(tensor.float()).numpy()
     per_photo["truth_colourfulness"] = colourfulness(truth.float()).numpy()

@@ -57,8 +57,6 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
     train_values: dict[str, Any] = {"data": tuple(str(Path(d)) for d in data)}
     for option, value in values.items():
         field = CONFIG_OPTIONS[option]
-        if option == "holdout":
-            value = tuple(value)
         if field.startswith("generator."):
             generator_values[field.removeprefix("generator.")] = value
         else:

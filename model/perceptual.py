@@ -38,21 +38,11 @@ class ImageNetFeatures(nn.Module):
         return (rgb * 255.0 - 127.0) / 128.0
 
     def block_outputs(self, rgb: torch.Tensor) -> list[torch.Tensor]:
-        network = self.network
-        x = F.relu6(network._bn0(network._conv_stem(self._normalise(rgb))))
-        outputs = []
-        for index, block in enumerate(network._blocks[: max(PERCEPTUAL_BLOCKS) + 1]):
-            x = block(x)
-            if index in PERCEPTUAL_BLOCKS:
-                outputs.append(x)
-        return outputs
+        return self.network.features(self._normalise(rgb), taps=PERCEPTUAL_BLOCKS)
 
     def pooled(self, rgb: torch.Tensor) -> torch.Tensor:
         """The 1280 pooled head features per image [N,1280] (the classifier's input)."""
-        network = self.network
-        x = network.features(self._normalise(rgb))[-1]
-        x = F.relu6(network._bn1(network._conv_head(x)))
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.network.pooled(self._normalise(rgb))
 
 
 def perceptual_loss(features: ImageNetFeatures, predicted_rgb: torch.Tensor, true_rgb: torch.Tensor) -> torch.Tensor:

@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from retint.cpu import native_bf16_flags
-from retint.errors import InputError
-from retint.model.checkpoint import load_checkpoint, save_checkpoint
+from retint.errors import CheckpointError, InputError
+from retint.model.checkpoint import generator_config_of, load_checkpoint, save_checkpoint
 from retint.model.color import (
     compose_rgb,
     denormalize_ab,
@@ -185,12 +185,9 @@ class Trainer:
 
     def _initialise_from(self, path: Path) -> None:
         """Weights (not optimiser states or schedule) of another run's checkpoint."""
-        from retint.errors import CheckpointError
-        from retint.model.config import generator_config_from_dict
-
         source = load_checkpoint(path)
         wanted = self.config.generator
-        found = generator_config_from_dict(source.get("generator_config", {}))
+        found = generator_config_of(source)
         if (found.arch, found.base_channels) != (wanted.arch, wanted.base_channels):
             raise CheckpointError(f"--init-from {path}: its generator is {found.arch} width {found.base_channels}, "
                                   f"this run's is {wanted.arch} width {wanted.base_channels}")
@@ -227,8 +224,8 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.amp)
 
-    def _split_lab(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lab = rgb_uint8_to_lab(rgb.to(self.device, non_blocking=True))
+    def _split_lab(self, lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lab [N,3,H,W] -> the generator's normalised L input and ab target."""
         return (normalize_lightness(lab[:, :1]).contiguous(memory_format=self.memory_format),
                 normalize_ab(lab[:, 1:]).contiguous(memory_format=self.memory_format))
 
@@ -243,23 +240,23 @@ class Trainer:
         return chosen.contiguous(memory_format=self.memory_format)
 
     def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool,
-                          rgb: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                          rgb: torch.Tensor, true_lightness: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`rgb` is the true uint8 RGB and `true_lightness` its Lab L, both on the device."""
         config = self.config
         losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab)}
         total = config.lambda_recon * losses["recon"]
         if config.chroma_weight:
             losses["chroma"] = chroma_regulariser(predicted_ab.float())
             total = total + config.chroma_weight * losses["chroma"]
-        if self.features is not None and rgb is not None:
+        if self.features is not None:
             from retint.model.perceptual import perceptual_loss
 
             # The prediction composed with the true lightness: what a user sees.
-            true_lightness = rgb_uint8_to_lab(rgb.to(self.device))[:, :1]
             predicted_rgb = compose_rgb(true_lightness, denormalize_ab(predicted_ab.float()))
             with self._autocast():
                 losses["perceptual"] = perceptual_loss(
                     self.features, predicted_rgb.contiguous(memory_format=self.memory_format),
-                    (rgb.to(self.device).float() / 255.0).contiguous(memory_format=self.memory_format))
+                    (rgb.float() / 255.0).contiguous(memory_format=self.memory_format))
             total = total + config.perceptual_weight * losses["perceptual"]
         if adversarial:
             with self._autocast():
@@ -290,7 +287,9 @@ class Trainer:
 
     def _train_step(self, rgb: torch.Tensor, adversarial: bool, grey: torch.Tensor | None = None,
                     degraded: torch.Tensor | None = None) -> dict[str, float]:
-        clean_lightness, target_ab = self._split_lab(rgb)
+        rgb = rgb.to(self.device, non_blocking=True)
+        lab = rgb_uint8_to_lab(rgb)
+        clean_lightness, target_ab = self._split_lab(lab)
         # The discriminator judges chroma against the lightness it was drawn
         # for: the generator's own (possibly damaged) input.
         lightness = self._input_lightness(clean_lightness, grey, degraded)
@@ -299,7 +298,7 @@ class Trainer:
         losses: dict[str, torch.Tensor] = {}
         if adversarial:
             losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
-        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb)
+        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1])
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(losses["g_total"]).backward()
         self.scaler.step(self.optimizer_g)
@@ -313,7 +312,7 @@ class Trainer:
             return float("nan")
         was_training = self.generator.training
         self.generator.eval()
-        lightness, target_ab = self._split_lab(self.fixed_batch)
+        lightness, target_ab = self._split_lab(rgb_uint8_to_lab(self.fixed_batch.to(self.device)))
         value = float(torch.nn.functional.l1_loss(self.generator(lightness).float(), target_ab))
         self.generator.train(was_training)
         return value

@@ -109,19 +109,25 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _norm(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, x: torch.Tensor, taps: tuple[int, ...] = SKIP_BLOCKS) -> list[torch.Tensor]:
+        """The outputs of the blocks in `taps` (default: the five U-Net skips);
+        blocks after the last tap are not run."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        skips = []
-        for index, block in enumerate(self._blocks):
+        outputs = []
+        for index, block in enumerate(self._blocks[: max(taps) + 1]):
             x = block(x)
-            if index in SKIP_BLOCKS:
-                skips.append(x)
-        return skips
+            if index in taps:
+                outputs.append(x)
+        return outputs
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1280 pooled head features per image [N,1280], the classifier's input."""
         x = self.features(x)[-1]
         x = F.relu6(self._bn1(self._conv_head(x)))
-        return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self.pooled(x))
 
 
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
