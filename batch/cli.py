@@ -40,6 +40,10 @@ Exit codes:
                    "Must not be a source folder.")
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=".onnx or .plan engine [default: the bundled default model].")
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "openvino", "tensorrt"]), default="auto",
+              help="What runs the engine. auto: TensorRT for a .plan; on a CPU with AMX or AVX512-BF16 "
+                   "and the 'openvino' extra, OpenVINO bf16 for the generator; else ONNX Runtime. The "
+                   "summary line says which ran, in what precision, and why.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               help="Where an .onnx engine runs.")
 @click.option("--batch", "batch_size", type=click.IntRange(1), default=None,
@@ -62,14 +66,16 @@ Exit codes:
 @click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
-def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: str, batch_size: int | None,
+def main(sources: tuple[Path, ...], output: Path, engine: Path | None, backend: str, device: str,
+         batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float,
          no_progress: bool) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     from retint.batch.pipeline import run_batch
 
-    config = BatchConfig(sources=sources, output=output, engine=engine, device=device, batch_size=batch_size,
+    config = BatchConfig(sources=sources, output=output, engine=engine, backend=backend, device=device,
+                         batch_size=batch_size,
                          streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
                          progress=not no_progress, codec=codec, crf=crf, preset=preset,
@@ -90,7 +96,7 @@ def main(sources: tuple[Path, ...], output: Path, engine: Path | None, device: s
     if summary.video_frames:
         rates.append(f"{figures['video_frames_per_second']:.2f} video frames/s")
     click.echo(f"{counts}; {summary.already_done} already done; {'; '.join(rates + [''])}"
-               f"manifest: {output / 'manifest.jsonl'}", err=True)
+               f"engine: {figures['engine'].get('description', '?')}; manifest: {output / 'manifest.jsonl'}", err=True)
     if summary.failed:
         sys.exit(3)
 

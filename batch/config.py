@@ -13,6 +13,7 @@ class BatchConfig:
     sources: tuple[Path, ...]
     output: Path
     engine: Path | None = None  # None: the bundled default model
+    backend: str = "auto"  # auto, onnxruntime, openvino or tensorrt (retint.runtime.backends)
     device: str = "auto"
     batch_size: int | None = None  # None: the inference plan's (1 on the CPU, 8 on a GPU)
     streams: int | None = None  # engine calls at once; None: the plan's (2 on the CPU, 1 on a GPU)

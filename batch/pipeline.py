@@ -32,14 +32,16 @@ from retint.batch.videos import VideoPhase
 from retint.errors import Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from retint.runtime import Engine, load_engine
+from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
 
 
 class BatchRun:
     def __init__(self, config: BatchConfig, engine: Engine, manifest: Manifest, planned: list[PlannedOutput],
-                 log: Callable[[str], None], plan: InferencePlan = InferencePlan()):
+                 log: Callable[[str], None], plan: InferencePlan, artefact: Artefact, choice: BackendChoice):
         self.config = config
         self.engine = engine
+        self.artefact = artefact
+        self.choice = choice
         self.manifest = manifest
         self.planned = planned
         self.log = log
@@ -47,6 +49,9 @@ class BatchRun:
         self.summary = Summary()
         self.clock = StageClock()
         self.summary.stage_seconds = self.clock.seconds
+        spec = engine.spec
+        self.summary.engine = {"backend": spec.backend, "precision": spec.precision, "provider": spec.provider,
+                               "reason": spec.reason, "description": spec.describe()}
         self.stop = threading.Event()  # set by Ctrl-C
 
     def _sort(self, record: Callable) -> list[PlannedOutput]:
@@ -88,7 +93,8 @@ class BatchRun:
             videos = [planned for planned, video in zip(todo, is_video) if video]
             PhotoPipeline(self.config, self.engine, self.plan, self.clock, record, self.stop).run(photos)
             self.summary.photo_seconds = time.perf_counter() - started
-            VideoPhase(self.config, self.engine, self.plan, self.summary, record, self.stop).run(videos)
+            VideoPhase(self.config, self.engine, self.plan, self.summary, record, self.stop, self.artefact,
+                       self.choice, self.log).run(videos)
         except KeyboardInterrupt:
             self.summary.interrupted = True
         finally:
@@ -107,10 +113,12 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
             log(f"removed {removed} partial file(s) left by an interrupted run")
         tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         planned = plan_outputs(tasks, config.output, config.output_format)
-        plan = inference_plan(config.engine, config.device, config.batch_size, config.streams)
-        engine = load_engine(config.engine, device=config.device, cpu_threads=plan.cpu_threads)
+        artefact = resolve_artefact(config.engine)
+        choice = choose_backend(artefact, config.backend, config.device)
+        plan = inference_plan(choice, config.batch_size, config.streams)
+        engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
         manifest = Manifest(config.output, config.overwrite)
-        runner = BatchRun(config, engine, manifest, planned, log, plan)
+        runner = BatchRun(config, engine, manifest, planned, log, plan, artefact, choice)
         try:
             with ctrl_c_sets(runner.stop):
                 summary = runner.run()

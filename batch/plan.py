@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from retint.runtime import runs_on_cpu
+from retint.runtime import BackendChoice
 
 VIDEO_BATCH = 8  # frames per engine call unless --batch says otherwise
 
@@ -36,11 +35,10 @@ class InferencePlan:
     batch_size: int = 8
 
 
-def inference_plan(engine: Path | None, device: str, batch_size: int | None = None,
-                   streams: int | None = None) -> InferencePlan:
+def inference_plan(choice: BackendChoice, batch_size: int | None = None, streams: int | None = None) -> InferencePlan:
     """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8.
     `batch_size` and `streams` override the defaults; CPU streams share the cores evenly."""
-    if not runs_on_cpu(engine, device):
+    if choice.device != "cpu":
         return InferencePlan(streams=streams or 1, batch_size=batch_size or 8)
     cores = os.cpu_count() or 1
     streams = streams or (2 if cores >= 2 else 1)

@@ -43,6 +43,7 @@ class Summary:
     video_seconds: float = 0.0
     interrupted: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, str] = field(default_factory=dict)  # backend, precision, provider, reason
 
     def as_dict(self) -> dict:
         photo_seconds = max(self.photo_seconds if self.photo_seconds is not None else self.seconds, 1e-9)
@@ -52,7 +53,7 @@ class Summary:
                 "megapixels_per_second": self.megapixels / photo_seconds,
                 "video_frames_per_second": frames_per_second,
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "interrupted": self.interrupted}
+                "interrupted": self.interrupted, "engine": dict(self.engine)}
 
     @property
     def failed(self) -> int:

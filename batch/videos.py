@@ -17,19 +17,23 @@ from retint.batch.plan import VIDEO_BATCH, InferencePlan
 from retint.batch.recording import Summary, make_entry
 from retint.batch.video import VideoOptions, colorize_video
 from retint.errors import EngineError
-from retint.runtime import Engine, load_engine
+from retint.runtime import Artefact, BackendChoice, Engine, open_engine
 
 
 class VideoPhase:
     def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, summary: Summary,
-                 record: Callable[[Entry], None], stop: threading.Event):
+                 record: Callable[[Entry], None], stop: threading.Event, artefact: Artefact, choice: BackendChoice,
+                 log: Callable[[str], None]):
         self.config = config
         self.engine = engine
         self.plan = plan
         self.summary = summary
         self.record = record
         self.stop = stop
-        self._split_engine = None  # the engine's halves, opened for the first smoothed video
+        self.artefact = artefact
+        self.choice = choice
+        self.log = log
+        self._staged_engine: Engine | None = None  # the engine by stages, opened for the first smoothed video
         self._video_engine: Engine | None = None  # a one-stream engine, opened for the first video if needed
         self.options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
                                     batch_size=config.batch_size or VIDEO_BATCH,
@@ -58,6 +62,7 @@ class VideoPhase:
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
         reason = "; ".join(part for part in (figures["shortfall"], planned.note) if part)
         entry = make_entry(task, status, config.output, reason, output=output, started=started)
+        figures["engine"] = (halves or self._one_stream_engine()).spec.describe()
         self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
 
     def _one_stream_engine(self) -> Engine:
@@ -65,13 +70,18 @@ class VideoPhase:
         if self.plan.streams == 1:  # one stream already has every core (inference_plan)
             return self.engine
         if self._video_engine is None:
-            self._video_engine = load_engine(self.config.engine, device=self.config.device)
+            self._video_engine = open_engine(self.artefact, self.choice)
         return self._video_engine
 
-    def _halves(self):
-        if self._split_engine is None:
-            from retint.runtime import DEFAULT_MODEL
-            from retint.runtime.split import SplitEngine
-
-            self._split_engine = SplitEngine(self.config.engine or DEFAULT_MODEL, device=self.config.device)
-        return self._split_engine
+    def _halves(self) -> Engine:
+        """The engine by stages, for smoothing chroma between predict and compose. A TensorRT plan has
+        no stages: its ONNX stages run on ONNX Runtime, and the log and the manifest say so."""
+        if self._staged_engine is None:
+            choice = self.choice
+            if choice.backend == "tensorrt":
+                choice = BackendChoice("onnxruntime", choice.device, "temporal smoothing: a TensorRT plan has no "
+                                 "stages, so its ONNX stages run on ONNX Runtime")
+            self._staged_engine = open_engine(self.artefact, choice, staged=True)
+            if choice is not self.choice:
+                self.log(f"temporal smoothing runs on {self._staged_engine.spec.describe()}")
+        return self._staged_engine

@@ -16,6 +16,8 @@ import numpy as np
 
 from retint.errors import RetintError, is_missing_dependency, missing_extra_message
 
+BACKEND_CHOICES = ["auto", "onnxruntime", "openvino", "tensorrt"]
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def main() -> None:
@@ -261,16 +263,20 @@ def _fail(error: RetintError) -> None:
     sys.exit(error.exit_code)
 
 
-def _engines(paths: tuple[Path, ...]):
+def _engines(paths: tuple[Path | None, ...], backends: tuple[str, ...] = ("auto",)):
+    """(label, engine) for each engine file on each backend; None is the bundled model."""
     from retint.runtime import load_engine
 
-    return [(f"{path.name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine)
-            for path in paths for engine in [load_engine(path)]]
+    return [(f"{path.name if path else 'bundled'} [{engine.spec.backend}/{engine.spec.provider}/"
+             f"{engine.spec.precision}]", engine)
+            for path in paths for backend in backends for engine in [load_engine(path, backend=backend)]]
 
 
 @main.command()
 @click.option("--engine", "engines", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="An .onnx or .plan engine (repeatable) [default: the bundled model].")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES), default=["auto"],
+              help="Run each engine on these backends (repeatable; timed in alternating rounds).")
 @click.option("--torch", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Also time PyTorch eager on this checkpoint.")
 @click.option("--batch", "batches", default="1,8", help="Comma-separated batch sizes.")
@@ -281,8 +287,8 @@ def _engines(paths: tuple[Path, ...]):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG of throughput against batch size, one line per backend and size (matplotlib).")
-def latency(engines: tuple[Path, ...], checkpoint: Path | None, batches: str, sizes: str, seconds: float,
-            rounds: int, json_path: Path | None, plot_path: Path | None) -> None:
+def latency(engines: tuple[Path, ...], backends: tuple[str, ...], checkpoint: Path | None, batches: str, sizes: str,
+            seconds: float, rounds: int, json_path: Path | None, plot_path: Path | None) -> None:
     """p50/p95 latency, images/s and megapixels/s per backend, timed in alternating rounds."""
     from retint.benchmarks.latency import Contender, measure_latency, parse_size, torch_colorizer
     from retint.benchmarks.report import environment, markdown_table, write_json
@@ -290,8 +296,7 @@ def latency(engines: tuple[Path, ...], checkpoint: Path | None, batches: str, si
     try:
         batch_list = [int(b) for b in batches.split(",") if b.strip()]
         size_list = [parse_size(s.strip()) for s in sizes.split(",") if s.strip()]
-        contenders = [Contender(name, engine.colorize)
-                       for name, engine in (_engines(engines) if engines else _engines_default())]
+        contenders = [Contender(name, engine.colorize) for name, engine in _engines(engines or (None,), backends)]
         if checkpoint is not None:
             run, synchronize, device = torch_colorizer(checkpoint)
             contenders.append(Contender(f"pytorch-eager [{device}/fp32]", run, synchronize))
@@ -309,35 +314,31 @@ def latency(engines: tuple[Path, ...], checkpoint: Path | None, batches: str, si
         _fail(error)
 
 
-def _engines_default():
-    from retint.runtime import load_engine
-
-    engine = load_engine(None)
-    return [(f"bundled [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine)]
-
-
 @main.command()
 @click.option("--torch", "checkpoint", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The checkpoint the engines were exported from (the FP32 reference).")
 @click.option("--engine", "engines", multiple=True, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES), default=["onnxruntime"],
+              help="Run each engine on these backends (repeatable), e.g. --backend onnxruntime --backend openvino.")
 @click.option("--images", "image_folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Grey test images [default: the ones retint ships].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--gate/--no-gate", default=True, help="Exit 4 when an engine fails its precision's gate.")
-def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | None, json_path: Path | None,
-           gate: bool) -> None:
-    """Each engine against PyTorch FP32: uint8 error, CIEDE2000, PSNR, NaN/Inf."""
+def parity(checkpoint: Path, engines: tuple[Path, ...], backends: tuple[str, ...], image_folder: Path | None,
+           json_path: Path | None, gate: bool) -> None:
+    """Each engine against PyTorch FP32: uint8 error, CIEDE2000, PSNR, NaN/Inf; gated by its precision."""
     from retint.benchmarks.parity import run_parity
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     try:
-        results = run_parity(checkpoint, list(engines), image_folder)
+        results = run_parity(checkpoint, list(engines), image_folder, backends)
         click.echo(markdown_table(
-            ["engine", "precision", "max |d|", "p99.9 |d|", "within 1", "dE mean", "dE p99", "PSNR dB",
-             "NaN/Inf", "gate"],
-            [[r["engine"], r["precision"], r["max_abs_error"], r["p999_abs_error"],
+            ["engine", "backend", "precision", "max |d|", "p99.9 |d|", "within 1", "dE mean", "dE p99", "PSNR dB",
+             "NaN/Inf", "dE mean vs ORT", "gate"],
+            [[r["engine"], r["backend"], r["precision"], r["max_abs_error"], r["p999_abs_error"],
               f"{r['fraction_within_one_level']:.4%}", r["mean_ciede2000"], r["p99_ciede2000"], r["psnr_db"],
-              r["nonfinite"], "pass" if not r["gate_failures"] else "FAIL"] for r in results]))
+              r["nonfinite"], r.get("versus_onnxruntime", {}).get("mean_ciede2000", "-"),
+              "pass" if not r["gate_failures"] else "FAIL"] for r in results]))
         write_json(json_path, {"benchmark": "parity", "environment": environment(), "results": results})
         failures = [f"{r['engine']}: {'; '.join(r['gate_failures'])}" for r in results if r["gate_failures"]]
         if gate and failures:
@@ -352,6 +353,9 @@ def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | Non
 @click.argument("source", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Engine [default: the bundled model].")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES), default=["auto"],
+              help="colorize-batch --backend (repeatable: timed in turn, round after round).")
+@click.option("--rounds", type=click.IntRange(1), default=1, help="Rounds over the backends; each keeps its best.")
 @click.option("--generate", type=click.IntRange(1), default=None,
               help="First fill SOURCE (or a temporary folder) with this many generated 1024x768 JPEGs.")
 @click.option("--batch", type=click.IntRange(1), default=None,
@@ -362,30 +366,36 @@ def parity(checkpoint: Path, engines: tuple[Path, ...], image_folder: Path | Non
 @click.option("--sequential", "checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Also time the naive sequential PyTorch + scikit-image script on this checkpoint.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def pipeline(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
-             streams: int | None, workers: int, checkpoint: Path | None, json_path: Path | None) -> None:
-    """colorize-batch end to end on an archive, next to the engine alone on the same images."""
+def pipeline(source: Path | None, engine: Path | None, backends: tuple[str, ...], rounds: int, generate: int | None,
+             batch: int | None, streams: int | None, workers: int, checkpoint: Path | None,
+             json_path: Path | None) -> None:
+    """colorize-batch end to end on an archive, next to the engine alone on the same images, per backend."""
     from retint.benchmarks.pipeline_report import run_pipeline_report
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     try:
-        report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint, streams)
-        rows = [["colorize-batch end to end", report["end_to_end"]["images_per_second"], 1.0],
-                ["engine alone (pre-decoded)", report["engine_alone"]["images_per_second"],
-                 report["engine_alone"]["images_per_second"] / report["end_to_end"]["images_per_second"]]]
+        report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint, streams, backends, rounds)
+        click.echo(f"{report['images']} images {report['width']}x{report['height']}, workers {workers}, "
+                   f"{rounds} round(s); CPU: {environment()['cpu_model']}")
+        headers = ["backend", "engine", "streams x batch", "end to end img/s", "engine alone img/s",
+                   "end to end / engine", "x first backend", "peak RSS MB"]
         if "sequential" in report:
-            rows.append(["sequential PyTorch + scikit-image", report["sequential"]["images_per_second"],
-                         report["sequential"]["images_per_second"] / report["end_to_end"]["images_per_second"]])
-        alone = report["engine_alone"]
-        click.echo(f"{report['images']} images {report['width']}x{report['height']}, batch {report['batch']}, "
-                   f"workers {workers}, {alone['streams']} inference stream(s) of {alone['cpu_threads'] or 'all'} "
-                   f"thread(s); peak RSS {report['end_to_end']['peak_rss_mb']:.0f} MB")
-        click.echo(markdown_table(["pipeline", "img/s", "relative to end to end"], rows))
-        click.echo(markdown_table(["stage", "busy seconds (summed over threads)"],
-                                  [[k, v] for k, v in report["end_to_end"]["stage_seconds"].items()]))
-        click.echo(f"end to end / engine alone: {report['ratio_end_to_end_vs_engine']:.2f}")
+            headers.append("x sequential")
+        rows = []
+        for figures in report["backends"]:
+            row = [figures["backend"], figures["engine"], f"{figures['streams']} x {figures['batch']}",
+                   figures["end_to_end"]["images_per_second"], figures["engine_alone"]["images_per_second"],
+                   figures["ratio_end_to_end_vs_engine"], figures["end_to_end_vs_first_backend"],
+                   figures["end_to_end"]["peak_rss_mb"]]
+            if "sequential" in report:
+                row.append(figures["speedup_vs_sequential"])
+            rows.append(row)
+        click.echo(markdown_table(headers, rows))
         if "sequential" in report:
-            click.echo(f"end to end / sequential script: {report['speedup_vs_sequential']:.2f}x")
+            click.echo(f"sequential PyTorch + scikit-image script: {report['sequential']['images_per_second']:.2f} img/s")
+        click.echo(markdown_table(["backend", "stage", "busy seconds (summed over threads)"],
+                                  [[figures["backend"], stage, seconds] for figures in report["backends"]
+                                   for stage, seconds in figures["end_to_end"]["stage_seconds"].items()]))
         write_json(json_path, {"benchmark": "pipeline", "environment": environment(), **report})
     except RetintError as error:
         _fail(error)

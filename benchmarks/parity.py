@@ -1,4 +1,10 @@
-"""`colorize-bench parity`: engines against PyTorch FP32, with the export gates' code."""
+"""`colorize-bench parity`: engines against PyTorch FP32, with the export gates' code.
+
+Each engine file runs on each requested backend; a row is gated by the
+precision its engine reports (fp32, fp16, or bf16 for OpenVINO on a CPU with
+native bf16). With ONNX Runtime among the backends, every other backend's
+row also gives its distance to ONNX Runtime FP32 on the same file.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,35 @@ from retint.export.parity import GATES, gate_failures, load_parity_images, measu
 from retint.runtime import load_engine
 
 
-def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None) -> list[dict]:
+def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
+               backends: tuple[str, ...] = ("onnxruntime",)) -> list[dict]:
     from retint.benchmarks.latency import torch_colorizer
 
     reference, _, _ = torch_colorizer(checkpoint)
     cases = parity_cases(load_parity_images(image_folder))
     results = []
     for path in engines:
-        engine = load_engine(path)
-        probe = None
-        if path.suffix == ".onnx":
-            import onnx
+        onnxruntime_fp32 = None
+        for backend in backends:
+            engine = load_engine(path, backend=backend)
+            probe = None
+            if engine.spec.backend == "onnxruntime" and path.suffix == ".onnx":
+                import onnx
 
-            from retint.export.onnx_export import NonfiniteProbe
+                from retint.export.onnx_export import NonfiniteProbe
 
-            probe = NonfiniteProbe(onnx.load(str(path)))
-        report = measure_parity(reference, engine.colorize, cases, probe)
-        precision = engine.spec.precision if engine.spec.precision in GATES else "fp32"
-        results.append({"engine": str(path), "backend": engine.spec.backend, "provider": engine.spec.provider,
-                        "precision": engine.spec.precision, **report.summary(),
-                        "gate": precision, "gate_failures": gate_failures(report, GATES[precision]),
-                        "per_case": report.per_case})
+                probe = NonfiniteProbe(onnx.load(str(path)))
+            report = measure_parity(reference, engine.colorize, cases, probe)
+            precision = engine.spec.precision if engine.spec.precision in GATES else "fp32"
+            row = {"engine": str(path), "backend": engine.spec.backend, "provider": engine.spec.provider,
+                   "precision": engine.spec.precision, "reason": engine.spec.reason, **report.summary(),
+                   "gate": precision, "gate_failures": gate_failures(report, GATES[precision]),
+                   "per_case": report.per_case}
+            if engine.spec.backend == "onnxruntime" and onnxruntime_fp32 is None:
+                onnxruntime_fp32 = engine
+            elif onnxruntime_fp32 is not None:
+                versus = measure_parity(onnxruntime_fp32.colorize, engine.colorize, cases).summary()
+                row["versus_onnxruntime"] = {key: versus[key] for key in
+                                             ("mean_ciede2000", "p99_ciede2000", "max_abs_error")}
+            results.append(row)
     return results

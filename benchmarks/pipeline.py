@@ -20,7 +20,7 @@ import numpy as np
 
 from retint.batch.manifest import read_manifest
 from retint.batch.plan import inference_plan
-from retint.runtime import load_engine
+from retint.runtime import choose_backend, open_engine, resolve_artefact
 
 
 def photo_like(height: int, width: int, seed: int) -> np.ndarray:
@@ -49,12 +49,12 @@ def make_archive(folder: Path, count: int, height: int = 768, width: int = 1024,
 
 
 def run_batch_process(source: Path, output: Path, engine: Path | None, batch: int | None, workers: int,
-                      streams: int | None = None) -> dict:
+                      streams: int | None = None, backend: str = "auto") -> dict:
     """Run `colorize-batch` in a child process: wall time, its summary and its own peak RSS (MB).
     `batch` and `streams` None: colorize-batch's own defaults."""
     rss_file = output.parent / f".{output.name}.rss.json"
     command = [sys.executable, "-m", "retint.benchmarks.peak_rss", str(rss_file), "--", str(source),
-               "-o", str(output), "--no-progress", "--workers", str(workers)]
+               "-o", str(output), "--no-progress", "--workers", str(workers), "--backend", backend]
     if batch is not None:
         command += ["--batch", str(batch)]
     if streams is not None:
@@ -73,15 +73,17 @@ def run_batch_process(source: Path, output: Path, engine: Path | None, batch: in
 
 
 def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_seconds: float = 5.0,
-                 streams: int | None = None) -> dict:
+                 streams: int | None = None, backend: str = "auto") -> dict:
     """Images/s of the engine on pre-decoded images of the archive's size, as colorize-batch runs it:
-    its inference plan's batch size, streams and threads per stream."""
+    its backend choice and inference plan (batch size, streams, threads per stream)."""
     first = next(source.rglob("*.jpg"))
     gray = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
-    plan = inference_plan(engine_path, "auto", batch, streams)  # colorize-batch's default device
+    artefact = resolve_artefact(engine_path)
+    choice = choose_backend(artefact, backend)  # colorize-batch's default device
+    plan = inference_plan(choice, batch, streams)
     batch = plan.batch_size
     stack = np.stack([gray] * batch)[:, None].copy()
-    engine = load_engine(engine_path, device="auto", cpu_threads=plan.cpu_threads)
+    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
     for _ in range(2):  # warm-up: ONNX Runtime plans its memory on the first calls
         engine.colorize(stack)
     done = [0] * plan.streams
@@ -99,5 +101,6 @@ def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - began
+    engine.close()
     return {"images_per_second": sum(done) / seconds, "streams": plan.streams, "cpu_threads": plan.cpu_threads,
-            "height": gray.shape[0], "width": gray.shape[1], "batch": batch}
+            "height": gray.shape[0], "width": gray.shape[1], "batch": batch, "engine": engine.spec.describe()}

@@ -18,7 +18,7 @@ from retint.errors import RetintError, is_missing_dependency, missing_extra_mess
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the artefacts (created if needed): NAME.onnx, NAME.fp16.onnx, their halves, "
+              help="Folder for the artefacts (created if needed): NAME.onnx, NAME.fp16.onnx, their stages (lightness, generator, compose), "
                    "NAME.fp16.plan, and a .json sidecar for each.")
 @click.option("--name", default=None, show_default=False,
               help="Artefact base name  [default: the checkpoint's file name].")

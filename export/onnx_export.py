@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import onnx
@@ -22,6 +23,7 @@ from retint.files import write_bytes_atomically
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
+    LIGHTNESS_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
     ArtefactMetadata,
@@ -46,14 +48,20 @@ def export_colorizer(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
     return _export(module, (example,), [INPUT_NAME], [OUTPUT_NAME], {INPUT_NAME: _image_dims(limits)})
 
 
-def export_predictor(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
-    """The first half: gray uint8 [N,1,H,W] -> ab float32 [N,2,R,R] (Lab units)."""
+def export_lightness(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
+    """The first stage: gray uint8 [N,1,H,W] -> lightness float32 [N,1,R,R] (L/50 - 1)."""
     example = torch.zeros(2, 1, 96, 64, dtype=torch.uint8)
-    return _export(module, (example,), [INPUT_NAME], [AB_NAME], {INPUT_NAME: _image_dims(limits)})
+    return _export(module, (example,), [INPUT_NAME], [LIGHTNESS_NAME], {INPUT_NAME: _image_dims(limits)})
+
+
+def export_generator(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
+    """The second stage: lightness float32 [N,1,R,R] -> ab float32 [N,2,R,R] (Lab units); only N is dynamic."""
+    example = torch.zeros(2, 1, render_size, render_size)
+    return _export(module, (example,), [LIGHTNESS_NAME], [AB_NAME], {LIGHTNESS_NAME: {0: _image_dims(limits)[0]}})
 
 
 def export_composer(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
-    """The second half: gray uint8 [N,1,H,W] + ab float32 [N,2,R,R] -> rgb uint8 [N,H,W,3]."""
+    """The third stage: gray uint8 [N,1,H,W] + ab float32 [N,2,R,R] -> rgb uint8 [N,H,W,3]."""
     dims = _image_dims(limits)
     example = (torch.zeros(2, 1, 96, 64, dtype=torch.uint8), torch.zeros(2, 2, render_size, render_size))
     return _export(module, example, [INPUT_NAME, AB_NAME], [OUTPUT_NAME],
@@ -116,7 +124,10 @@ class NonfiniteProbe:
     a copy of the graph that also exposes the generator's tanh output.
     """
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto,
+                 inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None):
+        """`inputs(gray)` gives the graph's inputs for a grey image (default: the grey itself)."""
+        self.inputs = inputs or (lambda gray: {INPUT_NAME: gray})
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         self.name = generator_output_name(probe)
@@ -129,5 +140,5 @@ class NonfiniteProbe:
         self.session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
 
     def __call__(self, gray: np.ndarray) -> int:
-        values = self.session.run([self.name], {INPUT_NAME: gray})[0]
+        values = self.session.run([self.name], self.inputs(gray))[0]
         return int((~np.isfinite(values.astype(np.float32))).sum())

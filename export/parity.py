@@ -46,7 +46,9 @@ class Gate:
 
 FP32_GATE = Gate("fp32", min_fraction_within_one_level=0.999, max_mean_ciede2000=0.1)
 FP16_GATE = Gate("fp16", max_mean_ciede2000=0.5, max_p99_ciede2000=2.0)
-GATES = {"fp32": FP32_GATE, "fp16": FP16_GATE}
+# bf16 (OpenVINO on a CPU with AMX or AVX512-BF16) keeps fewer mantissa bits than fp16: the same limits.
+BF16_GATE = Gate("bf16", max_mean_ciede2000=0.5, max_p99_ciede2000=2.0)
+GATES = {"fp32": FP32_GATE, "fp16": FP16_GATE, "bf16": BF16_GATE}
 
 
 @dataclass

@@ -20,12 +20,13 @@ import torch
 from retint import __version__
 from retint.errors import BackendUnavailable, InputError
 from retint.export.config import ExportConfig
-from retint.export.deploy import Composer, DeployColorizer, Predictor
+from retint.export.deploy import Composer, DeployColorizer, GeneratorStage, LightnessStage
 from retint.export.onnx_export import (
     NonfiniteProbe,
     export_colorizer,
     export_composer,
-    export_predictor,
+    export_generator,
+    export_lightness,
     save_model,
     with_metadata,
 )
@@ -34,6 +35,7 @@ from retint.export.parity import (
     ParityReport,
     check_gate,
     describe,
+    gate_failures,
     load_parity_images,
     measure_parity,
     parity_cases,
@@ -41,7 +43,16 @@ from retint.export.parity import (
 from retint.model.checkpoint import load_generator
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, ArtefactMetadata, SizeLimits, sidecar_path
+from retint.runtime.metadata import (
+    AB_NAME,
+    INPUT_NAME,
+    LIGHTNESS_NAME,
+    OUTPUT_NAME,
+    ArtefactMetadata,
+    SizeLimits,
+    sidecar_path,
+)
+from retint.runtime.backends import OPENVINO_BF16_GATE
 from retint.runtime.onnx_runner import OnnxEngine
 
 
@@ -99,7 +110,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         publish_onnx(model, metadata, path, result)
         result.reports[precision] = report
 
-    export_halves(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
+    export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
     if config.onnx_only:
         return result
     try:
@@ -116,36 +127,73 @@ def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path,
     result.artefacts.append(path)
 
 
-def export_halves(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
+def export_stages(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
                   base_metadata: dict, reference, cases, result: ExportResult, log) -> None:
-    """NAME.compose.onnx and NAME.predict[.fp16].onnx, gated as a chain against PyTorch."""
-    compose_path = config.output_dir / f"{name}.compose.onnx"
-    log(f"exporting the halves -> {compose_path.name}, {name}.predict[.fp16].onnx")
-    composer = export_composer(Composer().eval(), limits, render_size)
-    staged_compose = compose_path.with_name(f".{compose_path.name}.gating")
-    save_model(composer, staged_compose)
+    """NAME.lightness.onnx, NAME.generator[.fp16].onnx and NAME.compose.onnx, gated as a chain
+    against PyTorch. Backends run them where each is fastest; video smoothing runs between them."""
+    paths = {stage: config.output_dir / f"{name}.{stage}.onnx" for stage in ("lightness", "compose")}
+    log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
+    models = {"lightness": export_lightness(LightnessStage(render_size).eval(), limits),
+              "compose": export_composer(Composer().eval(), limits, render_size)}
+    sessions = {stage: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+                for stage, model in models.items()}
+    for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
+        path = config.output_dir / f"{name}{suffix}"
+        model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
+        generator_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+        def lightness_of(gray):
+            return {LIGHTNESS_NAME: sessions["lightness"].run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]}
+
+        def chained(gray, generator_session=generator_session):
+            ab = generator_session.run([AB_NAME], lightness_of(gray))[0]
+            return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+
+        report = measure_parity(reference, chained, cases, NonfiniteProbe(model, lightness_of))
+        check_gate(report, GATES[precision], path.name)
+        log(f"  lightness + {path.name} + compose vs PyTorch FP32: {describe(report)}")
+        parity = {"reference": "pytorch-fp32", "chained_with": [paths["lightness"].name, paths["compose"].name],
+                  **report.summary()}
+        if precision == "fp32":
+            def compose(gray, ab):
+                return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+
+            bf16 = openvino_bf16_parity(model, path, render_size, lightness_of, compose, reference, cases, log)
+            if bf16 is not None:
+                parity[OPENVINO_BF16_GATE] = bf16
+        metadata = ArtefactMetadata(precision=precision, parity=parity, **{**base_metadata, "kind": "generator"})
+        publish_onnx(model, metadata, path, result)
+    for stage, path in paths.items():
+        publish_onnx(models[stage], ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": stage}),
+                     path, result)
+
+
+def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, lightness_of, compose,
+                         reference, cases, log) -> dict | None:
+    """The fp32 generator run by OpenVINO in bf16, chained with the ONNX Runtime stages, against
+    PyTorch FP32: recorded in the generator's sidecar, where the runtime looks before it runs bf16.
+    Measured only where this CPU computes bf16 natively (elsewhere OpenVINO would run f32)."""
+    from retint.cpu import cpu_model, native_bf16_flags
+    from retint.runtime.openvino_runner import OpenVinoGenerator, openvino_installed
+
+    if not native_bf16_flags() or not openvino_installed():
+        log("  OpenVINO bf16 gate not measured: it needs OpenVINO and a CPU with AMX or AVX512-BF16; "
+            "the OpenVINO backend runs this artefact in f32")
+        return None
+    staged = path.with_name(f".{path.name}.gating")
+    save_model(model, staged)
     try:
-        compose_session = ort.InferenceSession(str(staged_compose), providers=["CPUExecutionProvider"])
-        for precision, suffix in (("fp32", ".predict.onnx"), ("fp16", ".predict.fp16.onnx")):
-            path = config.output_dir / f"{name}{suffix}"
-            model = export_predictor(Predictor(copy.deepcopy(generator), render_size, precision), limits)
-            predict_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-
-            def chained(gray, predict=predict_session):
-                ab = predict.run([AB_NAME], {INPUT_NAME: gray})[0]
-                return compose_session.run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
-
-            report = measure_parity(reference, chained, cases, NonfiniteProbe(model))
-            check_gate(report, GATES[precision], path.name)
-            log(f"  {path.name} + {compose_path.name} vs PyTorch FP32: {describe(report)}")
-            metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32", "chained_with":
-                                        compose_path.name, **report.summary()},
-                                        **{**base_metadata, "kind": "predict"})
-            publish_onnx(model, metadata, path, result)
-        metadata = ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": "compose"})
-        publish_onnx(composer, metadata, compose_path, result)
+        generator = OpenVinoGenerator(staged, "bf16", render_size)
+        report = measure_parity(reference, lambda gray: compose(gray, generator(lightness_of(gray)[LIGHTNESS_NAME])),
+                                cases)
+        generator.close()
     finally:
-        staged_compose.unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
+    failures = gate_failures(report, GATES["bf16"])
+    log(f"  OpenVINO bf16 generator + stages vs PyTorch FP32: {describe(report)}"
+        f"{' FAILS: ' + '; '.join(failures) if failures else ''}")
+    return {"reference": "pytorch-fp32", **report.summary(), "passed": not failures, "failures": failures,
+            "cpu": cpu_model(), "bf16_flags": list(native_bf16_flags()), "openvino": generator.version}
 
 
 def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path) -> ParityReport:

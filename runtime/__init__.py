@@ -3,8 +3,11 @@
     from retint.runtime import load_engine
     with load_engine("model.fp16.plan") as engine:     # or .onnx, or None
         rgb = engine.colorize(gray)                     # uint8 [N,H,W,3]
+    print(engine.spec.describe())                       # backend, precision, why
 
-`load_engine(None)` opens the default model bundled with retint.
+`load_engine(None)` opens the default model bundled with retint. An artefact
+is resolved once (`artefact`), its backend chosen once (`backends`), and the
+engine opened from that choice.
 """
 
 from __future__ import annotations
@@ -12,48 +15,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from retint.errors import EngineError
+from retint.runtime.artefact import DEFAULT_MODEL, Artefact, resolve_artefact
+from retint.runtime.backends import BACKENDS, BackendChoice, choose_backend, open_engine
 from retint.runtime.engine import Engine, EngineSpec
 
-DEFAULT_MODEL = Path(__file__).parent / "default_model" / "retint-default.onnx"
-
-__all__ = ["DEFAULT_MODEL", "Engine", "EngineSpec", "load_engine", "runs_on_cpu"]
-
-
-def runs_on_cpu(path: str | Path | None, device: str = "auto") -> bool:
-    """Whether `load_engine(path, device=device)` would run on ONNX Runtime's CPU provider."""
-    artefact = Path(path) if path is not None else DEFAULT_MODEL
-    if artefact.suffix.lower() != ".onnx":
-        return False
-    from retint.runtime.onnx_runner import CPU, choose_providers
-
-    return choose_providers(device, None)[0] == CPU
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Artefact", "BackendChoice", "Engine", "EngineSpec", "choose_backend",
+           "load_engine", "open_engine", "resolve_artefact"]
 
 
-def load_engine(path: str | Path | None = None, *, device: str = "auto",
-                providers: Sequence[str] | None = None, cpu_threads: int = 0) -> Engine:
-    """Open an engine: `.onnx` through ONNX Runtime, `.plan` through TensorRT.
+def load_engine(path: str | Path | None = None, *, backend: str = "auto", device: str = "auto",
+                providers: Sequence[str] | None = None, cpu_threads: int = 0, streams: int = 1,
+                staged: bool = False) -> Engine:
+    """Open an engine on `backend` ("auto", "onnxruntime", "openvino" or "tensorrt"; see `backends`).
 
     `device` is "auto" (CUDA when ONNX Runtime has it, else CPU), "cpu" or
     "cuda" for ONNX files; `providers` names ONNX Runtime execution providers
     explicitly (e.g. ["TensorrtExecutionProvider", "CUDAExecutionProvider"]).
     `cpu_threads` caps the threads ONNX Runtime uses inside one call (0: one
-    per core); TensorRT ignores it.
+    per core); `streams` is how many threads will call the engine at once
+    (OpenVINO prepares one stream each). `staged` opens the three stages
+    (`predict`/`compose` for chroma processing) even on ONNX Runtime.
     """
-    artefact = Path(path) if path is not None else DEFAULT_MODEL
-    if not artefact.is_file():
-        if path is None:
-            raise EngineError(f"this retint installation has no bundled default model ({artefact})")
-        raise EngineError(f"engine file not found: {artefact}")
-    suffix = artefact.suffix.lower()
-    if suffix == ".onnx":
-        from retint.runtime.onnx_runner import OnnxEngine
-
-        return OnnxEngine(artefact, device=device, providers=providers, threads=cpu_threads)
-    if suffix in (".plan", ".engine", ".trt"):
-        if device == "cpu":
-            raise EngineError(f"{artefact} is a TensorRT engine; it cannot run on the CPU")
-        from retint.runtime.tensorrt_runner import TensorRTEngine
-
-        return TensorRTEngine(artefact)
-    raise EngineError(f"{artefact}: unknown engine type (expected .onnx or .plan)")
+    artefact = resolve_artefact(path)
+    choice = choose_backend(artefact, backend, device, providers)
+    return open_engine(artefact, choice, providers=providers, cpu_threads=cpu_threads, streams=streams,
+                       staged=staged)

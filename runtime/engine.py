@@ -20,12 +20,18 @@ from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 @dataclass(frozen=True)
 class EngineSpec:
     path: Path
-    backend: str  # "onnxruntime" or "tensorrt"
-    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT"
-    precision: str  # "fp32" or "fp16" (the generator's; I/O is uint8)
+    backend: str  # "onnxruntime", "openvino" or "tensorrt": what runs the generator
+    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "TensorRT 10.12"
+    precision: str  # "fp32", "fp16" or "bf16": the generator's arithmetic ("unknown" without metadata)
     render_size: int
     limits: SizeLimits
     metadata: ArtefactMetadata | None
+    reason: str = ""  # why this backend and precision (auto's choice, a gate, the CPU)
+
+    def describe(self) -> str:
+        """One line for summaries and manifests: backend, precision, provider and why."""
+        why = f"; {self.reason}" if self.reason else ""
+        return f"{self.backend} {self.precision} ({self.provider}{why})"
 
 
 def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:

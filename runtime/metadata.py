@@ -20,7 +20,8 @@ METADATA_FORMAT = "retint-artefact"
 METADATA_KEY = "retint"
 INPUT_NAME = "gray"
 OUTPUT_NAME = "rgb"
-# The halves used for temporal smoothing (see export/deploy.py).
+# Between the stages (see export/deploy.py): L/50 - 1 and ab at render size.
+LIGHTNESS_NAME = "lightness"
 AB_NAME = "ab"
 
 
@@ -35,7 +36,7 @@ class SizeLimits:
 
 @dataclass(frozen=True)
 class ArtefactMetadata:
-    kind: str  # "colorizer" (fused), "predict" or "compose"
+    kind: str  # "colorizer" (fused), or a stage: "lightness", "generator", "compose"
     precision: str  # "fp32" or "fp16" (the generator's precision; I/O is always uint8)
     render_size: int
     arch: str

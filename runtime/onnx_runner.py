@@ -15,7 +15,9 @@ import onnxruntime as ort
 from retint.errors import BackendUnavailable, EngineError
 from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.metadata import (
+    AB_NAME,
     INPUT_NAME,
+    LIGHTNESS_NAME,
     OUTPUT_NAME,
     ArtefactMetadata,
     SizeLimits,
@@ -50,21 +52,40 @@ def choose_providers(device: str, providers: Sequence[str] | None) -> list[str]:
     raise EngineError(f"unknown device {device!r}; use auto, cpu or cuda")
 
 
+def open_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
+    """An ONNX Runtime session on `providers` (from choose_providers), `threads` per call (0: one per core)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:  # ONNX Runtime raises its own exception types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line})") from error
+    active = session.get_providers()
+    if providers[0] != CPU and providers[0] not in active:
+        raise BackendUnavailable(f"{providers[0]} could not start here (ONNX Runtime fell back to {active})")
+    return session
+
+
+class OnnxGenerator:
+    """The generator stage on ONNX Runtime: lightness [N,1,R,R] -> ab [N,2,R,R]."""
+
+    def __init__(self, session: ort.InferenceSession):
+        self._session = session
+
+    def __call__(self, lightness: np.ndarray) -> np.ndarray:
+        return self._session.run([AB_NAME], {LIGHTNESS_NAME: lightness})[0]
+
+    def close(self) -> None:
+        self._session = None
+
+
 class OnnxEngine(Engine):
     def __init__(self, path: Path, *, device: str = "auto", providers: Sequence[str] | None = None,
                  threads: int = 0):
-        chosen = choose_providers(device, providers)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=chosen)
-        except Exception as error:  # ONNX Runtime raises its own exception types
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise EngineError(f"{path}: ONNX Runtime cannot load it ({first_line})") from error
+        self.session = open_session(path, choose_providers(device, providers), threads)
         active = self.session.get_providers()
-        if chosen[0] != CPU and chosen[0] not in active:
-            raise BackendUnavailable(f"{chosen[0]} could not start here (ONNX Runtime fell back to {active})")
         self._check_signature(path)
         metadata = read_sidecar(path) or metadata_from_onnx_props(
             self.session.get_modelmeta().custom_metadata_map)

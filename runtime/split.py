@@ -1,59 +1,55 @@
-"""The colouriser in two halves, for processing chroma between them.
+"""The colouriser run as its three stages: lightness -> generator -> compose.
 
-`predict` (gray -> ab at render size) and `compose` (gray + ab -> rgb) are
-the two halves of the fused graph, exported beside it as
-`NAME.predict[.fp16].onnx` and `NAME.compose.onnx`. The video path uses them
-to smooth chroma over time; the fused graph stays the fast path otherwise.
-Runs on ONNX Runtime (CPU or CUDA), never torch.
+Two uses: a backend that runs the generator elsewhere (OpenVINO) while ONNX
+Runtime does the full-resolution maths, and video smoothing, which averages
+the predicted chroma over frames between `predict` and `compose`. The
+stages are the fused graph's own parts (export/deploy.py), gated as a chain
+against PyTorch at export.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
-import onnxruntime as ort
 
-from retint.errors import EngineError
-from retint.runtime.engine import as_batch
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, OUTPUT_NAME, SizeLimits, read_sidecar
-from retint.runtime.onnx_runner import choose_providers
+from retint.runtime.engine import Engine, EngineSpec, as_batch
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME, OUTPUT_NAME
 
-
-def halves_of(fused: Path) -> tuple[Path, Path]:
-    """Where the halves of a fused artefact live: NAME[.fp16].onnx -> NAME.predict[.fp16].onnx, NAME.compose.onnx."""
-    name = fused.name
-    for suffix in (".fp16.onnx", ".fp16.plan", ".onnx", ".plan"):
-        if name.endswith(suffix):
-            stem = name[: -len(suffix)]
-            precision = ".fp16" if suffix.startswith(".fp16") else ""
-            return fused.with_name(f"{stem}.predict{precision}.onnx"), fused.with_name(f"{stem}.compose.onnx")
-    raise EngineError(f"{fused}: cannot tell where its predict/compose halves are")
+Generator = Callable[[np.ndarray], np.ndarray]  # lightness [N,1,R,R] -> ab [N,2,R,R]
 
 
-class SplitEngine:
-    """predict(gray) -> ab [N,2,R,R] float32; compose(gray, ab) -> rgb [N,H,W,3] uint8."""
+class StagedEngine(Engine):
+    """predict(gray) -> ab [N,2,R,R] float32; compose(gray, ab) -> rgb [N,H,W,3] uint8; colorize = both.
 
-    def __init__(self, fused: Path, *, device: str = "auto", providers: Sequence[str] | None = None):
-        predict_path, compose_path = halves_of(Path(fused))
-        missing = [str(p) for p in (predict_path, compose_path) if not p.is_file()]
-        if missing:
-            raise EngineError(f"temporal smoothing needs the engine's halves beside it ({', '.join(missing)} "
-                              "missing); export-trt writes them")
-        chosen = choose_providers(device, providers)
-        self._predict = ort.InferenceSession(str(predict_path), providers=chosen)
-        self._compose = ort.InferenceSession(str(compose_path), providers=chosen)
-        metadata = read_sidecar(predict_path)
-        self.render_size = metadata.render_size if metadata else self._predict.get_outputs()[0].shape[-1]
-        # Without a sidecar, the contract's limits (sides 16..8192).
-        self.limits = metadata.limits if metadata else SizeLimits()
-        self.provider = self._predict.get_providers()[0]
+    `lightness` and `compose` are ONNX Runtime sessions; `generator` is any
+    callable with a `close()` (an ONNX Runtime session's or OpenVINO's).
+    """
+
+    def __init__(self, lightness, generator: Generator, compose, spec: EngineSpec):
+        self._lightness = lightness
+        self._generator = generator
+        self._compose = compose
+        self.spec = spec
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
-        batch = as_batch(gray, self.limits)
-        return self._predict.run([AB_NAME], {INPUT_NAME: batch})[0]
+        return self._predict(as_batch(gray, self.spec.limits))
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        batch = as_batch(gray, self.limits)
-        return self._compose.run([OUTPUT_NAME], {INPUT_NAME: batch, AB_NAME: np.ascontiguousarray(ab, np.float32)})[0]
+        return self._compose_batch(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
+        return self._generator(lightness)
+
+    def _compose_batch(self, batch: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        return self._compose.run([OUTPUT_NAME], {INPUT_NAME: batch, AB_NAME: ab})[0]
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self._compose_batch(batch, self._predict(batch))
+
+    def close(self) -> None:
+        close = getattr(self._generator, "close", None)
+        if close is not None:
+            close()
+        self._lightness = self._generator = self._compose = None

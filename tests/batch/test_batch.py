@@ -326,20 +326,46 @@ def test_batch_never_imports_torch(engine, tmp_path):
     assert process.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_inference_plan_two_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a_gpu(engine):
+def test_inference_plan_two_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a_gpu():
     from retint.batch.plan import InferencePlan, inference_plan
+    from retint.runtime import BackendChoice
 
-    assert inference_plan(engine.with_suffix(".plan"), "auto") == InferencePlan(streams=1, cpu_threads=0, batch_size=8)
-    assert inference_plan(engine.with_suffix(".plan"), "auto", 16).batch_size == 16
-    cpu = inference_plan(engine, "cpu")
+    gpu = BackendChoice("tensorrt", "cuda", "a .plan")
+    assert inference_plan(gpu) == InferencePlan(streams=1, cpu_threads=0, batch_size=8)
+    assert inference_plan(gpu, 16).batch_size == 16
+    assert inference_plan(gpu, streams=2).streams == 2
     cores = os.cpu_count() or 1
-    if cores >= 2:
-        assert cpu == InferencePlan(streams=2, cpu_threads=cores // 2, batch_size=1)
-    else:
-        assert cpu == InferencePlan(streams=1, cpu_threads=1, batch_size=1)
-    assert inference_plan(engine, "cpu", 4).batch_size == 4
-    assert inference_plan(engine, "cpu", streams=1) == InferencePlan(streams=1, cpu_threads=cores, batch_size=1)
-    assert inference_plan(engine.with_suffix(".plan"), "auto", streams=2).streams == 2
+    for backend in ("onnxruntime", "openvino"):
+        cpu_choice = BackendChoice(backend, "cpu", "test")
+        cpu = inference_plan(cpu_choice)
+        if cores >= 2:
+            assert cpu == InferencePlan(streams=2, cpu_threads=cores // 2, batch_size=1)
+        else:
+            assert cpu == InferencePlan(streams=1, cpu_threads=1, batch_size=1)
+        assert inference_plan(cpu_choice, 4).batch_size == 4
+        assert inference_plan(cpu_choice, streams=1) == InferencePlan(streams=1, cpu_threads=cores, batch_size=1)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_backend_and_precision_are_named_in_the_summary_line_and_the_manifest(engine, tmp_path, backend):
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    from retint.cpu import has_native_bf16
+
+    Image.fromarray(grey_photo(96, 128, 3)).save(tmp_path / "a.png")
+    process = batch(tmp_path / "a.png", "-o", tmp_path / "out", "--engine", engine, "--backend", backend)
+    assert process.returncode == 0, process.stderr
+    _, summary = read_manifest(tmp_path / "out")
+    precision = "bf16" if backend == "openvino" and has_native_bf16() else "fp32"
+    assert (summary["engine"]["backend"], summary["engine"]["precision"]) == (backend, precision)
+    assert f"engine: {backend} {precision} (" in process.stderr.splitlines()[-1]
+
+
+def test_a_backend_that_cannot_run_the_engine_exits_2(engine, tmp_path):
+    Image.fromarray(grey_photo(96, 128, 3)).save(tmp_path / "a.png")
+    process = batch(tmp_path / "a.png", "-o", tmp_path / "out", "--engine", engine, "--backend", "tensorrt")
+    assert process.returncode == 2 and "ONNX graph" in process.stderr
+    assert process.stderr.count("\n") == 1
 
 
 def test_concurrent_batches_write_each_image_to_its_own_output(engine, tmp_path):

@@ -33,16 +33,22 @@ PARITY_SCHEMA = {
                            "nonfinite": {"type": "integer", "minimum": 0},
                            "gate_failures": {"type": "array", "items": {"type": "string"}}}}}},
 }
-PIPELINE_SCHEMA = {
+PIPELINE_BACKEND = {
     "type": "object",
-    "required": ["benchmark", "environment", "images", "end_to_end", "engine_alone", "ratio_end_to_end_vs_engine"],
+    "required": ["backend", "engine", "end_to_end", "engine_alone", "ratio_end_to_end_vs_engine",
+                 "end_to_end_vs_first_backend"],
     "properties": {
-        "benchmark": {"const": "pipeline"}, "images": {"type": "integer", "minimum": 1},
-        "end_to_end": {"type": "object", "required": ["images_per_second", "peak_rss_mb", "stage_seconds"],
+        "end_to_end": {"type": "object", "required": ["images_per_second", "peak_rss_mb", "stage_seconds",
+                                                      "every_round_images_per_second"],
                        "properties": {"stage_seconds": {"type": "object",
                                                         "required": ["decode", "infer", "encode", "write"]}}},
-        "engine_alone": {"type": "object", "required": ["images_per_second", "batch"]},
-        "ratio_end_to_end_vs_engine": NUMBER},
+        "engine_alone": {"type": "object", "required": ["images_per_second", "batch", "engine"]},
+        "ratio_end_to_end_vs_engine": NUMBER, "end_to_end_vs_first_backend": NUMBER},
+}
+PIPELINE_SCHEMA = {
+    "type": "object", "required": ["benchmark", "environment", "images", "rounds", "backends"],
+    "properties": {"benchmark": {"const": "pipeline"}, "images": {"type": "integer", "minimum": 1},
+                   "backends": {"type": "array", "minItems": 1, "items": PIPELINE_BACKEND}},
 }
 
 
@@ -100,7 +106,30 @@ def test_pipeline_json_validates(exported, tmp_path):
     assert process.returncode == 0, process.stderr
     data = json.loads(report.read_text())
     jsonschema.validate(data, PIPELINE_SCHEMA)
-    assert data["images"] == 6 and data["end_to_end"]["counts"] == {"ok": 6}
+    (figures,) = data["backends"]
+    assert data["images"] == 6 and figures["end_to_end"]["counts"] == {"ok": 6}
+
+
+def test_pipeline_and_parity_compare_backends_side_by_side(exported, tiny_checkpoints, tmp_path):
+    pytest.importorskip("openvino")
+    report = tmp_path / "pipeline.json"
+    engine = exported["effnet-unet"].artefacts[0]
+    process = bench("pipeline", tmp_path / "archive", "--generate", 4, "--engine", engine, "--backend",
+                    "onnxruntime", "--backend", "openvino", "--rounds", 2, "--json", report)
+    assert process.returncode == 0, process.stderr
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, PIPELINE_SCHEMA)
+    assert [b["backend"] for b in data["backends"]] == ["onnxruntime", "openvino"]
+    assert all(len(b["end_to_end"]["every_round_images_per_second"]) == 2 for b in data["backends"])
+    assert data["backends"][1]["engine"].startswith("openvino ")
+    parity = tmp_path / "parity.json"
+    process = bench("parity", "--torch", tiny_checkpoints["effnet-unet"], "--engine", engine, "--backend",
+                    "onnxruntime", "--backend", "openvino", "--json", parity)
+    assert process.returncode == 0, process.stderr
+    rows = json.loads(parity.read_text())["results"]
+    assert [r["backend"] for r in rows] == ["onnxruntime", "openvino"]
+    assert rows[1]["gate"] == rows[1]["precision"] and not rows[1]["gate_failures"]
+    assert rows[1]["versus_onnxruntime"]["mean_ciede2000"] <= 0.5
 
 
 @pytest.mark.gpu

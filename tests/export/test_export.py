@@ -22,9 +22,10 @@ ARCHES = ["effnet-unet", "unet256"]
 @pytest.mark.parametrize("arch", ARCHES)
 def test_both_graphs_pass_their_gates_and_are_written(exported, arch):
     result = exported[arch]
-    fp32, fp16, predict, predict_fp16, compose = result.artefacts
-    assert (predict.name, predict_fp16.name, compose.name) == (
-        f"tiny-{arch}.predict.onnx", f"tiny-{arch}.predict.fp16.onnx", f"tiny-{arch}.compose.onnx")
+    fp32, fp16, generator, generator_fp16, lightness, compose = result.artefacts
+    assert (generator.name, generator_fp16.name, lightness.name, compose.name) == (
+        f"tiny-{arch}.generator.onnx", f"tiny-{arch}.generator.fp16.onnx", f"tiny-{arch}.lightness.onnx",
+        f"tiny-{arch}.compose.onnx")
     assert fp32.name.endswith(".onnx") and fp16.name.endswith(".fp16.onnx")
     assert result.reports["fp32"].fraction_within_one_level >= 0.999
     assert result.reports["fp32"].mean_ciede2000 <= 0.1
@@ -55,14 +56,34 @@ def test_graph_signature_opset_and_precision(exported, arch):
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_halves_have_their_own_signatures_and_sidecars(exported, arch):
-    *_, predict, predict_fp16, compose = exported[arch].artefacts
-    for path, inputs, outputs, kind in ((predict, ["gray"], ["ab"], "predict"),
-                                        (predict_fp16, ["gray"], ["ab"], "predict"),
+def test_stages_have_their_own_signatures_and_sidecars(exported, arch):
+    *_, generator, generator_fp16, lightness, compose = exported[arch].artefacts
+    for path, inputs, outputs, kind in ((lightness, ["gray"], ["lightness"], "lightness"),
+                                        (generator, ["lightness"], ["ab"], "generator"),
+                                        (generator_fp16, ["lightness"], ["ab"], "generator"),
                                         (compose, ["gray", "ab"], ["rgb"], "compose")):
         model = onnx.load(str(path))
         assert [i.name for i in model.graph.input] == inputs and [o.name for o in model.graph.output] == outputs
         assert json.loads(sidecar_path(path).read_text())["kind"] == kind
+    # The generator stage is the one with a fixed shape: only N is dynamic.
+    dims = [d.dim_param or d.dim_value for d in onnx.load(str(generator)).graph.input[0].type.tensor_type.shape.dim]
+    render = exported[arch].reports["fp32"] and json.loads(sidecar_path(generator).read_text())["render_size"]
+    assert isinstance(dims[0], str) and dims[1:] == [1, render, render]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_openvino_bf16_gate_is_recorded_only_where_it_was_measured(exported, arch):
+    from retint.cpu import has_native_bf16
+    from retint.runtime.openvino_runner import openvino_installed
+
+    generator = exported[arch].artefacts[2]
+    parity = json.loads(sidecar_path(generator).read_text())["parity"]
+    if has_native_bf16() and openvino_installed():
+        gate = parity["openvino-bf16"]
+        assert gate["passed"] and gate["failures"] == [] and gate["mean_ciede2000"] <= 0.5
+        assert gate["bf16_flags"] and gate["reference"] == "pytorch-fp32"
+    else:
+        assert "openvino-bf16" not in parity
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -127,7 +148,8 @@ def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoint
     process = export_cli(tiny_checkpoints["effnet-unet"], "-o", tmp_path, "--name", "tiny")
     assert process.returncode == 3, process.stderr
     assert "no TensorRT engine built" in process.stderr and "on a GPU host run: export-trt" in process.stderr
-    names = {"tiny.onnx", "tiny.fp16.onnx", "tiny.predict.onnx", "tiny.predict.fp16.onnx", "tiny.compose.onnx"}
+    names = {"tiny.onnx", "tiny.fp16.onnx", "tiny.generator.onnx", "tiny.generator.fp16.onnx", "tiny.lightness.onnx",
+             "tiny.compose.onnx"}
     assert {p.name for p in tmp_path.iterdir()} == names | {name + ".json" for name in names}
     assert (tmp_path / "tiny.onnx").stat().st_mode & 0o044  # readable by others, like any output
 
@@ -137,7 +159,7 @@ def test_cli_onnx_only_exits_0(tiny_checkpoints, tmp_path):
     process = export_cli(tiny_checkpoints["unet256"], "-o", tmp_path, "--onnx-only")
     assert process.returncode == 0, process.stderr
     assert process.stdout.split() == [str(tmp_path / f"tiny-unet256{suffix}") for suffix in (
-        ".onnx", ".fp16.onnx", ".predict.onnx", ".predict.fp16.onnx", ".compose.onnx")]
+        ".onnx", ".fp16.onnx", ".generator.onnx", ".generator.fp16.onnx", ".lightness.onnx", ".compose.onnx")]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -13,11 +13,42 @@ FOLDER = DEFAULT_MODEL.parent
 
 
 def test_load_engine_none_opens_the_bundled_model():
-    with load_engine(None) as engine:
+    with load_engine(None, backend="onnxruntime") as engine:
         assert engine.spec.path == DEFAULT_MODEL
         assert (engine.spec.render_size, engine.spec.precision, engine.spec.metadata.arch) == (256, "fp32", "effnet-unet")
         rgb = engine.colorize(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))
         assert rgb.shape == (1, 200, 300, 3) and rgb.dtype == np.uint8
+
+
+def test_auto_picks_openvino_bf16_only_on_a_cpu_with_native_bf16():
+    from retint.cpu import has_native_bf16
+    from retint.runtime.openvino_runner import openvino_installed
+
+    with load_engine(None) as engine:
+        if has_native_bf16() and openvino_installed():
+            assert (engine.spec.backend, engine.spec.precision) == ("openvino", "bf16")
+            assert "parity gate passed" in engine.spec.reason
+        else:
+            assert (engine.spec.backend, engine.spec.precision) == ("onnxruntime", "fp32")
+            assert engine.spec.reason.startswith("auto: ")
+
+
+def test_without_openvino_auto_runs_onnx_runtime_and_openvino_is_one_clear_error():
+    code = ("import sys; sys.modules['openvino'] = None\n"
+            "import numpy as np\n"
+            "from retint.errors import BackendUnavailable\n"
+            "from retint.runtime import load_engine\n"
+            "engine = load_engine(None)\n"
+            "print(engine.spec.backend, engine.colorize(np.full((64, 48), 90, np.uint8)).shape)\n"
+            "try:\n"
+            "    load_engine(None, backend='openvino')\n"
+            "except BackendUnavailable as error:\n"
+            "    print(error)\n")
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    first, second = process.stdout.strip().splitlines()
+    assert first == "onnxruntime (1, 64, 48, 3)"
+    assert "pip install 'retint[openvino]'" in second
 
 
 def test_bundled_model_works_with_torch_unimportable():
@@ -33,11 +64,15 @@ def test_bundled_model_works_with_torch_unimportable():
 def test_bundled_files_are_consistent_and_within_40_mb():
     checkpoint = FOLDER / "retint-default.pth"
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-    for name in ("retint-default.onnx", "retint-default.predict.onnx", "retint-default.compose.onnx"):
+    for name in ("retint-default.onnx", "retint-default.lightness.onnx", "retint-default.generator.onnx",
+                 "retint-default.compose.onnx"):
         sidecar = json.loads((FOLDER / f"{name}.json").read_text())
         assert sidecar["checkpoint_sha256"] == digest, name
     fused = json.loads((FOLDER / "retint-default.onnx.json").read_text())["parity"]
     assert fused["fraction_within_one_level"] >= 0.999 and fused["mean_ciede2000"] <= 0.1
+    # The OpenVINO bf16 gate was measured on a CPU with native bf16 and passed (auto relies on it).
+    bf16 = json.loads((FOLDER / "retint-default.generator.onnx.json").read_text())["parity"]["openvino-bf16"]
+    assert bf16["passed"] and bf16["mean_ciede2000"] <= 0.5 and bf16["p99_ciede2000"] <= 2.0
     release = json.loads((FOLDER / "retint-default.pth.json").read_text())["validation"]
     assert release["ciede2000"] < release["grey_ciede2000"]
     assert release["colourfulness"] >= 0.4 * release["truth_colourfulness"]

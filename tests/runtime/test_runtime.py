@@ -126,22 +126,81 @@ def test_runtime_never_imports_torch(exported):
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_the_halves_chained_equal_the_fused_graph(exported, arch):
-    from retint.runtime.split import SplitEngine
-
-    fused = load_engine(exported[arch].artefacts[0])
-    halves = SplitEngine(exported[arch].artefacts[0])
+def test_the_stages_chained_equal_the_fused_graph(exported, arch):
+    fused = load_engine(exported[arch].artefacts[0], backend="onnxruntime")
+    staged = load_engine(exported[arch].artefacts[0], backend="onnxruntime", staged=True)
+    assert (staged.spec.backend, staged.spec.precision) == ("onnxruntime", "fp32")
     gray = np.stack([photo(), photo()[::-1].copy()])
-    ab = halves.predict(gray)
+    ab = staged.predict(gray)
     assert ab.shape == (2, 2, fused.spec.render_size, fused.spec.render_size) and ab.dtype == np.float32
-    difference = np.abs(halves.compose(gray, ab).astype(int) - fused.colorize(gray).astype(int))
+    difference = np.abs(staged.compose(gray, ab).astype(int) - fused.colorize(gray).astype(int))
     assert difference.max() <= 1
+    # a staged engine is an Engine: batches beyond max_batch split, and close() releases it
+    many = np.stack([photo(64, 80)] * (fused.spec.limits.max_batch + 1))
+    assert np.abs(staged.colorize(many).astype(int) - fused.colorize(many).astype(int)).max() <= 1
+    staged.close()
 
 
-def test_halves_missing_is_a_clear_error(exported, tmp_path):
-    from retint.runtime.split import SplitEngine
-
+def test_stages_missing_is_a_clear_error(exported, tmp_path):
     lonely = tmp_path / "lonely.onnx"
     lonely.write_bytes(exported["effnet-unet"].artefacts[0].read_bytes())
-    with pytest.raises(EngineError, match="needs the engine's halves"):
-        SplitEngine(lonely)
+    with pytest.raises(EngineError, match="needs the engine's stages"):
+        load_engine(lonely, backend="onnxruntime", staged=True)
+    with pytest.raises((EngineError, BackendUnavailable), match="stages|openvino"):
+        load_engine(lonely, backend="openvino")
+    # auto quietly keeps ONNX Runtime, and says why
+    engine = load_engine(lonely)
+    assert engine.spec.backend == "onnxruntime" and engine.spec.reason.startswith("auto: ")
+
+
+def test_a_backend_that_cannot_run_the_artefact_is_a_clear_error(exported, tmp_path):
+    plan = tmp_path / "model.fp16.plan"
+    plan.write_bytes(b"\0" * 64)
+    with pytest.raises(EngineError, match="TensorRT plan"):
+        load_engine(plan, backend="onnxruntime")
+    with pytest.raises(EngineError, match="ONNX graph"):
+        load_engine(exported["effnet-unet"].artefacts[0], backend="tensorrt")
+    with pytest.raises(EngineError, match="unknown backend"):
+        load_engine(exported["effnet-unet"].artefacts[0], backend="tpu")
+
+
+# The OpenVINO tests skip where the 'openvino' extra is not installed (CI installs it).
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_openvino_backend_matches_onnx_runtime(exported, arch):
+    pytest.importorskip("openvino")
+    from retint.cpu import has_native_bf16
+
+    reference = load_engine(exported[arch].artefacts[0], backend="onnxruntime")
+    engine = load_engine(exported[arch].artefacts[0], backend="openvino", streams=2)
+    assert engine.spec.backend == "openvino"
+    assert engine.spec.precision == ("bf16" if has_native_bf16() else "fp32")
+    assert "OpenVINO" in engine.spec.provider and engine.spec.reason
+    gray = np.stack([photo(), photo()[::-1].copy()])
+    ab = engine.predict(gray)
+    assert ab.shape == (2, 2, reference.spec.render_size, reference.spec.render_size)
+    from retint.export.parity import measure_parity, parity_cases
+
+    cases = parity_cases([photo(), photo(300, 200)])
+    report = measure_parity(reference.colorize, engine.colorize, cases)
+    assert report.nonfinite == 0 and report.mean_ciede2000 <= 0.5 and report.p99_ciede2000 <= 2.0
+    engine.close()
+
+
+def test_openvino_runs_f32_without_a_recorded_bf16_gate(exported, tmp_path):
+    pytest.importorskip("openvino")
+    import json
+    import shutil
+
+    source = exported["effnet-unet"].artefacts[0]
+    for path in source.parent.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    sidecar = tmp_path / "tiny-effnet-unet.generator.onnx.json"
+    metadata = json.loads(sidecar.read_text())
+    metadata["parity"].pop("openvino-bf16", None)
+    sidecar.write_text(json.dumps(metadata))
+    engine = load_engine(tmp_path / source.name, backend="openvino")
+    assert engine.spec.precision == "fp32" and "f32" in engine.spec.reason
+    # auto never runs OpenVINO without the gate
+    assert load_engine(tmp_path / source.name).spec.backend == "onnxruntime"

@@ -1,0 +1,172 @@
+"""Which backend runs an artefact, and opening an engine on it.
+
+`choose_backend` decides once, from the artefact, the request, the device
+and this CPU; `open_engine` opens that choice. `auto` means:
+
+- a TensorRT plan runs on TensorRT;
+- an `.onnx` on a GPU (`--device cuda`, or `auto` where ONNX Runtime has
+  CUDA) runs on ONNX Runtime there;
+- on a CPU with native bf16 (AMX or AVX512-BF16), with OpenVINO installed
+  and an artefact whose OpenVINO bf16 parity gate passed at export, the
+  generator runs on OpenVINO in bf16 and the full-resolution stages on ONNX
+  Runtime (`openvino_runner` has the figures);
+- otherwise ONNX Runtime runs the fused graph. Without native bf16, OpenVINO
+  would run the generator in f32; that is not measured to be faster end to
+  end, so `auto` does not pick it (ask for it with `--backend openvino`).
+
+Precision is never lowered silently: the spec's `precision` and `reason` say
+what runs and why, and the batch summary and manifest repeat them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from retint.cpu import native_bf16_flags
+from retint.errors import EngineError
+from retint.runtime.artefact import Artefact, require_stages
+from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.metadata import ArtefactMetadata, SizeLimits, read_sidecar
+
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+OPENVINO_BF16_GATE = "openvino-bf16"  # the parity entry export-trt records in the generator's sidecar
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    backend: str  # "onnxruntime", "openvino" or "tensorrt"
+    device: str  # "cpu" or "cuda"
+    reason: str  # one clause: why this one
+
+
+def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "auto",
+                   providers: Sequence[str] | None = None) -> BackendChoice:
+    """See the module doc. Raises EngineError / BackendUnavailable for a request that cannot run."""
+    if requested not in BACKENDS:
+        raise EngineError(f"unknown backend {requested!r}; use one of {', '.join(BACKENDS)}")
+    if artefact.format == "tensorrt":
+        if requested not in ("auto", "tensorrt"):
+            raise EngineError(f"{artefact.name} is a TensorRT plan; --backend {requested} runs .onnx files "
+                              f"(give the .onnx exported beside it)")
+        if device == "cpu":
+            raise EngineError(f"{artefact.name} is a TensorRT engine; it cannot run on the CPU")
+        return BackendChoice("tensorrt", "cuda", "a .plan runs on TensorRT")
+    if requested == "tensorrt":
+        raise EngineError(f"{artefact.name} is an ONNX graph; build a TensorRT plan with export-trt, or run it "
+                          f"on ONNX Runtime's TensorRT provider")
+    from retint.runtime.onnx_runner import CPU, choose_providers
+
+    on_gpu = choose_providers(device, providers)[0] != CPU
+    if requested == "openvino":
+        if on_gpu:
+            raise EngineError("the OpenVINO backend runs on the CPU; use --device cpu (or auto without CUDA)")
+        _require_openvino(artefact)
+        return BackendChoice("openvino", "cpu", "asked for")
+    if requested == "onnxruntime":
+        return BackendChoice("onnxruntime", "cuda" if on_gpu else "cpu", "asked for")
+    if on_gpu:
+        return BackendChoice("onnxruntime", "cuda", "auto: ONNX Runtime has CUDA here")
+    native = native_bf16_flags()
+    if not native:
+        return BackendChoice("onnxruntime", "cpu", "auto: this CPU has no AMX or AVX512-BF16, so OpenVINO "
+                                                   "would run f32, not measured faster than ONNX Runtime")
+    from retint.runtime.openvino_runner import openvino_installed
+
+    if not openvino_installed():
+        return BackendChoice("onnxruntime", "cpu", f"auto: this CPU has {'/'.join(native)} but OpenVINO is "
+                                                   f"not installed (pip install 'retint[openvino]')")
+    if artefact.stages is None:
+        return BackendChoice("onnxruntime", "cpu", "auto: the engine's stage files are not beside it")
+    if _bf16_gate(read_sidecar(artefact.stages.generator)) is None:
+        return BackendChoice("onnxruntime", "cpu", "auto: the artefact has no passed OpenVINO bf16 parity gate")
+    return BackendChoice("openvino", "cpu", f"auto: this CPU has {'/'.join(native)}, OpenVINO bf16 "
+                                            f"runs the generator about 2.5x faster")
+
+
+def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequence[str] | None = None,
+                cpu_threads: int = 0, streams: int = 1, staged: bool = False) -> Engine:
+    """An engine on `choice`. `cpu_threads`: ONNX Runtime's threads per call (0: one per core);
+    `streams`: concurrent callers OpenVINO prepares for; `staged`: a StagedEngine (predict/compose)
+    even where the fused graph would do."""
+    if choice.backend == "tensorrt":
+        if staged:
+            raise EngineError("a TensorRT plan has no stages; open its .onnx stages on ONNX Runtime")
+        from retint.runtime.tensorrt_runner import TensorRTEngine
+
+        return TensorRTEngine(artefact.path)
+    if choice.backend == "onnxruntime" and not staged:
+        from retint.runtime.onnx_runner import OnnxEngine
+
+        engine = OnnxEngine(artefact.path, device=choice.device, providers=providers, threads=cpu_threads)
+        engine.spec = _with_reason(engine.spec, choice.reason)
+        return engine
+    return _open_staged(artefact, choice, providers, cpu_threads, streams)
+
+
+def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
+                 streams: int) -> Engine:
+    from retint.runtime.onnx_runner import OnnxGenerator, choose_providers, open_session
+    from retint.runtime.split import StagedEngine
+
+    stages = require_stages(artefact, "the OpenVINO backend" if choice.backend == "openvino" else "running by stages")
+    generator_metadata = read_sidecar(stages.generator)
+    render_size = generator_metadata.render_size if generator_metadata else 0
+    chosen = choose_providers("cpu" if choice.backend == "openvino" else choice.device, providers)
+    lightness = open_session(stages.lightness, chosen, cpu_threads)
+    compose = open_session(stages.compose, chosen, cpu_threads)
+    if not render_size:
+        render_size = int(lightness.get_outputs()[0].shape[-1])
+    if choice.backend == "openvino":
+        from retint.runtime.openvino_runner import OpenVinoGenerator
+
+        precision, why = openvino_precision(generator_metadata)
+        generator = OpenVinoGenerator(stages.generator, precision, render_size, streams=streams,
+                                      threads=cpu_threads * streams if cpu_threads else 0)
+        provider = f"OpenVINO {generator.version} CPU for the generator, ONNX Runtime {chosen[0]} for the rest"
+        reason = f"{choice.reason}; {why}"
+    else:
+        generator = OnnxGenerator(open_session(stages.generator, chosen, cpu_threads))
+        precision = generator_metadata.precision if generator_metadata else "unknown"
+        provider, reason = f"{chosen[0]}, by stages", choice.reason
+    spec = EngineSpec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
+                      render_size=render_size, limits=_limits(artefact, generator_metadata),
+                      metadata=artefact.metadata or generator_metadata, reason=reason)
+    return StagedEngine(lightness, generator, compose, spec)
+
+
+def openvino_precision(generator_metadata: ArtefactMetadata | None) -> tuple[str, str]:
+    """("bf16" or "fp32", why): bf16 only on native bf16 hardware and behind the artefact's parity gate."""
+    if generator_metadata is not None and generator_metadata.precision != "fp32":
+        return "fp32", f"its {generator_metadata.precision} generator runs in f32 on OpenVINO"
+    native = native_bf16_flags()
+    if not native:
+        return "fp32", "f32: no AMX or AVX512-BF16 on this CPU"
+    gate = _bf16_gate(generator_metadata)
+    if gate is None:
+        return "fp32", "f32: the artefact has no passed OpenVINO bf16 parity gate (export-trt measures it)"
+    return "bf16", (f"bf16 on {'/'.join(native)}, parity gate passed at export (mean CIEDE2000 "
+                    f"{gate.get('mean_ciede2000', float('nan')):.3f} vs PyTorch FP32)")
+
+
+def _bf16_gate(metadata: ArtefactMetadata | None) -> dict | None:
+    """The generator's recorded OpenVINO bf16 parity, if it passed."""
+    gate = (metadata.parity.get(OPENVINO_BF16_GATE) if metadata else None) or None
+    return gate if gate and gate.get("passed") else None
+
+
+def _require_openvino(artefact: Artefact) -> None:
+    from retint.runtime.openvino_runner import import_openvino
+
+    import_openvino()  # BackendUnavailable with the install line
+    require_stages(artefact, "the OpenVINO backend")
+
+
+def _limits(artefact: Artefact, generator_metadata: ArtefactMetadata | None) -> SizeLimits:
+    metadata = artefact.metadata or generator_metadata
+    return metadata.limits if metadata else SizeLimits()
+
+
+def _with_reason(spec: EngineSpec, reason: str) -> EngineSpec:
+    return replace(spec, reason=reason)
+
