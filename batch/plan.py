@@ -10,6 +10,12 @@ intermediate plane out of the caches. Two rounds side by side on 2 cores,
 0.3 GB; one stream of 1 on both cores 17.8 and 17.2 at 0.2 GB; two streams
 of 8 20.3 and 18.4 at 1.3 GB; one stream of 8 17.6 and 15.6 at 0.8 GB.
 
+The OpenVINO backend (generator on OpenVINO, full-resolution stages on ONNX
+Runtime) runs the same plan: two streams of one image, each stage on one
+thread, OpenVINO compiled with one stream per pipeline stream (1.27x ONNX
+Runtime's images/s end to end, 500 1024x768 JPEGs on the same 2 cores;
+`benchmarks/README.md`).
+
 GPU engines run one stream of 8: the device overlaps the work itself and
 wants full batches. Videos run one stream on every core, 8 frames per call
 on any device (15.0 frames/s against 13.1 at one frame per call, vtest

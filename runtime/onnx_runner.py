@@ -52,11 +52,17 @@ def choose_providers(device: str, providers: Sequence[str] | None) -> list[str]:
     raise EngineError(f"unknown device {device!r}; use auto, cpu or cuda")
 
 
-def open_session(path: Path, providers: list[str], threads: int = 0) -> ort.InferenceSession:
-    """An ONNX Runtime session on `providers` (from choose_providers), `threads` per call (0: one per core)."""
+def open_session(path: Path, providers: list[str], threads: int = 0, spinning: bool = True) -> ort.InferenceSession:
+    """An ONNX Runtime session on `providers` (from choose_providers), `threads` per call (0: one per core).
+
+    `spinning=False` stops its worker threads busy-waiting for the next operator: wanted where
+    another runtime (OpenVINO) works between this session's calls and needs those cores.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as error:  # ONNX Runtime raises its own exception types
