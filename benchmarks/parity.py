@@ -3,7 +3,7 @@
 Each engine file runs on each requested backend; a row is gated by the
 precision its engine reports (fp32, fp16, or bf16 for OpenVINO on a CPU with
 native bf16). With ONNX Runtime among the backends, every other backend's
-row also gives its distance to ONNX Runtime FP32 on the same file.
+row also gives its distance to ONNX Runtime's output of the same file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
     cases = parity_cases(load_parity_images(image_folder))
     results = []
     for path in engines:
-        onnxruntime_fp32 = None
+        on_onnxruntime = None
         for backend in backends:
             engine = load_engine(path, backend=backend)
             probe = None
@@ -38,10 +38,10 @@ def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
                    "precision": engine.spec.precision, "reason": engine.spec.reason, **report.summary(),
                    "gate": precision, "gate_failures": gate_failures(report, GATES[precision]),
                    "per_case": report.per_case}
-            if engine.spec.backend == "onnxruntime" and onnxruntime_fp32 is None:
-                onnxruntime_fp32 = engine
-            elif onnxruntime_fp32 is not None:
-                versus = measure_parity(onnxruntime_fp32.colorize, engine.colorize, cases).summary()
+            if engine.spec.backend == "onnxruntime" and on_onnxruntime is None:
+                on_onnxruntime = engine
+            elif on_onnxruntime is not None:
+                versus = measure_parity(on_onnxruntime.colorize, engine.colorize, cases).summary()
                 row["versus_onnxruntime"] = {key: versus[key] for key in
                                              ("mean_ciede2000", "p99_ciede2000", "max_abs_error")}
             results.append(row)

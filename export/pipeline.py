@@ -137,17 +137,20 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
               "compose": export_composer(Composer().eval(), limits, render_size)}
     sessions = {stage: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
                 for stage, model in models.items()}
+
+    def lightness_of(gray):
+        return {LIGHTNESS_NAME: sessions["lightness"].run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]}
+
+    def compose(gray, ab):
+        return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+
     for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
         path = config.output_dir / f"{name}{suffix}"
         model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
         generator_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
-        def lightness_of(gray):
-            return {LIGHTNESS_NAME: sessions["lightness"].run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]}
-
         def chained(gray, generator_session=generator_session):
-            ab = generator_session.run([AB_NAME], lightness_of(gray))[0]
-            return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+            return compose(gray, generator_session.run([AB_NAME], lightness_of(gray))[0])
 
         report = measure_parity(reference, chained, cases, NonfiniteProbe(model, lightness_of))
         check_gate(report, GATES[precision], path.name)
@@ -155,9 +158,6 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
         parity = {"reference": "pytorch-fp32", "chained_with": [paths["lightness"].name, paths["compose"].name],
                   **report.summary()}
         if precision == "fp32":
-            def compose(gray, ab):
-                return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
-
             bf16 = openvino_bf16_parity(model, path, render_size, lightness_of, compose, reference, cases, log)
             if bf16 is not None:
                 parity[OPENVINO_BF16_GATE] = bf16
@@ -184,9 +184,11 @@ def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, l
     save_model(model, staged)
     try:
         generator = OpenVinoGenerator(staged, "bf16", render_size)
-        report = measure_parity(reference, lambda gray: compose(gray, generator(lightness_of(gray)[LIGHTNESS_NAME])),
-                                cases)
-        generator.close()
+        try:
+            report = measure_parity(reference, lambda gray: compose(gray, generator(lightness_of(gray)[LIGHTNESS_NAME])),
+                                    cases)
+        finally:
+            generator.close()
     finally:
         staged.unlink(missing_ok=True)
     failures = gate_failures(report, GATES["bf16"])

@@ -44,6 +44,7 @@ class Artefact:
     format: str  # "onnx" or "tensorrt"
     metadata: ArtefactMetadata | None  # from the sidecar; ONNX files also carry it inside
     stages: Stages | None  # None when its stage files are not beside it
+    generator_metadata: ArtefactMetadata | None = None  # the generator stage's sidecar (its bf16 gate)
     bundled: bool = False  # the default model that ships with retint
 
     @property
@@ -79,8 +80,10 @@ def resolve_artefact(path: str | Path | None = None) -> Artefact:
     else:
         raise EngineError(f"{artefact}: unknown engine type (expected .onnx or .plan)")
     stages = stage_paths(artefact)
+    present = not stages.missing()
     return Artefact(path=artefact, format=kind, metadata=read_sidecar(artefact),
-                    stages=None if stages.missing() else stages, bundled=path is None)
+                    stages=stages if present else None,
+                    generator_metadata=read_sidecar(stages.generator) if present else None, bundled=path is None)
 
 
 def require_stages(artefact: Artefact, purpose: str) -> Stages:

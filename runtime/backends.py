@@ -27,7 +27,7 @@ from retint.cpu import native_bf16_flags
 from retint.errors import EngineError
 from retint.runtime.artefact import Artefact, require_stages
 from retint.runtime.engine import Engine, EngineSpec
-from retint.runtime.metadata import ArtefactMetadata, SizeLimits, read_sidecar
+from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 OPENVINO_BF16_GATE = "openvino-bf16"  # the parity entry export-trt records in the generator's sidecar
@@ -78,7 +78,7 @@ def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "a
                                                    f"not installed (pip install 'retint[openvino]')")
     if artefact.stages is None:
         return BackendChoice("onnxruntime", "cpu", "auto: the engine's stage files are not beside it")
-    if _bf16_gate(read_sidecar(artefact.stages.generator)) is None:
+    if _bf16_gate(artefact.generator_metadata) is None:
         return BackendChoice("onnxruntime", "cpu", "auto: the artefact has no passed OpenVINO bf16 parity gate")
     return BackendChoice("openvino", "cpu", f"auto: this CPU has {'/'.join(native)}, OpenVINO bf16 "
                                             f"runs the generator about 2.5x faster")
@@ -99,7 +99,7 @@ def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequenc
         from retint.runtime.onnx_runner import OnnxEngine
 
         engine = OnnxEngine(artefact.path, device=choice.device, providers=providers, threads=cpu_threads)
-        engine.spec = _with_reason(engine.spec, choice.reason)
+        engine.spec = replace(engine.spec, reason=choice.reason)
         return engine
     return _open_staged(artefact, choice, providers, cpu_threads, streams)
 
@@ -110,9 +110,9 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
     from retint.runtime.split import StagedEngine
 
     stages = require_stages(artefact, "the OpenVINO backend" if choice.backend == "openvino" else "running by stages")
-    generator_metadata = read_sidecar(stages.generator)
+    generator_metadata = artefact.generator_metadata
     render_size = generator_metadata.render_size if generator_metadata else 0
-    chosen = choose_providers("cpu" if choice.backend == "openvino" else choice.device, providers)
+    chosen = choose_providers(choice.device, providers)  # "cpu" whenever OpenVINO was chosen
     # With OpenVINO working between the ONNX Runtime stages, spinning ORT threads would hold the
     # cores it needs: on 2 cores, one call on all of them took 24-27 ms at 1024x768 with spinning
     # and 15-19 ms without (ONNX Runtime's fused graph: 19-24 ms).
@@ -169,8 +169,3 @@ def _require_openvino(artefact: Artefact) -> None:
 def _limits(artefact: Artefact, generator_metadata: ArtefactMetadata | None) -> SizeLimits:
     metadata = artefact.metadata or generator_metadata
     return metadata.limits if metadata else SizeLimits()
-
-
-def _with_reason(spec: EngineSpec, reason: str) -> EngineSpec:
-    return replace(spec, reason=reason)
-
