@@ -14,6 +14,7 @@ PACKAGE_FOLDERS = {
     "retint.export": "export",
     "retint.runtime": "runtime",
     "retint.batch": "batch",
+    "retint.serve": "serve",
     "retint.benchmarks": "benchmarks",
 }
 

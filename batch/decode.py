@@ -52,6 +52,14 @@ class DecodeFailure(Exception):
     """This file cannot be coloured; the message is the manifest's reason."""
 
 
+class UnreadableImage(DecodeFailure):
+    """Not an image this tool reads: empty, unknown or unsupported format, truncated or corrupt."""
+
+
+class ImageTooLarge(DecodeFailure):
+    """More pixels than the limit allows (judged from the header, before any pixel is decoded)."""
+
+
 class AlreadyColour(Exception):
     """The file is a colour photo (see retint.batch.tone)."""
 
@@ -102,32 +110,38 @@ def _route_warnings_to_notes() -> None:
 
 
 def decode(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
+    """Decode the file at `path` (read once, never opened for writing); see `decode_bytes`."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
+    return decode_bytes(data, max_pixels, include_colour)
+
+
+def decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
+    """Decode an image file's bytes; raises `DecodeFailure` (or a subclass) with a one-line reason."""
     _route_warnings_to_notes()
     notes: list[str] = []
     _warnings_of_this_thread.notes = notes
     try:
-        decoded = _decode_file(path, max_pixels, include_colour)
+        decoded = _decode_checked(data, max_pixels, include_colour)
     finally:
         _warnings_of_this_thread.notes = None
     decoded.notes.extend(notes)
     return decoded
 
 
-def _decode_file(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
+def _decode_checked(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
     if not data:
-        raise DecodeFailure("empty file (0 bytes)")
+        raise UnreadableImage("empty file (0 bytes)")
     try:
         return _decode_bytes(data, max_pixels, include_colour)
     except (DecodeFailure, AlreadyColour):
         raise
     except UnidentifiedImageError as error:
-        raise DecodeFailure("not an image this tool reads (unknown or corrupt header)") from error
+        raise UnreadableImage("not an image this tool reads (unknown or corrupt header)") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise DecodeFailure(f"truncated or corrupt image data ({str(error).splitlines()[0]})") from error
+        raise UnreadableImage(f"truncated or corrupt image data ({str(error).splitlines()[0]})") from error
 
 
 def _open(data: bytes) -> Image.Image:
@@ -137,10 +151,10 @@ def _open(data: bytes) -> Image.Image:
 def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
     image = _open(data)
     if image.format not in SUPPORTED_FORMATS:
-        raise DecodeFailure(f"unsupported format {image.format}")
+        raise UnreadableImage(f"unsupported format {image.format}")
     width, height = image.size
     if width * height > max_pixels:
-        raise DecodeFailure(f"{width}x{height} is {width * height / 1e6:.0f} MP, over --max-pixels "
+        raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.0f} MP, over --max-pixels "
                             f"{max_pixels / 1e6:.0f} MP")
     exif_bytes, orientation = _exif_without_orientation(image)
     icc = image.info.get("icc_profile")

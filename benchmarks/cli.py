@@ -401,6 +401,36 @@ def pipeline(source: Path | None, engine: Path | None, backends: tuple[str, ...]
         _fail(error)
 
 
+@main.command()
+@click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=".onnx or .plan engine [default: the bundled model].")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES), default=["auto"],
+              help="Serve on each of these backends in turn (repeatable), one server each.")
+@click.option("--requests", "request_count", type=click.IntRange(1), default=200)
+@click.option("--clients", type=click.IntRange(1), default=8, help="Concurrent clients on loopback.")
+@click.option("--warmup", type=click.IntRange(0), default=40, help="Requests before the timed ones.")
+@click.option("--size", default="1024x768", help="WxH of the generated grey JPEG every client posts.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def serve(engine: Path | None, backends: tuple[str, ...], request_count: int, clients: int, warmup: int, size: str,
+          json_path: Path | None) -> None:
+    """colorize-serve under load: requests/s, p50/p95 latency, statuses and the server's peak RSS."""
+    from retint.benchmarks.report import environment, markdown_table, write_json
+    from retint.benchmarks.serve_report import run_serve_report
+
+    try:
+        rows = run_serve_report(engine, backends, request_count, clients, warmup, size)
+    except RetintError as error:
+        _fail(error)
+    click.echo(f"{request_count} requests from {clients} clients after {warmup} warm-up, {size} grey JPEG; "
+               f"CPU: {environment()['cpu_model']}")
+    click.echo(markdown_table(
+        ["backend", "engine", "requests/s", "statuses", "p50 ms", "p95 ms", "peak RSS MB after warm-up",
+         "peak RSS MB after load"],
+        [[row["backend"], row["engine"], row["requests_per_second"], row["statuses"], row["p50_ms"], row["p95_ms"],
+          row["peak_rss_mb_after_warmup"], row["peak_rss_mb_after_load"]] for row in rows]))
+    write_json(json_path, {"benchmark": "serve", "environment": environment(), "rows": rows})
+
+
 def run() -> None:
     """Entry point: a missing optional package is one clear line, not a traceback."""
     try:

@@ -35,9 +35,14 @@ from retint.errors import RetintError, is_missing_dependency, missing_extra_mess
 @click.option("--parity-images", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Folder of images for the parity gates [default: images shipped with retint].")
 @click.option("--onnx-only", is_flag=True, help="Stop after the gated ONNX files; exit 0.")
+@click.option("--triton", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write a Triton model repository here: retint (the ONNX graph, onnxruntime_onnx) and, "
+                   "where a plan was built, retint_trt (tensorrt_plan).")
+@click.option("--triton-device", type=click.Choice(["cpu", "gpu"]), default="cpu",
+              help="Instance group of the Triton ONNX model (the plan's is always GPU).")
 def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int | None, max_batch: int, min_shape: str,
          opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
-         parity_images: Path | None, onnx_only: bool) -> None:
+         parity_images: Path | None, onnx_only: bool, triton: Path | None, triton_device: str) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
     try:
         from retint.export.config import ExportConfig, ShapeProfile, parse_shape
@@ -54,7 +59,7 @@ def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int 
             max_batch=max_batch, profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape),
                                                       parse_shape(max_shape)),
             workspace_gb=workspace_gb, timing_cache=timing_cache, parity_images=parity_images,
-            onnx_only=onnx_only)
+            onnx_only=onnx_only, triton=triton, triton_device=triton_device)
         result = run_export(config, log=lambda line: click.echo(line, err=True))
     except RetintError as error:
         click.echo(f"export-trt: error: {error}", err=True)

@@ -32,6 +32,8 @@ class ExportConfig:
     timing_cache: Path | None = None
     parity_images: Path | None = None
     onnx_only: bool = False
+    triton: Path | None = None  # also write a Triton model repository here (export/triton.py)
+    triton_device: str = "cpu"  # the ONNX model's instance_group: "cpu" or "gpu"
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:

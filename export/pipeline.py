@@ -40,6 +40,7 @@ from retint.export.parity import (
     measure_parity,
     parity_cases,
 )
+from retint.export.triton import write_triton_repository
 from retint.model.checkpoint import load_generator
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
@@ -111,12 +112,18 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         result.reports[precision] = report
 
     export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
-    if config.onnx_only:
-        return result
-    try:
-        result.artefacts.append(build_tensorrt_plan(config, name, base_metadata, cases, log))
-    except BackendUnavailable as missing:
-        result.tensorrt_missing = str(missing)
+    plan = None
+    if not config.onnx_only:
+        try:
+            plan = build_tensorrt_plan(config, name, base_metadata, cases, log)
+            result.artefacts.append(plan)
+        except BackendUnavailable as missing:
+            result.tensorrt_missing = str(missing)
+    if config.triton is not None:
+        folders = write_triton_repository(config.output_dir / f"{name}.onnx", config.triton, config.triton_device,
+                                          plan, config.profile.max_shape[0])
+        log(f"Triton model repository -> {config.triton} ({', '.join(folder.name for folder in folders)})")
+        result.artefacts.extend(folder / "config.pbtxt" for folder in folders)
     return result
 
 

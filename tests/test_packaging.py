@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 IGNORED = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
-COMMANDS = ("colorize-train", "export-trt", "colorize-batch", "colorize-bench")
+COMMANDS = ("colorize-train", "export-trt", "colorize-batch", "colorize-bench", "colorize-serve")
 PACKAGE_FOLDERS = {"retint": "retint", "retint.model": "model", "retint.export": "export",
-                   "retint.runtime": "runtime", "retint.batch": "batch", "retint.benchmarks": "benchmarks"}
+                   "retint.runtime": "runtime", "retint.batch": "batch", "retint.serve": "serve",
+                   "retint.benchmarks": "benchmarks"}
 
 
 def run(command: list, **kwargs) -> subprocess.CompletedProcess:
@@ -94,6 +95,10 @@ def test_the_wheel_gives_working_commands_and_the_bundled_model(wheel_install, t
     bundled = run([python, "-c", "from retint.runtime import load_engine; import numpy as np; "
                    "print(load_engine(None).colorize(np.zeros((32, 32), np.uint8)).shape)"], cwd=tmp_path)
     assert bundled.stdout.strip() == "(1, 32, 32, 3)"
+    # So is colorize-serve's page.
+    page = run([python, "-c", "from importlib import resources; "
+                "print(resources.files('retint.serve').joinpath('page.html').read_text())"], cwd=tmp_path)
+    assert '<form id="upload"' in page.stdout
 
 
 @pytest.mark.slow

@@ -52,3 +52,32 @@ def test_an_import_error_inside_retint_is_not_turned_into_install_advice(tmp_pat
         assert process.returncode == 1, process.stderr
         assert "pip install" not in process.stderr
         assert "retint.model.networks" in process.stderr
+
+
+def test_colorize_serve_runs_without_torch(tmp_path):
+    """The server, in a process where torch cannot be imported, colours an upload over HTTP."""
+    import io
+    import signal
+    import time
+
+    from retint.benchmarks.serve_load import LISTENING, post_image
+
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as stream:
+        server = subprocess.Popen([sys.executable, "-c", BLOCK_TORCH + "from retint.serve.cli import main\n"
+                                   "main(['--port', '0'])"], stdout=stream, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while not LISTENING.search(log.read_text()) and server.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            url = LISTENING.search(log.read_text())
+            assert url, log.read_text()
+            buffer = io.BytesIO()
+            Image.fromarray(np.full((48, 64), 100, np.uint8)).save(buffer, format="PNG")
+            answer = post_image(url.group(1), buffer.getvalue(), "a.png")
+            assert answer.status == 200, answer.body
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(60)
+    assert server.returncode == 0, log.read_text()
+    assert "Traceback" not in log.read_text()

@@ -160,3 +160,18 @@ def test_training_compares_settings_in_one_run(tmp_path):
     assert document["environment"]["cpu_model"] and "cpu_flags" in document["environment"]
     bad = CliRunner().invoke(main, ["training", "--setting", "fp8"])
     assert bad.exit_code == 2 and "fp8" in bad.output
+
+
+def test_serve_loads_a_real_server_per_backend(tmp_path):
+    pytest.importorskip("fastapi")
+    report_path = tmp_path / "serve.json"
+    process = bench("serve", "--backend", "onnxruntime", "--requests", "12", "--clients", "3", "--warmup", "3",
+                    "--size", "320x240", "--json", report_path)
+    assert process.returncode == 0, process.stderr
+    [row] = json.loads(report_path.read_text())["rows"]
+    assert row["backend"] == "onnxruntime" and row["engine"].startswith("onnxruntime fp32")
+    assert row["answered"] == 12 and row["errors"] == []
+    assert sum(row["statuses"].values()) == 12 and set(row["statuses"]) <= {"200", "503"}
+    assert row["requests_per_second"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0
+    assert row["peak_rss_mb_after_load"] >= row["peak_rss_mb_after_warmup"] > 0
+    assert "| onnxruntime |" in process.stdout

@@ -155,11 +155,14 @@ def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoint
 
 
 @pytest.mark.slow  # a whole export in a subprocess (about 20 s)
-def test_cli_onnx_only_exits_0(tiny_checkpoints, tmp_path):
-    process = export_cli(tiny_checkpoints["unet256"], "-o", tmp_path, "--onnx-only")
+def test_cli_onnx_only_exits_0_and_writes_a_triton_repository(tiny_checkpoints, tmp_path):
+    process = export_cli(tiny_checkpoints["unet256"], "-o", tmp_path, "--onnx-only", "--triton", tmp_path / "triton")
     assert process.returncode == 0, process.stderr
     assert process.stdout.split() == [str(tmp_path / f"tiny-unet256{suffix}") for suffix in (
-        ".onnx", ".fp16.onnx", ".generator.onnx", ".generator.fp16.onnx", ".lightness.onnx", ".compose.onnx")]
+        ".onnx", ".fp16.onnx", ".generator.onnx", ".generator.fp16.onnx", ".lightness.onnx", ".compose.onnx")] + [
+        str(tmp_path / "triton" / "retint" / "config.pbtxt")]
+    assert (tmp_path / "triton" / "retint" / "1" / "model.onnx").read_bytes() == (
+        tmp_path / "tiny-unet256.onnx").read_bytes()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,0 +1,135 @@
+"""One request's work, off the event loop: decode the upload, colour it, encode it.
+
+The same decode rules as colorize-batch (`retint.batch.decode`): EXIF
+orientation applied, alpha kept where the output format holds it, 16-bit
+scaled to 8, the pixel limit judged from the header. A colour upload is
+coloured from its own lightness (a browser user who drops one expects a
+result, not a skip). Requests run on a pool of as many threads as the
+engine's inference plan has streams; `Admission` bounds how many may wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from retint.batch.decode import DecodedImage, DecodeFailure, ImageTooLarge, UnreadableImage, decode_bytes
+from retint.batch.encode import encode
+from retint.runtime import Engine
+
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg"}  # ?format= overrides
+SUFFIX_OF_INPUT_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp",
+                          "WEBP": ".webp"}
+MEDIA_TYPE_OF_SUFFIX = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".bmp": "image/bmp",
+                        ".webp": "image/webp"}
+
+log = logging.getLogger("retint.serve")
+
+
+class Rejected(Exception):
+    """A request the server answers with `status` and a JSON body {"error": message}."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Coloured:
+    body: bytes
+    media_type: str
+    width: int
+    height: int
+    notes: tuple[str, ...]
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def output_suffix(decoded: DecodedImage, requested: str | None) -> str:
+    """The output's suffix: ?format= when given, else the input's own format."""
+    if requested is None:
+        return SUFFIX_OF_INPUT_FORMAT[decoded.input_format]
+    return OUTPUT_FORMATS[requested]
+
+
+def check_format(requested: str | None) -> str | None:
+    if requested is not None and requested not in OUTPUT_FORMATS:
+        raise Rejected(400, f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {requested!r}")
+    return requested
+
+
+class Colorizer:
+    """Colours one upload at a time per stream; `colorize` runs on the caller's (pool) thread."""
+
+    def __init__(self, engine: Engine, streams: int, max_pixels: int, quality: int):
+        self.engine = engine
+        self.streams = streams
+        self.max_pixels = max_pixels
+        self.quality = quality
+        self.pool = ThreadPoolExecutor(streams, thread_name_prefix="colorize")
+
+    def colorize(self, upload: BinaryIO, requested_format: str | None) -> Coloured:
+        data = upload.read()  # on the pool: a waiting request holds only its spooled upload
+        try:
+            decoded = decode_bytes(data, self.max_pixels, include_colour=True)
+        except UnreadableImage as error:
+            raise Rejected(415, str(error)) from error
+        except ImageTooLarge as error:
+            raise Rejected(422, str(error).replace("--max-pixels", "the server's limit of")) from error
+        except DecodeFailure as error:
+            raise Rejected(422, str(error)) from error
+        del data
+        height, width = decoded.size
+        limits = self.engine.spec.limits
+        if not (limits.min_side <= height <= limits.max_side and limits.min_side <= width <= limits.max_side):
+            raise Rejected(422, f"image of {width}x{height}: each side must be {limits.min_side}.."
+                                f"{limits.max_side} pixels")
+        try:
+            rgb = self.engine.colorize(decoded.gray)[0]
+        except Exception as error:  # ONNX Runtime, OpenVINO and TensorRT raise their own types
+            log.exception("engine failed on a %dx%d image", width, height)
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            raise Rejected(500, f"the engine failed on this image ({first_line})") from error
+        suffix = output_suffix(decoded, requested_format)
+        body = encode(np.ascontiguousarray(rgb), decoded, suffix, self.quality)
+        return Coloured(body, MEDIA_TYPE_OF_SUFFIX[suffix], width, height, tuple(decoded.notes))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.engine.close()
+
+
+class Admission:
+    """At most `streams + queue` requests in the server at once; the next gets 503 with Retry-After.
+
+    Counted on the event loop's thread only, so a plain integer suffices. A
+    request is admitted before its body is read: one turned away costs no
+    memory, and those admitted hold at most their spooled uploads.
+    """
+
+    def __init__(self, streams: int, queue: int):
+        self.capacity = streams + queue
+        self.streams = streams
+        self.in_flight = 0
+        self.seconds_per_request = 0.5  # a running mean of service times, for Retry-After
+
+    def enter(self) -> None:
+        if self.in_flight >= self.capacity:
+            wait = self.seconds_per_request * self.in_flight / self.streams
+            raise Rejected(503, f"busy: {self.in_flight} requests in progress; retry shortly",
+                           {"Retry-After": str(max(1, math.ceil(wait)))})
+        self.in_flight += 1
+
+    def leave(self, seconds: float | None) -> None:
+        self.in_flight -= 1
+        if seconds is not None:
+            self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * seconds

@@ -1,0 +1,82 @@
+"""Open the engine, bind the socket and run uvicorn until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from typing import Callable
+
+import uvicorn
+
+from retint.batch.plan import inference_plan
+from retint.errors import InputError
+from retint.runtime import choose_backend, open_engine, resolve_artefact
+from retint.serve.app import create_app
+from retint.serve.colorizer import Admission, Colorizer
+from retint.serve.config import ServeConfig
+
+
+def open_colorizer(config: ServeConfig) -> Colorizer:
+    """The engine on the inference plan's streams (CPU: two of one thread each), one image per call."""
+    artefact = resolve_artefact(config.engine)
+    choice = choose_backend(artefact, config.backend, config.device)
+    plan = inference_plan(choice, batch_size=1, streams=config.streams)
+    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
+    return Colorizer(engine, plan.streams, config.max_pixels, config.quality)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Listen before the server starts, so a taken port is one clear error (and port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise InputError(f"cannot listen on {host}:{port} ({error.strerror or error})") from error
+    listener.listen(128)
+    return listener
+
+
+def _log_requests_to_stderr() -> None:
+    logger = logging.getLogger("retint.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
+    """Serve until interrupted; `announce` gets one line saying where and on what engine."""
+    listener = bind(config.host, config.port)
+    try:
+        colorizer = open_colorizer(config)
+    except BaseException:
+        listener.close()
+        raise
+    try:
+        admission = Admission(colorizer.streams, config.queue)
+        app = create_app(colorizer, admission, config.max_upload_bytes)
+        _log_requests_to_stderr()
+        host, port = listener.getsockname()[:2]
+        shown_host = f"[{host}]" if ":" in host else host
+        announce(f"listening on http://{shown_host}:{port}/ ; engine: {colorizer.engine.spec.describe()}; "
+                 f"{colorizer.streams} stream(s), {config.queue} may wait")
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                               timeout_graceful_shutdown=30))
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler it
+        # found: this one makes SIGTERM end like Ctrl-C (exit 0), not kill the process after the fact.
+        signal.signal(signal.SIGTERM, _interrupt)
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
+        colorizer.close()
