@@ -29,3 +29,6 @@ class BatchConfig:
     crf: int = 18
     preset: str = "medium"
     temporal_smoothing: float = 0.0
+    # scale out (retint.batch.ray_runner)
+    ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
+    ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free

@@ -32,26 +32,51 @@ from retint.batch.videos import VideoPhase
 from retint.errors import Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
+from retint.runtime import (Artefact, BackendChoice, Engine, EngineSpec, choose_backend, open_engine,
+                            resolve_artefact)
+
+
+def engine_summary(spec: EngineSpec) -> dict[str, str]:
+    """What the summary and manifest say of the engine that ran."""
+    return {"backend": spec.backend, "precision": spec.precision, "provider": spec.provider, "reason": spec.reason,
+            "description": spec.describe()}
+
+
+class LocalColouring:
+    """Photos through this machine's pipeline, then videos one at a time, on one engine."""
+
+    def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, artefact: Artefact,
+                 choice: BackendChoice, log: Callable[[str], None]):
+        self.config = config
+        self.engine = engine
+        self.plan = plan
+        self.artefact = artefact
+        self.choice = choice
+        self.log = log
+
+    def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
+        summary.engine = engine_summary(self.engine.spec)
+        clock = StageClock()
+        summary.stage_seconds = clock.seconds
+        started = time.perf_counter()
+        is_video = [planned.task.source.suffix.lower() in VIDEO_SUFFIXES for planned in todo]
+        photos = [planned for planned, video in zip(todo, is_video) if not video]
+        videos = [planned for planned, video in zip(todo, is_video) if video]
+        PhotoPipeline(self.config, self.engine, self.plan, clock, record, stop).run(photos)
+        summary.photo_seconds = time.perf_counter() - started
+        VideoPhase(self.config, self.engine, self.plan, summary, record, stop, self.artefact, self.choice,
+                   self.log).run(videos)
 
 
 class BatchRun:
-    def __init__(self, config: BatchConfig, engine: Engine, manifest: Manifest, planned: list[PlannedOutput],
-                 log: Callable[[str], None], plan: InferencePlan, artefact: Artefact, choice: BackendChoice):
+    """Sort the planned inputs (done, failing up front, to do), colour the rest, record everything."""
+
+    def __init__(self, config: BatchConfig, manifest: Manifest, planned: list[PlannedOutput], colouring):
         self.config = config
-        self.engine = engine
-        self.artefact = artefact
-        self.choice = choice
         self.manifest = manifest
         self.planned = planned
-        self.log = log
-        self.plan = plan
+        self.colouring = colouring  # LocalColouring, or retint.batch.ray_runner.RayColouring
         self.summary = Summary()
-        self.clock = StageClock()
-        self.summary.stage_seconds = self.clock.seconds
-        spec = engine.spec
-        self.summary.engine = {"backend": spec.backend, "precision": spec.precision, "provider": spec.provider,
-                               "reason": spec.reason, "description": spec.describe()}
         self.stop = threading.Event()  # set by Ctrl-C
 
     def _sort(self, record: Callable) -> list[PlannedOutput]:
@@ -88,13 +113,7 @@ class BatchRun:
         try:
             todo = self._sort(record)
             bar.update(self.summary.already_done)
-            is_video = [planned.task.source.suffix.lower() in VIDEO_SUFFIXES for planned in todo]
-            photos = [planned for planned, video in zip(todo, is_video) if not video]
-            videos = [planned for planned, video in zip(todo, is_video) if video]
-            PhotoPipeline(self.config, self.engine, self.plan, self.clock, record, self.stop).run(photos)
-            self.summary.photo_seconds = time.perf_counter() - started
-            VideoPhase(self.config, self.engine, self.plan, self.summary, record, self.stop, self.artefact,
-                       self.choice, self.log).run(videos)
+            self.colouring.colour(todo, record, self.summary, self.stop)
         except KeyboardInterrupt:
             self.summary.interrupted = True
         finally:
@@ -114,11 +133,17 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         planned = plan_outputs(tasks, config.output, config.output_format)
         artefact = resolve_artefact(config.engine)
-        choice = choose_backend(artefact, config.backend, config.device)
-        plan = inference_plan(choice, config.batch_size, config.streams)
-        engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
+        if config.ray:
+            from retint.batch.ray_runner import RayColouring
+
+            colouring = RayColouring(config, artefact, log)
+        else:
+            choice = choose_backend(artefact, config.backend, config.device)
+            plan = inference_plan(choice, config.batch_size, config.streams)
+            engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
+            colouring = LocalColouring(config, engine, plan, artefact, choice, log)
         manifest = Manifest(config.output, config.overwrite)
-        runner = BatchRun(config, engine, manifest, planned, log, plan, artefact, choice)
+        runner = BatchRun(config, manifest, planned, colouring)
         try:
             with ctrl_c_sets(runner.stop):
                 summary = runner.run()

@@ -41,11 +41,13 @@ class InferencePlan:
     batch_size: int = 8
 
 
-def inference_plan(choice: BackendChoice, batch_size: int | None = None, streams: int | None = None) -> InferencePlan:
+def inference_plan(choice: BackendChoice, batch_size: int | None = None, streams: int | None = None,
+                   cores: int | None = None) -> InferencePlan:
     """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8.
-    `batch_size` and `streams` override the defaults; CPU streams share the cores evenly."""
+    `batch_size` and `streams` override the defaults; CPU streams share the cores evenly (`cores`, by
+    default every core of this machine: a Ray actor that shares its node plans for its own share)."""
     if choice.device != "cpu":
         return InferencePlan(streams=streams or 1, batch_size=batch_size or 8)
-    cores = os.cpu_count() or 1
+    cores = cores or os.cpu_count() or 1
     streams = streams or (2 if cores >= 2 else 1)
     return InferencePlan(streams=streams, cpu_threads=max(1, cores // streams), batch_size=batch_size or 1)

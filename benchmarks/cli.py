@@ -431,6 +431,38 @@ def serve(engine: Path | None, backends: tuple[str, ...], request_count: int, cl
     write_json(json_path, {"benchmark": "serve", "environment": environment(), "rows": rows})
 
 
+@main.command(name="ray")
+@click.argument("source", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--generate", type=click.IntRange(1), default=None,
+              help="First fill SOURCE (or a temporary folder) with this many generated 1024x768 JPEGs.")
+@click.option("--rounds", type=click.IntRange(1), default=2, help="Alternating rounds: local, then --ray.")
+@click.option("--fast-engine-files", "tiny", type=click.IntRange(0), default=2000,
+              help="Tiny PNGs run through --ray with a nearly free engine, for the driver's ceilings (0: skip).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def ray_overhead(source: Path | None, generate: int | None, rounds: int, tiny: int, json_path: Path | None) -> None:
+    """colorize-batch with and without --ray on one archive, and the driver's manifest rate."""
+    from retint.benchmarks.ray_report import run_ray_report
+    from retint.benchmarks.report import environment, markdown_table, write_json
+
+    try:
+        report = run_ray_report(source, generate, rounds, tiny)
+    except RetintError as error:
+        _fail(error)
+    click.echo(f"{report['images']} images, {rounds} round(s); CPU: {environment()['cpu_model']}")
+    click.echo(markdown_table(["arrangement", "engine", "images/s (colouring)", "wall seconds (best)",
+                               "every round images/s", "driver peak RSS MB"],
+                              [[name, report[name]["engine"], report[name]["images_per_second"],
+                                report[name]["wall_seconds"], report[name]["every_round_images_per_second"],
+                                report[name]["peak_rss_mb_driver"]] for name in ("local", "ray")]))
+    click.echo(f"--ray / local images/s: {report['ray_vs_local_images_per_second']:.3f}")
+    if "fast_engine" in report:
+        fast = report["fast_engine"]
+        click.echo(f"fast engine through --ray: {fast['files']} files in {fast['units']} units: "
+                   f"{fast['rows_per_second']:.0f} rows/s, {fast['seconds_per_unit'] * 1000:.1f} ms per unit; "
+                   f"the driver alone records {fast['driver_recording_lines_per_second']:.0f} lines/s")
+    write_json(json_path, {"benchmark": "ray", "environment": environment(), **report})
+
+
 def run() -> None:
     """Entry point: a missing optional package is one clear line, not a traceback."""
     try:

@@ -49,9 +49,10 @@ def make_archive(folder: Path, count: int, height: int = 768, width: int = 1024,
 
 
 def run_batch_process(source: Path, output: Path, engine: Path | None, batch: int | None, workers: int,
-                      streams: int | None = None, backend: str = "auto") -> dict:
+                      streams: int | None = None, backend: str = "auto", extra: tuple[str, ...] = (),
+                      allowed_exit_codes: tuple[int, ...] = (0,)) -> dict:
     """Run `colorize-batch` in a child process: wall time, its summary and its own peak RSS (MB).
-    `batch` and `streams` None: colorize-batch's own defaults."""
+    `batch` and `streams` None: colorize-batch's own defaults; `extra`: more options (`--ray`)."""
     rss_file = output.parent / f".{output.name}.rss.json"
     command = [sys.executable, "-m", "retint.benchmarks.peak_rss", str(rss_file), "--", str(source),
                "-o", str(output), "--no-progress", "--workers", str(workers), "--backend", backend]
@@ -61,10 +62,11 @@ def run_batch_process(source: Path, output: Path, engine: Path | None, batch: in
         command += ["--streams", str(streams)]
     if engine is not None:
         command += ["--engine", str(engine)]
+    command += list(extra)
     began = time.perf_counter()
     process = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - began
-    if process.returncode != 0:
+    if process.returncode not in allowed_exit_codes:
         raise RuntimeError(f"colorize-batch failed ({process.returncode}): {process.stderr.strip()[-400:]}")
     entries, summary = read_manifest(output)
     peak = json.loads(rss_file.read_text())["peak_rss_mb"]

@@ -1,0 +1,146 @@
+"""`colorize-batch --ray`: the driver side. The driver lists, plans and records; Ray's actors colour.
+
+The driver does everything a local run does before and after colouring:
+the same sources, identities, skip-if-done and collision rules
+(`pipeline.BatchRun`), and it alone writes the manifest, one line per
+input as each row comes back, so a driver killed at any moment leaves a
+manifest that a rerun completes (outputs written without their line are
+found on disk and kept). The colouring is Ray Data's batch-inference
+pattern: `map_batches` over a fixed pool of `EngineActor`s
+(`compute=ActorPoolStrategy(size=N)`), one GPU each on GPU clusters, else
+CPU actors: one per CORES_PER_CPU_ACTOR cores of each node (at least one per
+node), spread over the nodes. Each reserves one logical CPU, and the pool
+always leaves one CPU free for Ray Data's read tasks (as many actors as CPUs
+starves them and the run hangs).
+
+Connects to RAY_ADDRESS when it is set, else starts a local instance (and
+stops it at the end). OUT, the sources and any --engine file must be at the
+same paths on every node (a shared filesystem): workers open the inputs and
+write the outputs themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from retint.batch.config import BatchConfig
+from retint.batch.manifest import STATUS_OK, STATUS_PARTIAL
+from retint.batch.naming import PlannedOutput
+from retint.batch.ray_worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
+from retint.batch.recording import Summary
+from retint.errors import BackendUnavailable, EngineError, InputError, OutputError
+from retint.runtime import Artefact
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401  (ray without the data extra has no ray.data)
+    except ImportError as error:
+        raise InputError(f"--ray needs the 'ray' extra (missing {error.name}): "
+                                 f"pip install 'retint[ray]'") from error
+    return ray
+
+
+def actor_pool(config: BatchConfig, node_cpus: list[float], gpus: float) -> tuple[int, dict]:
+    """(actors, their Ray resources) for a cluster whose nodes have these CPU counts and these GPUs in all.
+
+    GPUs: one actor per GPU. CPUs: one actor per CORES_PER_CPU_ACTOR cores of each node (at least one
+    per node; Ray Data's default SPREAD strategy places them), each reserving one logical CPU, and
+    never so many that no CPU is left for Ray Data's read tasks.
+    """
+    if gpus >= 1 and config.device != "cpu":
+        return config.ray_actors or int(gpus), {"num_gpus": 1, "num_cpus": 1}
+    total = int(sum(node_cpus))
+    free_for_reading = max(1, total - 1)
+    actors = config.ray_actors or min(free_for_reading,
+                                      sum(max(1, int(cpus) // CORES_PER_CPU_ACTOR) for cpus in node_cpus if cpus >= 1))
+    if actors > free_for_reading:
+        raise InputError(f"--ray-actors {actors} would leave no CPU for Ray Data's read tasks on a cluster of "
+                         f"{total} CPUs (at most {free_for_reading})")
+    return max(1, actors), {"num_cpus": 1}  # Ray Data spreads actors over the nodes by default
+
+
+def _absolute(config: BatchConfig) -> BatchConfig:
+    """Paths as every node sees them (with a shared filesystem mounted at the same place)."""
+    return replace(config, output=Path(os.path.abspath(config.output)),
+                   sources=tuple(Path(os.path.abspath(source)) for source in config.sources),
+                   engine=Path(os.path.abspath(config.engine)) if config.engine else None)
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The worker's own exception inside Ray's wrapper, where there is one."""
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, BaseException) else error
+
+
+class RayColouring:
+    def __init__(self, config: BatchConfig, artefact: Artefact, log: Callable[[str], None]):
+        self.ray = import_ray()
+        self.config = config
+        self.artefact = artefact
+        self.log = log
+
+    def _connect(self) -> bool:
+        """Join RAY_ADDRESS's cluster or start a local one; True when this run started it."""
+        ray = self.ray
+        if ray.is_initialized():
+            return False
+        address = os.environ.get("RAY_ADDRESS") or None
+        # Ray's own notices (token auth, actor restarts, its progress bars) would bury the run's bar and
+        # summary; what goes wrong in the run reaches the driver as exceptions and manifest lines.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        ray.init(address=address, log_to_driver=False, include_dashboard=False, logging_level=logging.ERROR,
+                 configure_logging=True)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the run's own bar counts completed rows
+        context.print_on_execution_start = False
+        return True
+
+    def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
+        if not todo:
+            summary.engine = {"description": "Ray: nothing to colour, no engine started"}
+            return
+        ray = self.ray
+        started_here = self._connect()
+        try:
+            resources = ray.cluster_resources()
+            node_cpus = [node["Resources"].get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
+            actors, remote_args = actor_pool(self.config, node_cpus, resources.get("GPU", 0))
+            self.log(f"Ray: {len(node_cpus)} node(s), {resources.get('CPU', 0):g} CPUs, "
+                     f"{resources.get('GPU', 0):g} GPUs; {actors} engine actor(s)")
+            units = work_units(todo)
+            dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
+                EngineActor, fn_constructor_kwargs={"config": _absolute(self.config)},
+                batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), **remote_args)
+            started = time.perf_counter()
+            try:
+                for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                    if not summary.engine:
+                        summary.engine = {"description": f"{batch['engine'][0]} on {actors} Ray actor(s)"}
+                    for text in batch["entry"]:
+                        entry = entry_from_json(text)
+                        record(entry)
+                        if entry.video and entry.status in (STATUS_OK, STATUS_PARTIAL):
+                            summary.video_seconds += (entry.milliseconds or 0) / 1000
+                    if stop.is_set():
+                        raise KeyboardInterrupt
+            except (KeyboardInterrupt, OutputError):
+                raise
+            except Exception as error:  # Ray wraps what the workers raised
+                cause = _cause(error)
+                if isinstance(cause, (OutputError, EngineError, BackendUnavailable)):
+                    raise cause from error
+                first = (str(cause).strip().splitlines() or [type(cause).__name__])[-1]
+                raise EngineError(f"the Ray run failed: {first}") from error
+            finally:
+                summary.photo_seconds = time.perf_counter() - started
+        finally:
+            if started_here:
+                ray.shutdown()

@@ -1,0 +1,115 @@
+"""The Ray side of `colorize-batch --ray`: work units as rows, and the actor that colours them.
+
+A work unit is one row: up to PHOTOS_PER_UNIT photos, or one video (a video
+is one task on one actor, so its frames stay in order). The actor holds one
+engine, opened from the same artefact and backend rules as a local run, and
+colours a unit with the same code a local run uses (`PhotoPipeline`,
+`VideoPhase`), so the tone rule, `--include-colour`, `--overwrite`,
+`--format` and `--max-pixels` mean the same. It writes each output into OUT
+atomically and returns one manifest entry per input. Failures are caught per
+file inside the actor: a file that breaks the code gets a failed entry with
+the reason, and the rest of its unit still runs. Only an output folder that
+cannot be written stops the run, as it does locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from retint.batch.config import BatchConfig
+from retint.batch.manifest import STATUS_FAILED, Entry
+from retint.batch.naming import PlannedOutput
+from retint.batch.photos import PhotoPipeline
+from retint.batch.plan import inference_plan
+from retint.batch.recording import StageClock, Summary, make_entry
+from retint.batch.sources import Task
+from retint.batch.videos import VideoPhase
+from retint.errors import OutputError
+from retint.media import VIDEO_SUFFIXES
+from retint.runtime import choose_backend, open_engine, resolve_artefact
+
+PHOTOS_PER_UNIT = 16  # photos per task: small enough to spread, large enough to keep a pipeline busy
+CORES_PER_CPU_ACTOR = 4  # a CPU actor plans its engine for this many of its node's cores at most
+
+
+def is_video(planned: PlannedOutput) -> bool:
+    return planned.task.source.suffix.lower() in VIDEO_SUFFIXES
+
+
+def work_units(todo: list[PlannedOutput]) -> list[dict[str, str]]:
+    """Rows for Ray Data: photos in groups of PHOTOS_PER_UNIT, each video alone. Paths are absolute,
+    so a worker on another node opens the same files (the sources and OUT must be shared)."""
+    photos = [planned for planned in todo if not is_video(planned)]
+    videos = [planned for planned in todo if is_video(planned)]
+    groups = [photos[i: i + PHOTOS_PER_UNIT] for i in range(0, len(photos), PHOTOS_PER_UNIT)]
+    groups += [[video] for video in videos]
+    return [{"files": json.dumps([_as_json(planned) for planned in group])} for group in groups]
+
+
+def _as_json(planned: PlannedOutput) -> dict[str, str]:
+    assert planned.output is not None  # inputs that fail up front are recorded by the driver
+    return {"source": os.path.abspath(planned.task.source), "relative": str(planned.task.relative),
+            "identity": planned.task.identity, "output": os.path.abspath(planned.output), "note": planned.note}
+
+
+def _planned(raw: dict[str, str]) -> PlannedOutput:
+    task = Task(source=Path(raw["source"]), relative=Path(raw["relative"]), identity=raw["identity"])
+    return PlannedOutput(task, Path(raw["output"]), note=raw["note"])
+
+
+def entry_from_json(text: str) -> Entry:
+    return Entry(**json.loads(text))
+
+
+class EngineActor:
+    """A Ray Data callable class: `map_batches(EngineActor, compute=ActorPoolStrategy(...), ...)`."""
+
+    def __init__(self, config: BatchConfig):
+        artefact = resolve_artefact(config.engine)
+        choice = choose_backend(artefact, config.backend, config.device)
+        # The driver spreads one actor per CORES_PER_CPU_ACTOR cores of a node: plan for that share.
+        cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
+        self.plan = inference_plan(choice, config.batch_size, config.streams, cores)
+        self.engine = open_engine(artefact, choice, cpu_threads=self.plan.cpu_threads, streams=self.plan.streams)
+        self.config = replace(config, progress=False)  # the driver's bar counts the rows
+        self.description = self.engine.spec.describe()
+        self.no_stop = threading.Event()  # the driver stops the run; a unit always finishes
+        self.videos = VideoPhase(self.config, self.engine, self.plan, Summary(), self._record, self.no_stop,
+                                 artefact, choice, log=lambda line: print(line, file=sys.stderr))
+        self.entries: dict[str, Entry] = {}
+
+    def _record(self, entry: Entry) -> None:
+        self.entries[entry.source] = entry
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.entries = {}
+        planned = [_planned(raw) for text in batch["files"] for raw in json.loads(text)]
+        photos = [item for item in planned if not is_video(item)]
+        self._guarded(photos, lambda: PhotoPipeline(self.config, self.engine, self.plan, StageClock(),
+                                                   self._record, self.no_stop).run(photos))
+        for video in (item for item in planned if is_video(item)):
+            self._guarded([video], lambda: self.videos.run([video]))
+        entries = [json.dumps(asdict(self.entries[item.task.identity])) for item in planned]
+        return {"entry": np.array(entries, dtype=object),
+                "engine": np.array([self.description] * len(entries), dtype=object)}
+
+    def _guarded(self, files: list[PlannedOutput], work) -> None:
+        """Run `work`; whatever it leaves unrecorded after an unexpected error fails with the reason."""
+        try:
+            work()
+        except OutputError:
+            raise  # OUT cannot be written: the run stops, as a local run does
+        except Exception as error:  # one bad file must not take its unit's good files with it
+            first_line = (str(error).splitlines() or [""])[0]
+            reason = f"internal error in the worker: {type(error).__name__}: {first_line}"
+            for item in files:
+                if item.task.identity not in self.entries:
+                    self.entries[item.task.identity] = make_entry(item.task, STATUS_FAILED, self.config.output,
+                                                                  reason)
