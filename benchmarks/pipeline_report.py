@@ -17,15 +17,21 @@ from retint.benchmarks.pipeline import engine_alone, make_archive, run_batch_pro
 from retint.errors import InputError
 
 
+def archive_source(source: Path | None, generate: int | None, scratch: Path) -> Path:
+    """The archive to measure: SOURCE, first filled with `generate` JPEGs when asked."""
+    if generate:
+        source = make_archive(source or scratch / "archive", generate)
+    if source is None or not source.is_dir():
+        raise InputError("give an archive folder, or --generate N to make one")
+    return source
+
+
 def run_pipeline_report(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
                         workers: int, checkpoint: Path | None, streams: int | None = None,
                         backends: tuple[str, ...] = ("auto",), rounds: int = 1) -> dict:
     with tempfile.TemporaryDirectory(prefix="retint-bench-") as scratch:
         scratch = Path(scratch)
-        if generate:
-            source = make_archive(source or scratch / "archive", generate)
-        if source is None or not source.is_dir():
-            raise InputError("give an archive folder, or --generate N to make one")
+        source = archive_source(source, generate, scratch)
         images = sorted(source.rglob("*.jpg"))
         if not images:
             raise InputError(f"no .jpg files in {source}")

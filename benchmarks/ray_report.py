@@ -4,7 +4,7 @@
    alternating rounds in one run: images/s over the colouring (the summary's
    rate) and wall seconds (Ray's start included).
 2. The driver's ceilings, with a fast engine, so that colouring costs
-   almost nothing: a real ONNX graph that copies grey into RGB (`copy_engine`),
+   almost nothing: a real ONNX graph that copies grey into RGB (`fast_engine`),
    run through --ray on an archive of tiny PNGs. Rows/s through the whole
    Ray path (manifest rate with Ray's per-task overhead), per-task seconds
    (units of 16 photos), and the driver's bare recording rate (manifest
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -25,29 +24,9 @@ from retint.batch.manifest import STATUS_OK, Manifest
 from retint.batch.ray_worker import PHOTOS_PER_UNIT
 from retint.batch.recording import Recorder, Summary, make_entry
 from retint.batch.sources import Task
-from retint.benchmarks.pipeline import make_archive, run_batch_process
-from retint.errors import InputError
-
-
-def copy_engine(folder: Path) -> Path:
-    """A real, nearly free colouriser artefact: rgb = gray repeated three times (one Transpose, one Tile)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    repeats = helper.make_tensor("repeats", TensorProto.INT64, [4], [1, 1, 1, 3])
-    graph = helper.make_graph(
-        [helper.make_node("Transpose", ["gray"], ["nhwc"], perm=[0, 2, 3, 1]),
-         helper.make_node("Tile", ["nhwc", "repeats"], ["rgb"])],
-        "grey-copy", [helper.make_tensor_value_info("gray", TensorProto.UINT8, ["N", 1, "H", "W"])],
-        [helper.make_tensor_value_info("rgb", TensorProto.UINT8, ["N", "H", "W", 3])], [repeats])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    path = folder / "grey-copy.onnx"
-    onnx.save(model, path)
-    sidecar = {"format": "retint-artefact", "kind": "colorizer", "precision": "fp32", "render_size": 16,
-               "arch": "grey-copy (benchmark)", "limits": {"min_side": 16, "max_side": 8192, "max_batch": 16}}
-    Path(str(path) + ".json").write_text(json.dumps(sidecar))
-    return path
+from retint.benchmarks.fast_engine import write_grey_copy_engine
+from retint.benchmarks.pipeline import run_batch_process
+from retint.benchmarks.pipeline_report import archive_source
 
 
 def tiny_archive(folder: Path, count: int) -> Path:
@@ -78,10 +57,7 @@ def driver_recording_rate(folder: Path, count: int) -> float:
 def run_ray_report(source: Path | None, generate: int | None, rounds: int, tiny: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="retint-ray-bench-") as scratch:
         scratch = Path(scratch)
-        if generate:
-            source = make_archive(source or scratch / "archive", generate)
-        if source is None or not source.is_dir():
-            raise InputError("give an archive folder, or --generate N to make one")
+        source = archive_source(source, generate, scratch)
         runs: dict[str, list[dict]] = {"local": [], "ray": []}
         for round_index in range(rounds):
             for arrangement, extra in (("local", ()), ("ray", ("--ray",))):
@@ -100,7 +76,7 @@ def run_ray_report(source: Path | None, generate: int | None, rounds: int, tiny:
                   "ray_vs_local_images_per_second": figures["ray"]["images_per_second"]
                   / figures["local"]["images_per_second"]}
         if tiny:
-            engine = copy_engine(scratch)
+            engine = write_grey_copy_engine(scratch)
             archive = tiny_archive(scratch / "tiny", tiny)
             fast = run_batch_process(archive, scratch / "tiny-out", engine, None, 2, backend="onnxruntime",
                                      extra=("--ray",))

@@ -175,3 +175,19 @@ def test_serve_loads_a_real_server_per_backend(tmp_path):
     assert row["requests_per_second"] > 0 and row["p95_ms"] >= row["p50_ms"] > 0
     assert row["peak_rss_mb_after_load"] >= row["peak_rss_mb_after_warmup"] > 0
     assert "| onnxruntime |" in process.stdout
+
+
+@pytest.mark.slow  # starts Ray twice (about 25 s)
+def test_ray_overhead_report_runs_both_arrangements(tmp_path):
+    pytest.importorskip("ray")
+    report_path = tmp_path / "ray.json"
+    process = bench("ray", "--generate", "20", "--rounds", "1", "--fast-engine-files", "40", "--json", report_path)
+    assert process.returncode == 0, process.stderr
+    report = json.loads(report_path.read_text())
+    assert report["images"] == 20
+    assert report["local"]["images_per_second"] > 0 and report["ray"]["images_per_second"] > 0
+    assert "Ray actor" in report["ray"]["engine"] and "Ray" not in report["local"]["engine"]
+    fast = report["fast_engine"]
+    assert fast["files"] == 40 and fast["units"] == 3 and fast["engine"].startswith("onnxruntime fp32")
+    assert fast["rows_per_second"] > 0 and fast["driver_recording_lines_per_second"] > 1000
+    assert "--ray / local images/s" in process.stdout
