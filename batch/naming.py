@@ -37,6 +37,14 @@ class PlannedOutput:
     note: str = ""  # why the output name differs from the plain mirror, if it does
 
 
+def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedOutput], list[PlannedOutput]]:
+    """(photos, videos), each in the given order: runs colour photos first, then videos one by one."""
+    photos, videos = [], []
+    for item in planned:
+        (videos if item.task.source.suffix.lower() in VIDEO_SUFFIXES else photos).append(item)
+    return photos, videos
+
+
 def _plain_output(relative: Path, output_format: str) -> Path:
     if relative.suffix.lower() in VIDEO_SUFFIXES:
         return relative.with_suffix(video_output_suffix(relative.suffix))

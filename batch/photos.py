@@ -116,7 +116,7 @@ class PhotoPipeline:
             return
         limits = self.engine.spec.limits
         height, width = decoded.size
-        if not (limits.min_side <= min(height, width) and max(height, width) <= limits.max_side):
+        if not limits.admits(height, width):
             self.record(self._entry(planned, STATUS_FAILED, f"{width}x{height} is outside the engine's "
                                     f"{limits.min_side}..{limits.max_side} px limits", decoded=decoded,
                                     started=started))

@@ -23,7 +23,7 @@ from retint.batch.config import BatchConfig
 from retint.batch.interrupt import ctrl_c_sets
 from retint.batch.lock import OutputLock
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, Manifest
-from retint.batch.naming import PlannedOutput, plan_outputs
+from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
 from retint.batch.plan import InferencePlan, inference_plan
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
@@ -32,14 +32,7 @@ from retint.batch.videos import VideoPhase
 from retint.errors import Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from retint.runtime import (Artefact, BackendChoice, Engine, EngineSpec, choose_backend, open_engine,
-                            resolve_artefact)
-
-
-def engine_summary(spec: EngineSpec) -> dict[str, str]:
-    """What the summary and manifest say of the engine that ran."""
-    return {"backend": spec.backend, "precision": spec.precision, "provider": spec.provider, "reason": spec.reason,
-            "description": spec.describe()}
+from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
 
 
 class LocalColouring:
@@ -55,13 +48,11 @@ class LocalColouring:
         self.log = log
 
     def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
-        summary.engine = engine_summary(self.engine.spec)
+        summary.engine = self.engine.spec.as_dict()
         clock = StageClock()
         summary.stage_seconds = clock.seconds
         started = time.perf_counter()
-        is_video = [planned.task.source.suffix.lower() in VIDEO_SUFFIXES for planned in todo]
-        photos = [planned for planned, video in zip(todo, is_video) if not video]
-        videos = [planned for planned, video in zip(todo, is_video) if video]
+        photos, videos = split_photos_and_videos(todo)
         PhotoPipeline(self.config, self.engine, self.plan, clock, record, stop).run(photos)
         summary.photo_seconds = time.perf_counter() - started
         VideoPhase(self.config, self.engine, self.plan, summary, record, stop, self.artefact, self.choice,

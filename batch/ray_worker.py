@@ -25,29 +25,23 @@ import numpy as np
 
 from retint.batch.config import BatchConfig
 from retint.batch.manifest import STATUS_FAILED, Entry
-from retint.batch.naming import PlannedOutput
+from retint.batch.naming import PlannedOutput, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
 from retint.batch.plan import inference_plan
 from retint.batch.recording import StageClock, Summary, make_entry
 from retint.batch.sources import Task
 from retint.batch.videos import VideoPhase
 from retint.errors import OutputError
-from retint.media import VIDEO_SUFFIXES
 from retint.runtime import choose_backend, open_engine, resolve_artefact
 
 PHOTOS_PER_UNIT = 16  # photos per task: small enough to spread, large enough to keep a pipeline busy
 CORES_PER_CPU_ACTOR = 4  # a CPU actor plans its engine for this many of its node's cores at most
 
 
-def is_video(planned: PlannedOutput) -> bool:
-    return planned.task.source.suffix.lower() in VIDEO_SUFFIXES
-
-
 def work_units(todo: list[PlannedOutput]) -> list[dict[str, str]]:
     """Rows for Ray Data: photos in groups of PHOTOS_PER_UNIT, each video alone. Paths are absolute,
     so a worker on another node opens the same files (the sources and OUT must be shared)."""
-    photos = [planned for planned in todo if not is_video(planned)]
-    videos = [planned for planned in todo if is_video(planned)]
+    photos, videos = split_photos_and_videos(todo)
     groups = [photos[i: i + PHOTOS_PER_UNIT] for i in range(0, len(photos), PHOTOS_PER_UNIT)]
     groups += [[video] for video in videos]
     return [{"files": json.dumps([_as_json(planned) for planned in group])} for group in groups]
@@ -91,10 +85,10 @@ class EngineActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.entries = {}
         planned = [_planned(raw) for text in batch["files"] for raw in json.loads(text)]
-        photos = [item for item in planned if not is_video(item)]
+        photos, videos = split_photos_and_videos(planned)
         self._guarded(photos, lambda: PhotoPipeline(self.config, self.engine, self.plan, StageClock(),
                                                    self._record, self.no_stop).run(photos))
-        for video in (item for item in planned if is_video(item)):
+        for video in videos:
             self._guarded([video], lambda: self.videos.run([video]))
         entries = [json.dumps(asdict(self.entries[item.task.identity])) for item in planned]
         return {"entry": np.array(entries, dtype=object),

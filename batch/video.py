@@ -123,7 +123,7 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
     last: GreyFrame | None = None
     with VideoReader(source, queue_size) as reader:
         limits = engine.spec.limits
-        if not (limits.min_side <= min(reader.width, reader.height) and max(reader.width, reader.height) <= limits.max_side):
+        if not limits.admits(reader.height, reader.width):
             raise DecodeFailure(f"{reader.width}x{reader.height} is outside the engine's "
                                 f"{limits.min_side}..{limits.max_side} px limits")
         encoder = EncoderOptions(codec=options.codec, crf=options.crf, preset=options.preset)

@@ -10,6 +10,7 @@ latency percentiles. colorize-bench serve and the load test both use them.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import signal
 import subprocess
@@ -35,8 +36,6 @@ class Answer:
     seconds: float
 
     def json_error(self) -> str:
-        import json
-
         return json.loads(self.body)["error"]
 
 

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+import cv2
 
 from retint.benchmarks.latency import parse_size
+from retint.benchmarks.pipeline import photo_like
 from retint.benchmarks.serve_load import ServerProcess, request, run_load
 from retint.errors import InputError
-
-
-def grey_jpeg(width: int, height: int, seed: int = 0) -> bytes:
-    """A photo-like grey JPEG: smooth regions plus grain, so it encodes like a scan."""
-    rng = np.random.default_rng(seed)
-    low = rng.random((max(2, height // 48), max(2, width // 48)), dtype=np.float32)
-    smooth = np.asarray(Image.fromarray((low * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC))
-    grain = rng.normal(0, 6, (height, width))
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
 
 
 def run_serve_report(engine: Path | None, backends: tuple[str, ...], requests: int, clients: int, warmup: int,
                      size: str) -> list[dict]:
     height, width = parse_size(size)
-    photo = grey_jpeg(width, height)
+    # The same photo-like grey scan colorize-bench pipeline's archives are made of.
+    photo = cv2.imencode(".jpg", photo_like(height, width, 0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
     rows = []
     with tempfile.TemporaryDirectory(prefix="retint-serve-bench-") as folder:
         for backend in backends:

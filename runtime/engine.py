@@ -28,6 +28,11 @@ class EngineSpec:
     metadata: ArtefactMetadata | None
     reason: str = ""  # why this backend and precision (auto's choice, a gate, the CPU)
 
+    def as_dict(self) -> dict[str, str]:
+        """What summaries, manifests and the server's /v1/spec say of the engine that ran."""
+        return {"backend": self.backend, "precision": self.precision, "provider": self.provider,
+                "reason": self.reason, "description": self.describe()}
+
     def describe(self) -> str:
         """One line for summaries and manifests: backend, precision, provider and why."""
         why = f"; {self.reason}" if self.reason else ""
@@ -49,7 +54,7 @@ def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:
     if gray.size == 0:
         raise EngineError(f"empty input of shape {list(gray.shape)}")
     height, width = gray.shape[2:]
-    if not (limits.min_side <= height <= limits.max_side and limits.min_side <= width <= limits.max_side):
+    if not limits.admits(height, width):
         raise EngineError(
             f"image of {width}x{height} is outside this engine's limits: each side must be "
             f"{limits.min_side}..{limits.max_side} pixels")

@@ -33,6 +33,10 @@ class SizeLimits:
     max_side: int = 8192
     max_batch: int = 16
 
+    def admits(self, height: int, width: int) -> bool:
+        """Whether an image of this size is within the sides the artefact accepts."""
+        return self.min_side <= min(height, width) and max(height, width) <= self.max_side
+
 
 @dataclass(frozen=True)
 class ArtefactMetadata:

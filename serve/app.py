@@ -36,10 +36,9 @@ log = logging.getLogger("retint.serve")
 
 
 def spec_as_json(spec: EngineSpec) -> dict[str, Any]:
-    return {"path": str(spec.path), "backend": spec.backend, "provider": spec.provider,
-            "precision": spec.precision, "render_size": spec.render_size, "limits": asdict(spec.limits),
-            "reason": spec.reason, "description": spec.describe(),
-            "metadata": asdict(spec.metadata) if spec.metadata else None, "retint": __version__}
+    return {**spec.as_dict(), "path": str(spec.path), "render_size": spec.render_size,
+            "limits": asdict(spec.limits), "metadata": asdict(spec.metadata) if spec.metadata else None,
+            "retint": __version__}
 
 
 class UploadTooLarge(Exception):

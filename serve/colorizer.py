@@ -90,7 +90,7 @@ class Colorizer:
         del data
         height, width = decoded.size
         limits = self.engine.spec.limits
-        if not (limits.min_side <= height <= limits.max_side and limits.min_side <= width <= limits.max_side):
+        if not limits.admits(height, width):
             raise Rejected(422, f"image of {width}x{height}: each side must be {limits.min_side}.."
                                 f"{limits.max_side} pixels")
         try:

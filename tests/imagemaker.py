@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 
 def learnable_colour_image(size: int, seed: int) -> np.ndarray:
@@ -30,6 +31,11 @@ def natural_like_image(height: int, width: int, seed: int) -> np.ndarray:
         cv2.circle(image, centre, radius, rng.random(3).tolist(), -1)
     image += rng.normal(0, 0.03, image.shape).astype(np.float32)
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
+def grey_photo(height: int, width: int, seed: int = 1) -> np.ndarray:
+    """A photo-like grey uint8 image: `natural_like_image` without its colour."""
+    return np.asarray(Image.fromarray(natural_like_image(height, width, seed)).convert("L"))
 
 
 def write_rgb(path: Path, rgb: np.ndarray, params: list[int] | None = None) -> Path:

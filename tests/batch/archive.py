@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms
 
-from imagemaker import natural_like_image
+from imagemaker import grey_photo, natural_like_image
 
 CAMERA_MODEL_TAG = 0x0110
 ORIENTATION_TAG = 0x0112
-
-
-def grey_photo(height: int, width: int, seed: int) -> np.ndarray:
-    rgb = natural_like_image(height, width, seed)
-    return np.asarray(Image.fromarray(rgb).convert("L"))
 
 
 def sepia(grey: np.ndarray) -> np.ndarray:

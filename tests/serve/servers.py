@@ -7,13 +7,6 @@ import io
 import numpy as np
 from PIL import Image
 
-from imagemaker import natural_like_image
-
-
-def grey_photo(height: int, width: int, seed: int = 1) -> np.ndarray:
-    rgb = natural_like_image(height, width, seed)
-    return np.asarray(Image.fromarray(rgb).convert("L"))
-
 
 def encoded(pixels: np.ndarray, image_format: str = "JPEG", mode: str | None = None, **options) -> bytes:
     buffer = io.BytesIO()

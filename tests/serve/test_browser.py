@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from retint.benchmarks.serve_load import ServerProcess
-from servers import encoded, grey_photo
+from imagemaker import grey_photo
+from servers import encoded
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -16,7 +16,8 @@ from PIL import Image
 
 from retint.benchmarks.serve_load import ServerProcess, multipart, post_image, request
 from retint.benchmarks.fast_engine import write_grey_copy_engine
-from servers import colourfulness, encoded, grey_photo
+from imagemaker import grey_photo
+from servers import colourfulness, encoded
 
 pytest.importorskip("fastapi")
 

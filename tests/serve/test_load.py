@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from retint.benchmarks.serve_load import ServerProcess, run_load
-from servers import encoded, grey_photo
+from imagemaker import grey_photo
+from servers import encoded
 
 pytest.importorskip("fastapi")
 
