@@ -181,6 +181,8 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("--engine", "engine_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An .onnx or .plan artefact, or a .pth checkpoint (run through the same deploy graph "
                    "in PyTorch)  [default: the bundled model].")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+              help="Backend for an .onnx or .plan engine (auto may pick OpenVINO bf16; onnxruntime is FP32).")
 @click.option("--degrade", is_flag=True, help="Damage the grey inputs as colorize-train --degrade does (seeded).")
 @click.option("--seed", type=int, default=0, help="Seed of the damage (photo i uses (seed, i)).")
 @click.option("--render-size", type=click.IntRange(32), default=256,
@@ -188,7 +190,7 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write quality.md, quality.json and contact-sheet.png (grey | model | truth) here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def quality(photos: tuple[Path, ...], engine_path: Path | None, degrade: bool, seed: int, render_size: int,
+def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, degrade: bool, seed: int, render_size: int,
             output_dir: Path | None, json_path: Path | None) -> None:
     """Colour quality on PHOTOS (colour photos, or folders of them): mean CIEDE2000, PSNR,
     colourfulness and an EfficientNet-Lite0 Frechet distance, next to grey and the truth."""
@@ -215,7 +217,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, degrade: bool, s
         if not names:
             raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
                               f"({len(skipped)} grey or unreadable)")
-        label, colorize = _quality_engine(engine_path)
+        label, colorize = _quality_engine(engine_path, backend)
         greys = grey_inputs(truth, config)
         with tqdm(total=len(greys), desc="colouring", unit="photo", leave=False) as bar:
             output = colour_with(colorize, greys, bar.update)
@@ -235,7 +237,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, degrade: bool, s
         _fail(error)
 
 
-def _quality_engine(engine_path: Path | None):
+def _quality_engine(engine_path: Path | None, backend: str):
     """(label, colorize gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3])."""
     if engine_path is not None and engine_path.suffix.lower() == ".pth":
         import torch
@@ -253,7 +255,7 @@ def _quality_engine(engine_path: Path | None):
         return f"{engine_path.name} [pytorch/cpu/fp32]", colorize
     from retint.runtime import load_engine
 
-    engine = load_engine(engine_path)
+    engine = load_engine(engine_path, backend=backend)
     name = engine_path.name if engine_path else "bundled default model"
     return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine.colorize
 

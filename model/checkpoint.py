@@ -92,6 +92,23 @@ def load_generator(path: Path | str, device: str | torch.device = "cpu") -> nn.M
     return generator.to(device).eval()
 
 
+def average_generators(payloads: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """The uniform average of several checkpoints' generator weights (a "model
+    soup", Wortsman et al. 2022): checkpoints of one run, or of runs branched
+    from one another, land in one basin, and their mean is steadier than any
+    one of them (held-out CIEDE2000 swings by about 0.4 from epoch to epoch).
+    Integer buffers (BatchNorm's step counter) are taken from the first."""
+    configs = {(c.arch, c.base_channels) for c in map(generator_config_of, payloads)}
+    if len(configs) != 1:
+        raise CheckpointError(f"cannot average generators of different shapes: {sorted(configs)}")
+    first = payloads[0]["generator"]
+    if any(set(p["generator"]) != set(first) for p in payloads[1:]):
+        raise CheckpointError("cannot average generators whose weights have different names")
+    return {name: (sum(p["generator"][name].float() for p in payloads) / len(payloads)).to(tensor.dtype)
+            if tensor.is_floating_point() else tensor.clone()
+            for name, tensor in first.items()}
+
+
 def generator_only(payload: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint with the generator and configs only (no optimiser, no discriminator)."""
     keep = ("generator_config", "generator", "train_config", "epoch", "step", "best", "note")

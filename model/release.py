@@ -1,4 +1,8 @@
-"""Release a trained generator: `python -m retint.model.release RUN/best.pth OUT/NAME.pth`.
+"""Release a trained generator: `python -m retint.model.release RUN/best.pth [MORE.pth...] OUT/NAME.pth`.
+
+With more than one checkpoint, the released weights are their uniform average
+(`checkpoint.average_generators`); the configs and held-out split are the
+first one's.
 
 Writes the generator-only checkpoint (no optimiser states, no discriminator)
 and a JSON sidecar with its validation figures, recomputed here on the run's
@@ -19,7 +23,7 @@ import click
 import torch
 
 from retint.errors import RetintError
-from retint.model.checkpoint import generator_only, load_checkpoint, load_generator, save_checkpoint
+from retint.model.checkpoint import average_generators, generator_only, load_checkpoint, load_generator, save_checkpoint
 from retint.model.config import train_config_from_dict
 from retint.model.data import STATUS_OK, ValidationDataset, find_images, split_train_validation
 from retint.model.evaluate import evaluate, sample_grid
@@ -40,19 +44,25 @@ def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.T
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoints", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", multiple=True, help="Where the training photos are now [default: as recorded].")
 @click.option("--grid", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a PNG of grey | prediction | truth for the held-out photos.")
 @click.option("--fp16-weights", is_flag=True,
               help="Store the weights in FP16 (half the size; load_generator casts them back to FP32).")
-def main(checkpoint: Path, output: Path, data: tuple[str, ...], grid: Path | None, fp16_weights: bool) -> None:
-    """Write the generator-only CHECKPOINT as OUTPUT, with validation figures in OUTPUT.json."""
+def main(checkpoints: tuple[Path, ...], output: Path, data: tuple[str, ...], grid: Path | None,
+         fp16_weights: bool) -> None:
+    """Write the generator-only CHECKPOINT (the average of several, where more are
+    given) as OUTPUT, with validation figures in OUTPUT.json."""
     try:
-        payload = load_checkpoint(checkpoint)
+        payloads = [load_checkpoint(checkpoint) for checkpoint in checkpoints]
+        payload = payloads[0]
         batch, names = held_out_batch(payload, data or None)
         release = generator_only(payload)
+        if len(payloads) > 1:
+            release["generator"] = average_generators(payloads)
         if fp16_weights:
             release["generator"] = {name: tensor.half() if tensor.is_floating_point() else tensor
                                     for name, tensor in release["generator"].items()}
@@ -60,7 +70,7 @@ def main(checkpoint: Path, output: Path, data: tuple[str, ...], grid: Path | Non
         # The figures are those of the file as shipped (FP16 rounding included).
         generator = load_generator(output)
         figures = evaluate(generator, [batch], torch.device("cpu"))
-        sidecar = {"checkpoint": output.name, "source_checkpoint": str(checkpoint),
+        sidecar = {"checkpoint": output.name, "source_checkpoints": [str(checkpoint) for checkpoint in checkpoints],
                    "weights_stored_as": "float16" if fp16_weights else "float32", "trained_epochs": payload.get("epoch"), "step": payload.get("step"),
                    "train_config": payload["train_config"], "held_out_photos": names,
                    "validation": {**figures, "resized_to": payload["generator_config"]["render_size"],

@@ -246,3 +246,29 @@ def test_bf16_autocast_is_the_default_only_where_the_cpu_has_it():
     assert autocast_wanted(None, cpu) == has_native_bf16()
     assert autocast_wanted(True, cpu) and not autocast_wanted(False, cpu)
     assert not autocast_wanted(None, torch.device("cuda"))
+
+
+def test_release_of_several_checkpoints_ships_their_average(full_run, tmp_path):
+    from retint.errors import CheckpointError
+    from retint.model.checkpoint import average_generators
+    from retint.model.release import main as release
+
+    first = torch.load(full_run / "best.pth", weights_only=True)
+    shifted = {**first, "generator": {name: t + 1.0 if t.is_floating_point() else t
+                                      for name, t in first["generator"].items()}}
+    shifted_path = tmp_path / "shifted.pth"
+    torch.save(shifted, shifted_path)
+    output = tmp_path / "soup.pth"
+    result = CliRunner().invoke(release, [str(full_run / "best.pth"), str(shifted_path), str(output)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    soup = torch.load(output, weights_only=True)["generator"]
+    for name, tensor in first["generator"].items():
+        expected = tensor + 0.5 if tensor.is_floating_point() else tensor
+        assert torch.allclose(soup[name], expected, atol=1e-6), name
+    sidecar = json.loads((tmp_path / "soup.pth.json").read_text())
+    assert sidecar["source_checkpoints"] == [str(full_run / "best.pth"), str(shifted_path)]
+
+    other = {**first, "generator_config": {**first["generator_config"], "base_channels": first["generator_config"]["base_channels"] + 1}}
+    with pytest.raises(CheckpointError, match="different shapes"):
+        average_generators([first, other])
