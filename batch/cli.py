@@ -65,6 +65,12 @@ Exit codes:
 @click.option("--preset", default="medium", help="x264/x265 speed preset.")
 @click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
+@click.option("--uncertainty", is_flag=True,
+              help="Photos: also write <output stem>.uncertainty.png, a heat map of the colour interval's "
+                   "width, and put its mean width and wide fraction in the manifest (needs an engine with an "
+                   "uncertainty head, as the bundled model has).")
+@click.option("--mute-uncertain", is_flag=True,
+              help="Shrink chroma toward grey where the colour interval is wide (the model's guesses).")
 @click.option("--ray", "use_ray", is_flag=True,
               help="Colour on a Ray cluster: RAY_ADDRESS's, else a local one. Sources, OUT and --engine must be "
                    "at the same paths on every node (a shared filesystem). Needs the 'ray' extra.")
@@ -74,7 +80,8 @@ Exit codes:
 def main(sources: tuple[Path, ...], output: Path, engine: Path | None, backend: str, device: str,
          batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
-         overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, use_ray: bool,
+         overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, uncertainty: bool,
+         mute_uncertain: bool, use_ray: bool,
          ray_actors: int | None, no_progress: bool) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     from retint.batch.pipeline import run_batch
@@ -84,7 +91,8 @@ def main(sources: tuple[Path, ...], output: Path, engine: Path | None, backend: 
                          streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
                          progress=not no_progress, codec=codec, crf=crf, preset=preset,
-                         temporal_smoothing=temporal_smoothing, ray=use_ray, ray_actors=ray_actors)
+                         temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
+                         mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors)
     try:
         summary = run_batch(config, log=lambda line: click.echo(line, err=True))
     except RetintError as error:

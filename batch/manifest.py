@@ -39,6 +39,7 @@ class Entry:
     height: int | None = None
     milliseconds: float | None = None
     video: dict[str, Any] | None = None  # frames, fps, duration, streams copied, smoothing
+    uncertainty: dict[str, Any] | None = None  # --uncertainty: map, mean_width, wide_fraction, wide_threshold
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:

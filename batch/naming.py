@@ -15,6 +15,12 @@ result:
 - **Never onto an input.** An output that is an input (the same file under
   any spelling, through links, or a hard link) is never written: that input
   fails with the reason.
+
+With `--uncertainty` each photo also gets `<output stem>.uncertainty.png`.
+Where that name is another input's output or map (`a.jpg` and `a.png` under
+`--format keep`), the map keeps the output's whole name
+(`a.png.uncertainty.png`); if that is taken too, or is an input, the photo
+fails with the reason.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class PlannedOutput:
     output: Path | None  # None: the input fails before any work (see `problem`)
     problem: str = ""
     note: str = ""  # why the output name differs from the plain mirror, if it does
+    uncertainty_map: Path | None = None  # --uncertainty: the heat map beside the output
+
+UNCERTAINTY_MAP_SUFFIX = ".uncertainty.png"
 
 
 def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedOutput], list[PlannedOutput]]:
@@ -59,8 +68,36 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> list[PlannedOutput]:
+def plan_outputs(tasks: list[Task], output_root: Path, output_format: str,
+                 uncertainty_maps: bool = False) -> list[PlannedOutput]:
     """One PlannedOutput per task, in the tasks' order (see the module doc)."""
+    planned = _plan_outputs(tasks, output_root, output_format)
+    return _with_uncertainty_maps(planned, output_root) if uncertainty_maps else planned
+
+
+def _with_uncertainty_maps(planned: list[PlannedOutput], output_root: Path) -> list[PlannedOutput]:
+    outputs = {item.output for item in planned if item.output is not None}
+    inputs = {key for item in planned if (key := _file_key(item.task.source))}
+    claimed: set[Path] = set()
+    result = []
+    for item in planned:
+        if item.output is None or item.task.source.suffix.lower() in VIDEO_SUFFIXES:
+            result.append(item)
+            continue
+        candidates = (item.output.with_name(item.output.stem + UNCERTAINTY_MAP_SUFFIX),
+                      item.output.with_name(item.output.name + UNCERTAINTY_MAP_SUFFIX))
+        free = [path for path in candidates if path not in outputs and path not in claimed
+                and _file_key(path) not in inputs]
+        if not free:
+            result.append(PlannedOutput(item.task, None, f"its uncertainty map {candidates[0].name} (or "
+                                                         f"{candidates[1].name}) is another input's output or map"))
+            continue
+        claimed.add(free[0])
+        result.append(PlannedOutput(item.task, item.output, item.problem, item.note, free[0]))
+    return result
+
+
+def _plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> list[PlannedOutput]:
     plain = [_plain_output(task.relative, output_format) for task in tasks]
     sharing: dict[Path, list[int]] = {}
     for index, task in enumerate(tasks):

@@ -14,11 +14,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import cv2
 import numpy as np
 
 from retint.batch.config import BatchConfig
@@ -31,6 +33,7 @@ from retint.batch.recording import StageClock, make_entry
 from retint.errors import EngineError
 from retint.files import write_bytes_atomically
 from retint.runtime import Engine
+from retint.runtime.uncertainty import heat_map, interval_width, width_summary
 
 ALREADY_COLOUR_REASON = "already in colour (--include-colour colours it from its own lightness)"
 
@@ -137,16 +140,32 @@ class PhotoPipeline:
     def _colorize_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
         began = time.perf_counter()
+        widths: list[np.ndarray | None] = [None] * len(group)
         try:
-            rgb = self.engine.colorize(batch)
+            if self.config.uncertainty:
+                rgb, interval = self.engine.colorize(batch, with_uncertainty=True)
+                widths = list(interval_width(interval, channels_last=True))
+            else:
+                rgb = self.engine.colorize(batch)
         except EngineError as error:
             return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
                                 started=waiting.started) for waiting in group]
         finally:
             self.clock.add("infer", time.perf_counter() - began)
-        return [self.encoders.submit(self._encode_and_write, waiting, image) for waiting, image in zip(group, rgb)]
+        return [self.encoders.submit(self._encode_and_write, waiting, image, width)
+                for waiting, image, width in zip(group, rgb, widths)]
 
-    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray) -> Entry:
+    def _write_uncertainty_map(self, waiting: _Waiting, width: np.ndarray) -> dict:
+        """The heat map beside the output (written first: the output is the commit), and its figures."""
+        path = waiting.planned.uncertainty_map
+        assert path is not None  # planned by plan_outputs whenever --uncertainty is on
+        ok, data = cv2.imencode(".png", heat_map(width))
+        if not ok:
+            raise ValueError("PNG encoder failed on the uncertainty map")
+        write_bytes_atomically(path, data.tobytes())
+        return {"map": str(path.relative_to(self.config.output)), **width_summary(width)}
+
+    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray, width: np.ndarray | None = None) -> Entry:
         began = time.perf_counter()
         try:
             data = encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality)
@@ -156,11 +175,13 @@ class PhotoPipeline:
         finally:
             self.clock.add("encode", time.perf_counter() - began)
         began = time.perf_counter()
+        uncertainty = self._write_uncertainty_map(waiting, width) if width is not None else None
         write_bytes_atomically(waiting.output, data)  # OutputError stops the run
         self.clock.add("write", time.perf_counter() - began)
         reason = "; ".join(waiting.decoded.notes + ([waiting.planned.note] if waiting.planned.note else []))
-        return self._entry(waiting.planned, STATUS_OK, reason, output=waiting.output, decoded=waiting.decoded,
-                           started=waiting.started)
+        entry = self._entry(waiting.planned, STATUS_OK, reason, output=waiting.output, decoded=waiting.decoded,
+                            started=waiting.started)
+        return replace(entry, uncertainty=uncertainty) if uncertainty else entry
 
     def _drain(self, keep: int) -> None:
         """Record finished batches, oldest first, until at most `keep` remain in flight."""

@@ -29,7 +29,7 @@ from retint.batch.plan import InferencePlan, inference_plan
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
 from retint.batch.videos import VideoPhase
-from retint.errors import Interrupted, OutputError
+from retint.errors import EngineError, Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
@@ -122,8 +122,12 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
         tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        planned = plan_outputs(tasks, config.output, config.output_format)
+        planned = plan_outputs(tasks, config.output, config.output_format, config.uncertainty)
         artefact = resolve_artefact(config.engine)
+        if (config.uncertainty or config.mute_uncertain) and not artefact.uncertainty:
+            option = "--uncertainty" if config.uncertainty else "--mute-uncertain"
+            raise EngineError(f"{option}: {artefact.name} has no uncertainty head (export-trt writes "
+                              "NAME.interval.onnx from a colorize-uncertainty checkpoint)")
         if config.ray:
             from retint.batch.ray_runner import RayColouring
 
@@ -131,7 +135,8 @@ def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summar
         else:
             choice = choose_backend(artefact, config.backend, config.device)
             plan = inference_plan(choice, config.batch_size, config.streams)
-            engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
+            engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams,
+                                 mute_uncertain=config.mute_uncertain)
             colouring = LocalColouring(config, engine, plan, artefact, choice, log)
         manifest = Manifest(config.output, config.overwrite)
         runner = BatchRun(config, manifest, planned, colouring)

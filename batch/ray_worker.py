@@ -71,7 +71,8 @@ class EngineActor:
         # The driver spreads one actor per CORES_PER_CPU_ACTOR cores of a node: plan for that share.
         cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
         self.plan = inference_plan(choice, config.batch_size, config.streams, cores)
-        self.engine = open_engine(artefact, choice, cpu_threads=self.plan.cpu_threads, streams=self.plan.streams)
+        self.engine = open_engine(artefact, choice, cpu_threads=self.plan.cpu_threads, streams=self.plan.streams,
+                                  mute_uncertain=config.mute_uncertain)
         self.config = replace(config, progress=False)  # the driver's bar counts the rows
         self.description = self.engine.spec.describe()
         self.no_stop = threading.Event()  # the driver stops the run; a unit always finishes

@@ -60,7 +60,8 @@ class VideoPhase:
             frames_bar.close()
         self.summary.video_seconds += time.perf_counter() - started
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
-        reason = "; ".join(part for part in (figures["shortfall"], planned.note) if part)
+        photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
+        reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only) if part)
         entry = make_entry(task, status, config.output, reason, output=output, started=started)
         figures["engine"] = (halves or self._one_stream_engine()).spec.describe()
         self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
@@ -70,7 +71,8 @@ class VideoPhase:
         if self.plan.streams == 1:  # one stream already has every core (inference_plan)
             return self.engine
         if self._video_engine is None:
-            self._video_engine = open_engine(self.artefact, self.choice)
+            self._video_engine = open_engine(self.artefact, self.choice,
+                                             mute_uncertain=self.engine.spec.mute_uncertain)
         return self._video_engine
 
     def _halves(self) -> Engine:
@@ -81,7 +83,8 @@ class VideoPhase:
             if choice.backend == "tensorrt":
                 choice = BackendChoice("onnxruntime", choice.device, "temporal smoothing: a TensorRT plan has no "
                                  "stages, so its ONNX stages run on ONNX Runtime")
-            self._staged_engine = open_engine(self.artefact, choice, staged=True)
+            self._staged_engine = open_engine(self.artefact, choice, staged=True,
+                                              mute_uncertain=self.engine.spec.mute_uncertain)
             if choice is not self.choice:
                 self.log(f"temporal smoothing runs on {self._staged_engine.spec.describe()}")
         return self._staged_engine

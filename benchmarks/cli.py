@@ -183,6 +183,9 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
                    "in PyTorch)  [default: the bundled model].")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
               help="Backend for an .onnx or .plan engine (auto may pick OpenVINO bf16; onnxruntime is FP32).")
+@click.option("--mute-uncertain", is_flag=True,
+              help="Colour with chroma shrunk toward grey where the engine's interval is wide "
+                   "(colorize-batch --mute-uncertain), to measure what it does.")
 @click.option("--degrade", is_flag=True, help="Damage the grey inputs as colorize-train --degrade does (seeded).")
 @click.option("--seed", type=int, default=0, help="Seed of the damage (photo i uses (seed, i)).")
 @click.option("--render-size", type=click.IntRange(32), default=256,
@@ -190,7 +193,7 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write quality.md, quality.json and contact-sheet.png (grey | model | truth) here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, degrade: bool, seed: int, render_size: int,
+def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mute_uncertain: bool, degrade: bool, seed: int, render_size: int,
             output_dir: Path | None, json_path: Path | None) -> None:
     """Colour quality on PHOTOS (colour photos, or folders of them): mean CIEDE2000, PSNR,
     colourfulness and an EfficientNet-Lite0 Frechet distance, next to grey and the truth."""
@@ -217,7 +220,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, de
         if not names:
             raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
                               f"({len(skipped)} grey or unreadable)")
-        label, colorize = _quality_engine(engine_path, backend)
+        label, colorize = _quality_engine(engine_path, backend, mute_uncertain)
         greys = grey_inputs(truth, config)
         with tqdm(total=len(greys), desc="colouring", unit="photo", leave=False) as bar:
             output = colour_with(colorize, greys, bar.update)
@@ -226,7 +229,8 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, de
         report = markdown_report(result, label, config)
         click.echo(report, nl=False)
         document = {"benchmark": "quality", "environment": environment(), "engine": label,
-                    "config": {"render_size": render_size, "degrade": degrade, "seed": seed}, **result}
+                    "config": {"render_size": render_size, "degrade": degrade, "seed": seed,
+                               "mute_uncertain": mute_uncertain}, **result}
         write_json(json_path, document)
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -237,9 +241,9 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, de
         _fail(error)
 
 
-def _quality_engine(engine_path: Path | None, backend: str):
+def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool = False):
     """(label, colorize gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3])."""
-    if engine_path is not None and engine_path.suffix.lower() == ".pth":
+    if engine_path is not None and engine_path.suffix.lower() == ".pth" and not mute_uncertain:
         import torch
 
         from retint.export.deploy import DeployColorizer
@@ -255,9 +259,10 @@ def _quality_engine(engine_path: Path | None, backend: str):
         return f"{engine_path.name} [pytorch/cpu/fp32]", colorize
     from retint.runtime import load_engine
 
-    engine = load_engine(engine_path, backend=backend)
+    engine = load_engine(engine_path, backend=backend, mute_uncertain=mute_uncertain)
     name = engine_path.name if engine_path else "bundled default model"
-    return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}]", engine.colorize
+    muted = ", chroma muted where the interval is wide" if mute_uncertain else ""
+    return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}{muted}]", engine.colorize
 
 
 def _fail(error: RetintError) -> None:

@@ -14,6 +14,9 @@ The same graph in three stages, for callers that run the parts on different
 backends or process chroma between them: `LightnessStage` (gray -> L at
 render size), `GeneratorStage` (L -> ab at render size: the only part with
 weights, and the only one at a fixed shape) and `Composer` (gray + ab -> rgb).
+Where the checkpoint has a calibrated uncertainty head, a fourth,
+`IntervalStage` (L + ab -> a_low, a_high, b_low, b_high at render size, lambda
+built in), reads the first two stages' outputs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.color import (
     GreyTerms,
     chroma_offsets,
@@ -111,6 +115,19 @@ class GeneratorStage(_AlwaysEval):
         if self.precision == "fp16":
             lightness = lightness.half()
         return denormalize_ab(self.generator(lightness).float())
+
+
+class IntervalStage(_AlwaysEval):
+    """L/50 - 1 [N,1,R,R] + ab [N,2,R,R] -> calibrated intervals [N,4,R,R] (a_low, a_high, b_low, b_high)."""
+
+    def __init__(self, head: IntervalHead, scale: float):
+        super().__init__()
+        self.head = head.eval()
+        self.scale = float(scale)
+        self.eval()
+
+    def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return interval_bounds(ab, self.head(lightness, ab), self.scale)
 
 
 class Composer(nn.Module):

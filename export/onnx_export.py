@@ -23,6 +23,7 @@ from retint.files import write_bytes_atomically
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
+    INTERVAL_NAME,
     LIGHTNESS_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
@@ -58,6 +59,14 @@ def export_generator(module: nn.Module, limits: SizeLimits, render_size: int) ->
     """The second stage: lightness float32 [N,1,R,R] -> ab float32 [N,2,R,R] (Lab units); only N is dynamic."""
     example = torch.zeros(2, 1, render_size, render_size)
     return _export(module, (example,), [LIGHTNESS_NAME], [AB_NAME], {LIGHTNESS_NAME: {0: _image_dims(limits)[0]}})
+
+
+def export_interval(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
+    """The interval stage: lightness [N,1,R,R] + ab [N,2,R,R] -> interval float32 [N,4,R,R]; only N is dynamic."""
+    batch = {0: _image_dims(limits)[0]}
+    example = (torch.zeros(2, 1, render_size, render_size), torch.zeros(2, 2, render_size, render_size))
+    return _export(module, example, [LIGHTNESS_NAME, AB_NAME], [INTERVAL_NAME],
+                   {LIGHTNESS_NAME: batch, AB_NAME: batch})
 
 
 def export_composer(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:

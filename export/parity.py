@@ -177,3 +177,38 @@ def check_gate(report: ParityReport, gate: Gate, what: str) -> None:
     if failures:
         raise ParityError(f"{what} fails the {gate.name} parity gate: {'; '.join(failures)} "
                           f"[{describe(report)}]")
+
+
+# The interval stage's output is in CIELAB units, like CIEDE2000, so its gates read the same way:
+# mean and 99th-percentile absolute difference of the bounds from PyTorch FP32.
+INTERVAL_GATES = {"fp32": Gate("interval-fp32", max_mean_ciede2000=0.05, max_p99_ciede2000=0.5),
+                  "fp16": Gate("interval-fp16", max_mean_ciede2000=0.5, max_p99_ciede2000=2.0)}
+
+
+def interval_parity(reference: Callable[[np.ndarray], np.ndarray], candidate: Callable[[np.ndarray], np.ndarray],
+                    cases: list[ParityCase], gate: Gate, what: str) -> dict:
+    """|candidate - reference| of the interval bounds (float32 [N,4,R,R], CIELAB units) over all
+    cases; raises ParityError beyond `gate` (its CIEDE2000 limits read as Lab-unit limits)."""
+    differences, nonfinite = [], 0
+    for case in cases:
+        expected, actual = reference(case.gray), candidate(case.gray)
+        if actual.shape != expected.shape:
+            raise ParityError(f"{what}, case {case.name}: interval {list(actual.shape)}, "
+                              f"expected {list(expected.shape)}")
+        nonfinite += int((~np.isfinite(actual)).sum())
+        differences.append(np.abs(actual.astype(np.float64) - expected).ravel())
+    difference = np.concatenate(differences)
+    figures = {"cases": len(cases), "values": int(difference.size),
+               "mean_abs_lab": round(float(np.nanmean(difference)), 6),
+               "p99_abs_lab": round(float(np.nanpercentile(difference, 99)), 6),
+               "max_abs_lab": round(float(np.nanmax(difference)), 6), "nonfinite": nonfinite}
+    failures = []
+    if figures["mean_abs_lab"] > gate.max_mean_ciede2000:
+        failures.append(f"mean |d| {figures['mean_abs_lab']:.3f} Lab (limit {gate.max_mean_ciede2000})")
+    if figures["p99_abs_lab"] > gate.max_p99_ciede2000:
+        failures.append(f"99th-percentile |d| {figures['p99_abs_lab']:.3f} Lab (limit {gate.max_p99_ciede2000})")
+    if nonfinite:
+        failures.append(f"{nonfinite} NaN/Inf values")
+    if failures:
+        raise ParityError(f"{what} fails the {gate.name} parity gate: {'; '.join(failures)}")
+    return figures

@@ -20,33 +20,38 @@ import torch
 from retint import __version__
 from retint.errors import BackendUnavailable, InputError
 from retint.export.config import ExportConfig
-from retint.export.deploy import Composer, DeployColorizer, GeneratorStage, LightnessStage
+from retint.export.deploy import Composer, DeployColorizer, GeneratorStage, IntervalStage, LightnessStage
 from retint.export.onnx_export import (
     NonfiniteProbe,
     export_colorizer,
     export_composer,
     export_generator,
+    export_interval,
     export_lightness,
     save_model,
     with_metadata,
 )
 from retint.export.parity import (
     GATES,
+    INTERVAL_GATES,
     ParityReport,
     check_gate,
     describe,
     gate_failures,
+    interval_parity,
     load_parity_images,
     measure_parity,
     parity_cases,
 )
 from retint.export.triton import write_triton_repository
-from retint.model.checkpoint import load_generator
+from retint.model.checkpoint import load_checkpoint, load_generator
+from retint.model.uncertainty import load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
+    INTERVAL_NAME,
     LIGHTNESS_NAME,
     OUTPUT_NAME,
     ArtefactMetadata,
@@ -112,6 +117,14 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         result.reports[precision] = report
 
     export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
+    head = load_interval_head(load_checkpoint(config.checkpoint))
+    if head is not None:
+        export_interval_stage(config, name, generator, *head, render_size, limits, base_metadata, cases, result, log)
+    elif (stale := config.output_dir / f"{name}.interval.onnx").exists():
+        # An earlier export's head would bracket another generator's colours.
+        stale.unlink()
+        sidecar_path(stale).unlink(missing_ok=True)
+        log(f"removed {stale.name}: this checkpoint has no uncertainty head")
     plan = None
     if not config.onnx_only:
         try:
@@ -173,6 +186,46 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
     for stage, path in paths.items():
         publish_onnx(models[stage], ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": stage}),
                      path, result)
+
+
+def export_interval_stage(config: ExportConfig, name: str, generator, head, calibration: dict, render_size: int,
+                          limits: SizeLimits, base_metadata: dict, cases, result: ExportResult, log) -> None:
+    """NAME.interval.onnx: the calibrated uncertainty head (lambda built in), gated after each generator
+    stage (fp32 and fp16) against PyTorch FP32, its calibration in the sidecar."""
+    path = config.output_dir / f"{name}.interval.onnx"
+    stage = IntervalStage(head, calibration["lambda"])
+    model = export_interval(stage, limits, render_size)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    lightness_session = ort.InferenceSession(config.output_dir.joinpath(f"{name}.lightness.onnx").read_bytes(),
+                                             providers=["CPUExecutionProvider"])
+    torch_generator = GeneratorStage(copy.deepcopy(generator), "fp32")
+
+    def reference(gray):
+        with torch.no_grad():
+            lightness = torch.from_numpy(lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0])
+            return stage(lightness, torch_generator(lightness)).numpy()
+
+    parity = {"reference": "pytorch-fp32 (generator and head)"}
+    for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
+        generator_session = ort.InferenceSession(str(config.output_dir / f"{name}{suffix}"),
+                                                 providers=["CPUExecutionProvider"])
+
+        def chained(gray, generator_session=generator_session):
+            lightness = lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]
+            ab = generator_session.run([AB_NAME], {LIGHTNESS_NAME: lightness})[0]
+            return session.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
+
+        figures = interval_parity(reference, chained, cases, INTERVAL_GATES[precision],
+                                  f"{path.name} after {name}{suffix}")
+        parity[f"after-{precision}-generator"] = figures
+        log(f"  lightness + {name}{suffix} + {path.name} vs PyTorch FP32: interval bounds |d| mean "
+            f"{figures['mean_abs_lab']:.4f} p99 {figures['p99_abs_lab']:.4f} max {figures['max_abs_lab']:.3f} "
+            f"Lab, NaN/Inf {figures['nonfinite']}")
+    metadata = ArtefactMetadata(precision="fp32", parity=parity, uncertainty=calibration,
+                                **{**base_metadata, "kind": "interval"})
+    publish_onnx(model, metadata, path, result)
+    log(f"  uncertainty: alpha {calibration['alpha']}, lambda {calibration['lambda']:.3f}, calibrated on "
+        f"{calibration.get('calibration_photos')} photos of {', '.join(calibration.get('calibration_sources', []))}")
 
 
 def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, lightness_of, compose,

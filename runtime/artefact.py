@@ -9,6 +9,7 @@ stage files exported beside it are found by name:
     NAME.lightness.onnx                              gray -> L at render size
     NAME.generator.onnx / NAME.generator.fp16.onnx   L -> ab (the generator's precision)
     NAME.compose.onnx                                gray + ab -> rgb
+    NAME.interval.onnx (optional)                    L + ab -> calibrated intervals of a and b
 
 Which backends can run an artefact, and which one runs it, is `backends`'.
 """
@@ -33,6 +34,7 @@ class Stages:
     lightness: Path
     generator: Path
     compose: Path
+    interval: Path | None = None  # the uncertainty head, where the checkpoint had one
 
     def missing(self) -> list[Path]:
         return [path for path in (self.lightness, self.generator, self.compose) if not path.is_file()]
@@ -48,6 +50,14 @@ class Artefact:
     bundled: bool = False  # the default model that ships with retint
 
     @property
+    def uncertainty(self) -> dict:
+        """The calibration of the artefact's interval stage; empty when it has none."""
+        if self.stages is None or self.stages.interval is None:
+            return {}
+        interval_metadata = read_sidecar(self.stages.interval)
+        return dict(interval_metadata.uncertainty) if interval_metadata else {}
+
+    @property
     def name(self) -> str:
         return "bundled default model" if self.bundled else self.path.name
 
@@ -59,9 +69,11 @@ def stage_paths(fused: Path) -> Stages:
         if name.lower().endswith(suffix):
             stem = name[: -len(suffix)]
             precision = ".fp16" if suffix.startswith(".fp16") else ""
+            interval = fused.with_name(f"{stem}.interval.onnx")
             return Stages(lightness=fused.with_name(f"{stem}.lightness.onnx"),
                           generator=fused.with_name(f"{stem}.generator{precision}.onnx"),
-                          compose=fused.with_name(f"{stem}.compose.onnx"))
+                          compose=fused.with_name(f"{stem}.compose.onnx"),
+                          interval=interval if interval.is_file() else None)
     raise EngineError(f"{fused}: unknown engine type (expected .onnx or .plan)")
 
 

@@ -85,27 +85,44 @@ def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "a
 
 
 def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequence[str] | None = None,
-                cpu_threads: int = 0, streams: int = 1, staged: bool = False) -> Engine:
+                cpu_threads: int = 0, streams: int = 1, staged: bool = False,
+                mute_uncertain: bool = False) -> Engine:
     """An engine on `choice`. `cpu_threads`: ONNX Runtime's threads per call (0: one per core);
     `streams`: concurrent callers OpenVINO prepares for; `staged`: a StagedEngine (predict/compose)
-    even where the fused graph would do."""
+    even where the fused graph would do; `mute_uncertain`: shrink chroma toward grey where the
+    artefact's interval is wide (needs its interval stage, so it runs by stages)."""
+    alpha = _uncertainty_alpha(artefact)
+    if mute_uncertain and alpha is None:
+        raise EngineError(f"{artefact.name} has no uncertainty head: --mute-uncertain needs its "
+                          "NAME.interval.onnx (export-trt writes it from a colorize-uncertainty checkpoint)")
     if choice.backend == "tensorrt":
-        if staged:
+        if staged or mute_uncertain:
             raise EngineError("a TensorRT plan has no stages; open its .onnx stages on ONNX Runtime")
         from retint.runtime.tensorrt_runner import TensorRTEngine
 
-        return TensorRTEngine(artefact.path)
-    if choice.backend == "onnxruntime" and not staged:
+        engine: Engine = TensorRTEngine(artefact.path)
+    elif choice.backend == "onnxruntime" and not staged and not mute_uncertain:
         from retint.runtime.onnx_runner import OnnxEngine
 
         engine = OnnxEngine(artefact.path, device=choice.device, providers=providers, threads=cpu_threads)
         engine.spec = replace(engine.spec, reason=choice.reason)
-        return engine
-    return _open_staged(artefact, choice, providers, cpu_threads, streams)
+    else:
+        return _open_staged(artefact, choice, providers, cpu_threads, streams, mute_uncertain)
+    if alpha is not None:
+        # The fused graph or plan has no interval output; uncertainty calls run the stages on ONNX Runtime.
+        by_stages = BackendChoice("onnxruntime", choice.device, "the interval stage runs on ONNX Runtime")
+        engine.open_uncertainty_stages = lambda: _open_staged(artefact, by_stages, None, cpu_threads, 1)
+    engine.spec = replace(engine.spec, uncertainty_alpha=alpha)
+    return engine
+
+
+def _uncertainty_alpha(artefact: Artefact) -> float | None:
+    alpha = artefact.uncertainty.get("alpha")
+    return float(alpha) if alpha is not None else None
 
 
 def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
-                 streams: int) -> Engine:
+                 streams: int, mute_uncertain: bool = False) -> Engine:
     from retint.runtime.onnx_runner import OnnxGenerator, choose_providers, open_session
     from retint.runtime.split import StagedEngine
 
@@ -133,10 +150,12 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
         generator = OnnxGenerator(open_session(stages.generator, chosen, cpu_threads))
         precision = generator_metadata.precision if generator_metadata else "unknown"
         provider, reason = f"{chosen[0]}, by stages", choice.reason
+    interval = open_session(stages.interval, chosen, cpu_threads, spinning) if stages.interval else None
     spec = EngineSpec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
                       render_size=render_size, limits=_limits(artefact, generator_metadata),
-                      metadata=artefact.metadata or generator_metadata, reason=reason)
-    return StagedEngine(lightness, generator, compose, spec)
+                      metadata=artefact.metadata or generator_metadata, reason=reason,
+                      uncertainty_alpha=_uncertainty_alpha(artefact), mute_uncertain=mute_uncertain)
+    return StagedEngine(lightness, generator, compose, spec, interval)
 
 
 def openvino_precision(generator_metadata: ArtefactMetadata | None) -> tuple[str, str]:

@@ -8,8 +8,10 @@ are refused with an `EngineError`.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,11 +29,15 @@ class EngineSpec:
     limits: SizeLimits
     metadata: ArtefactMetadata | None
     reason: str = ""  # why this backend and precision (auto's choice, a gate, the CPU)
+    # alpha of the artefact's calibrated intervals (colorize(..., with_uncertainty=True)); None without a head.
+    uncertainty_alpha: float | None = None
+    mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
 
     def as_dict(self) -> dict[str, str]:
         """What summaries, manifests and the server's /v1/spec say of the engine that ran."""
         return {"backend": self.backend, "precision": self.precision, "provider": self.provider,
-                "reason": self.reason, "description": self.describe()}
+                "reason": self.reason, "description": self.describe(),
+                "uncertainty_alpha": self.uncertainty_alpha, "mute_uncertain": self.mute_uncertain}
 
     def describe(self) -> str:
         """One line for summaries and manifests: backend, precision, provider and why."""
@@ -66,15 +72,48 @@ class Engine:
 
     spec: EngineSpec
 
-    def colorize(self, gray: np.ndarray) -> np.ndarray:
+    def colorize(self, gray: np.ndarray, with_uncertainty: bool = False):
+        """rgb uint8 [N,H,W,3]; with_uncertainty: (rgb, ab_interval float32 [N,H,W,4] = a_low,
+        a_high, b_low, b_high in CIELAB units, calibrated at spec.uncertainty_alpha)."""
         batch = as_batch(gray, self.spec.limits)
+        run = self._run
+        if with_uncertainty:
+            if self.spec.uncertainty_alpha is None:
+                raise EngineError(f"{self.spec.path.name} has no uncertainty head (export-trt writes "
+                                  "NAME.interval.onnx from a checkpoint made by colorize-uncertainty)")
+            run = self._run_with_interval
         step = self.spec.limits.max_batch
         if batch.shape[0] <= step:
-            return self._run(batch)
-        return np.concatenate([self._run(batch[i: i + step]) for i in range(0, batch.shape[0], step)])
+            return run(batch)
+        parts = [run(batch[i: i + step]) for i in range(0, batch.shape[0], step)]
+        if with_uncertainty:
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return np.concatenate(parts)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    # Set by backends.open_engine where the artefact has an interval stage and this engine runs
+    # the fused graph: opens the artefact's stages on ONNX Runtime. The fused graph has no
+    # interval output because ONNX Runtime computes every output on every call, asked for or
+    # not, and plain colorize must cost no more.
+    open_uncertainty_stages: Callable[[], "Engine"] | None = None
+    _uncertainty_stages: "Engine | None" = None
+    _uncertainty_lock = threading.Lock()
+
+    def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._uncertainty_stages is None:
+            with self._uncertainty_lock:
+                if self._uncertainty_stages is None:
+                    if self.open_uncertainty_stages is None:
+                        raise EngineError(f"{self.spec.path.name}: its interval stage cannot run here")
+                    self._uncertainty_stages = self.open_uncertainty_stages()
+        return self._uncertainty_stages._run_with_interval(batch)
+
+    def _close_uncertainty_stages(self) -> None:
+        if self._uncertainty_stages is not None:
+            self._uncertainty_stages.close()
+            self._uncertainty_stages = None
 
     def close(self) -> None:
         """Release the backend's resources; the engine is unusable afterwards."""

@@ -23,6 +23,8 @@ OUTPUT_NAME = "rgb"
 # Between the stages (see export/deploy.py): L/50 - 1 and ab at render size.
 LIGHTNESS_NAME = "lightness"
 AB_NAME = "ab"
+# The interval stage's output at render size: a_low, a_high, b_low, b_high [N,4,R,R] (CIELAB units).
+INTERVAL_NAME = "interval"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class ArtefactMetadata:
     parity: dict[str, Any] = field(default_factory=dict)
     # TensorRT plans: version, GPU, compute capability, profile.
     tensorrt: dict[str, Any] = field(default_factory=dict)
+    # Where the checkpoint had a calibrated uncertainty head: alpha, lambda, calibration sources,
+    # the guarantee (see model/uncertainty.py). Empty otherwise.
+    uncertainty: dict[str, Any] = field(default_factory=dict)
     format: str = METADATA_FORMAT
 
     def to_json(self) -> str:

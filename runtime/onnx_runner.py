@@ -113,6 +113,7 @@ class OnnxEngine(Engine):
 
     def close(self) -> None:
         self.session = None
+        self._close_uncertainty_stages()
 
 
 def _spec(path: Path, provider: str, metadata: ArtefactMetadata | None) -> EngineSpec:

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 
 from retint.runtime.engine import Engine, EngineSpec, as_batch
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME, OUTPUT_NAME
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME, OUTPUT_NAME
+from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
 Generator = Callable[[np.ndarray], np.ndarray]  # lightness [N,1,R,R] -> ab [N,2,R,R]
 
@@ -22,14 +23,18 @@ Generator = Callable[[np.ndarray], np.ndarray]  # lightness [N,1,R,R] -> ab [N,2
 class StagedEngine(Engine):
     """predict(gray) -> ab [N,2,R,R] float32; compose(gray, ab) -> rgb [N,H,W,3] uint8; colorize = both.
 
-    `lightness` and `compose` are ONNX Runtime sessions; `generator` is any
-    callable with a `close()` (an ONNX Runtime session's or OpenVINO's).
+    `lightness`, `compose` and `interval` (the uncertainty head, optional) are
+    ONNX Runtime sessions; `generator` is any callable with a `close()` (an
+    ONNX Runtime session's or OpenVINO's). With `spec.mute_uncertain`, the
+    chroma is shrunk toward grey where the interval is wide, before compose
+    (and before any smoothing of `predict`'s output).
     """
 
-    def __init__(self, lightness, generator: Generator, compose, spec: EngineSpec):
+    def __init__(self, lightness, generator: Generator, compose, spec: EngineSpec, interval=None):
         self._lightness = lightness
         self._generator = generator
         self._compose = compose
+        self._interval = interval
         self.spec = spec
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
@@ -40,7 +45,21 @@ class StagedEngine(Engine):
 
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
-        return self._generator(lightness)
+        ab = self._generator(lightness)
+        if self.spec.mute_uncertain:
+            ab = mute_uncertain(ab, self._intervals(lightness, ab))
+        return ab
+
+    def _intervals(self, lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        return self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
+
+    def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
+        ab = self._generator(lightness)
+        interval = self._intervals(lightness, ab)
+        if self.spec.mute_uncertain:
+            ab = mute_uncertain(ab, interval)
+        return self._compose_batch(batch, ab), upsample_interval(interval, *batch.shape[2:])
 
     def _compose_batch(self, batch: np.ndarray, ab: np.ndarray) -> np.ndarray:
         return self._compose.run([OUTPUT_NAME], {INPUT_NAME: batch, AB_NAME: ab})[0]
@@ -52,4 +71,4 @@ class StagedEngine(Engine):
         close = getattr(self._generator, "close", None)
         if close is not None:
             close()
-        self._lightness = self._generator = self._compose = None
+        self._lightness = self._generator = self._compose = self._interval = None

@@ -88,3 +88,4 @@ class TensorRTEngine(Engine):
             self._output.free()
             self._stream.close()
             self._context = self._engine = self._runtime = None
+        self._close_uncertainty_stages()

@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import pickle
 import subprocess
 import sys
 

@@ -65,7 +65,7 @@ def test_bundled_files_are_consistent_and_within_40_mb():
     checkpoint = FOLDER / "retint-default.pth"
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     for name in ("retint-default.onnx", "retint-default.lightness.onnx", "retint-default.generator.onnx",
-                 "retint-default.compose.onnx"):
+                 "retint-default.compose.onnx", "retint-default.interval.onnx"):
         sidecar = json.loads((FOLDER / f"{name}.json").read_text())
         assert sidecar["checkpoint_sha256"] == digest, name
     fused = json.loads((FOLDER / "retint-default.onnx.json").read_text())["parity"]
@@ -73,6 +73,10 @@ def test_bundled_files_are_consistent_and_within_40_mb():
     # The OpenVINO bf16 gate was measured on a CPU with native bf16 and passed (auto relies on it).
     bf16 = json.loads((FOLDER / "retint-default.generator.onnx.json").read_text())["parity"]["openvino-bf16"]
     assert bf16["passed"] and bf16["mean_ciede2000"] <= 0.5 and bf16["p99_ciede2000"] <= 2.0
+    # The shipped uncertainty head: calibrated by conformal risk control at alpha 0.1, gated in FP32 and FP16.
+    interval = json.loads((FOLDER / "retint-default.interval.onnx.json").read_text())
+    assert interval["uncertainty"]["alpha"] == 0.1 and interval["uncertainty"]["calibration_photos"] >= 40
+    assert interval["parity"]["after-fp16-generator"]["p99_abs_lab"] <= 2.0
     release = json.loads((FOLDER / "retint-default.pth.json").read_text())["validation"]
     assert release["ciede2000"] < release["grey_ciede2000"]
     assert release["colourfulness"] >= 0.4 * release["truth_colourfulness"]

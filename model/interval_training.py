@@ -1,0 +1,183 @@
+"""Train the uncertainty head on a frozen generator, calibrate it, and measure it.
+
+Three disjoint sets of photos, each decided by whole source:
+- training: the generator's own training photos (the head learns how wrong
+  the generator tends to be, not the colours);
+- calibration: sources the generator never saw, where lambda-hat is chosen;
+- test (optional): other unseen sources, where coverage and width are only
+  measured.
+Every photo is resized whole to the render size, as the quality benchmark
+does, and greyed from its Lab L; training photos add seeded random crops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from retint.errors import InputError
+from retint.model.checkpoint import load_generator
+from retint.model.color import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
+from retint.model.data import (
+    STATUS_OK,
+    _in_source,
+    decode_colour,
+    random_resized_crop,
+    resize_for_validation,
+    shrink_for_training,
+)
+from retint.model.degrade import grey_from_rgb
+from retint.model.uncertainty import (
+    Calibration,
+    IntervalHead,
+    calibrate,
+    constant_width_for,
+    interval_width,
+    miscoverage,
+    pinball_loss,
+    scale_needed,
+)
+
+GENERATOR_BATCH = 8
+
+
+@dataclass(frozen=True)
+class HeadTrainingConfig:
+    """One field per `colorize-uncertainty` option that shapes the result."""
+
+    calibrate_on: tuple[str, ...]
+    test_on: tuple[str, ...] = ()
+    alpha: float = 0.1
+    report_alphas: tuple[float, ...] = (0.05, 0.1, 0.2)
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 1e-3
+    crops_per_image: int = 2
+    head_width: int = 16
+    seed: int = 0
+
+
+@dataclass
+class Prepared:
+    """What the head sees and must bracket, at render size: float32 tensors."""
+
+    lightness: torch.Tensor  # [N,1,R,R] L/50 - 1 of the grey
+    ab: torch.Tensor  # [N,2,R,R] the generator's prediction, Lab units
+    truth: torch.Tensor  # [N,2,R,R] the photo's own ab
+    names: list[str]
+
+
+def sources_of(paths: list[Path], prefixes: tuple[str, ...], option: str) -> list[Path]:
+    chosen = [path for path in paths if any(_in_source(path, prefix) for prefix in prefixes)]
+    unmatched = [prefix for prefix in prefixes if not any(_in_source(path, prefix) for path in paths)]
+    if unmatched:
+        raise InputError(f"{option} {', '.join(unmatched)}: no photo among the generator's held-out "
+                         "photos belongs to it (a photo the generator trained on cannot calibrate it)")
+    return chosen
+
+
+@torch.no_grad()
+def prepare(paths: list[Path], generator: nn.Module, render_size: int, crops: int, seed: int,
+            progress: Callable[[int], None] = lambda done: None) -> Prepared:
+    """Each colour photo resized whole (plus `crops` seeded random crops), greyed, coloured."""
+    images, names = [], []
+    for index, path in enumerate(paths):
+        rgb, status = decode_colour(path)
+        if status != STATUS_OK:
+            continue
+        images.append(resize_for_validation(rgb, render_size))
+        names.append(str(path))
+        if crops:
+            rng = np.random.default_rng((seed, index))
+            kept = shrink_for_training(rgb, render_size)
+            images += [random_resized_crop(kept, render_size, rng) for _ in range(crops)]
+            names += [f"{path}#crop{k}" for k in range(crops)]
+    if not images:
+        raise InputError(f"no colour photos among {len(paths)} files")
+    lightness, predicted, truth = [], [], []
+    for start in range(0, len(images), GENERATOR_BATCH):
+        rgb = np.stack(images[start: start + GENERATOR_BATCH])
+        grey = torch.from_numpy(np.stack([grey_from_rgb(image) for image in rgb]))[:, None]
+        # The deployed graph's input: the L of the grey (g, g, g), not the photo's own L.
+        normalized = normalize_lightness(grey_terms(grey).lightness)
+        lightness.append(normalized)
+        predicted.append(denormalize_ab(generator(normalized).float()))
+        truth.append(rgb_uint8_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2))[:, 1:])
+        progress(len(rgb))
+    return Prepared(torch.cat(lightness), torch.cat(predicted), torch.cat(truth), names)
+
+
+def train_head(data: Prepared, config: HeadTrainingConfig,
+               log: Callable[[str], None] = print) -> IntervalHead:
+    torch.manual_seed(config.seed)
+    head = IntervalHead(config.head_width)
+    optimizer = torch.optim.Adam(head.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    generator = torch.Generator().manual_seed(config.seed)
+    count = len(data.names)
+    for epoch in range(config.epochs):
+        started, total, steps = time.perf_counter(), 0.0, 0
+        order = torch.randperm(count, generator=generator)
+        head.train()
+        for start in range(0, count, config.batch_size):
+            index = order[start: start + config.batch_size]
+            lightness, ab, truth = data.lightness[index], data.ab[index], data.truth[index]
+            if bool(torch.rand(1, generator=generator) < 0.5):
+                lightness, ab, truth = lightness.flip(-1), ab.flip(-1), truth.flip(-1)
+            loss = pinball_loss(ab, head(lightness, ab), truth)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            steps += 1
+        schedule.step()
+        seconds = time.perf_counter() - started
+        log(f"head epoch {epoch + 1}/{config.epochs}: pinball {total / steps:.3f} "
+            f"({count / seconds:.1f} img/s)")
+    return head.eval()
+
+
+@torch.no_grad()
+def spreads_of(head: IntervalHead, data: Prepared, batch: int = 16) -> np.ndarray:
+    return torch.cat([head(data.lightness[i: i + batch], data.ab[i: i + batch])
+                      for i in range(0, len(data.names), batch)]).numpy()
+
+
+def measure(spreads: np.ndarray, data: Prepared, calibration: Calibration) -> dict[str, float]:
+    """Coverage and width at `calibration`'s lambda, and the constant-width interval that covers as much."""
+    ab, truth = data.ab.numpy(), data.truth.numpy()
+    needed = scale_needed(ab, spreads, truth)
+    coverage = 1.0 - float(miscoverage(needed, calibration.scale).mean())
+    width = float(interval_width(spreads, calibration.scale).mean())
+    constant = constant_width_for(coverage, ab, truth)
+    return {"photos": len(data.names), "coverage": coverage, "mean_width": width,
+            "constant_width_same_coverage": constant, "width_ratio": width / constant}
+
+
+def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: Prepared | None,
+                       config: HeadTrainingConfig) -> tuple[Calibration, list[dict[str, Any]]]:
+    """lambda-hat at `config.alpha` (what ships), and at each report alpha its figures on both sets."""
+    calibration_spreads = spreads_of(head, calibration_set)
+    needed = scale_needed(calibration_set.ab.numpy(), calibration_spreads, calibration_set.truth.numpy())
+    test_spreads = spreads_of(head, test_set) if test_set is not None else None
+    rows = []
+    for alpha in sorted({*config.report_alphas, config.alpha}):
+        calibration = calibrate(needed, alpha)
+        row: dict[str, Any] = {**calibration.as_dict(),
+                               "calibration": measure(calibration_spreads, calibration_set, calibration)}
+        if test_set is not None:
+            row["test"] = measure(test_spreads, test_set, calibration)
+        rows.append(row)
+    return calibrate(needed, config.alpha), rows
+
+
+def load_frozen_generator(checkpoint: Path) -> nn.Module:
+    generator = load_generator(checkpoint)
+    generator.requires_grad_(False)
+    return generator
