@@ -166,15 +166,17 @@ def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: 
     calibration_spreads = spreads_of(head, calibration_set)
     needed = scale_needed(calibration_set.ab.numpy(), calibration_spreads, calibration_set.truth.numpy())
     test_spreads = spreads_of(head, test_set) if test_set is not None else None
-    rows = []
+    rows, shipped = [], None
     for alpha in sorted({*config.report_alphas, config.alpha}):
         calibration = calibrate(needed, alpha)
+        if alpha == config.alpha:
+            shipped = calibration
         row: dict[str, Any] = {**calibration.as_dict(),
                                "calibration": measure(calibration_spreads, calibration_set, calibration)}
         if test_set is not None:
             row["test"] = measure(test_spreads, test_set, calibration)
         rows.append(row)
-    return calibrate(needed, config.alpha), rows
+    return shipped, rows
 
 
 def load_frozen_generator(checkpoint: Path) -> nn.Module:

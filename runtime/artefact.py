@@ -16,7 +16,7 @@ Which backends can run an artefact, and which one runs it, is `backends`'.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from retint.errors import EngineError
@@ -48,14 +48,8 @@ class Artefact:
     stages: Stages | None  # None when its stage files are not beside it
     generator_metadata: ArtefactMetadata | None = None  # the generator stage's sidecar (its bf16 gate)
     bundled: bool = False  # the default model that ships with retint
-
-    @property
-    def uncertainty(self) -> dict:
-        """The calibration of the artefact's interval stage; empty when it has none."""
-        if self.stages is None or self.stages.interval is None:
-            return {}
-        interval_metadata = read_sidecar(self.stages.interval)
-        return dict(interval_metadata.uncertainty) if interval_metadata else {}
+    # The calibration of the interval stage (its sidecar's `uncertainty`); empty without one.
+    uncertainty: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -93,9 +87,11 @@ def resolve_artefact(path: str | Path | None = None) -> Artefact:
         raise EngineError(f"{artefact}: unknown engine type (expected .onnx or .plan)")
     stages = stage_paths(artefact)
     present = not stages.missing()
+    interval_metadata = read_sidecar(stages.interval) if present and stages.interval else None
     return Artefact(path=artefact, format=kind, metadata=read_sidecar(artefact),
                     stages=stages if present else None,
-                    generator_metadata=read_sidecar(stages.generator) if present else None, bundled=path is None)
+                    generator_metadata=read_sidecar(stages.generator) if present else None, bundled=path is None,
+                    uncertainty=dict(interval_metadata.uncertainty) if interval_metadata else {})
 
 
 def require_stages(artefact: Artefact, purpose: str) -> Stages:

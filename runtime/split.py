@@ -43,9 +43,12 @@ class StagedEngine(Engine):
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
         return self._compose_batch(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
 
-    def _predict(self, batch: np.ndarray) -> np.ndarray:
+    def _lightness_and_ab(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
-        ab = self._generator(lightness)
+        return lightness, self._generator(lightness)
+
+    def _predict(self, batch: np.ndarray) -> np.ndarray:
+        lightness, ab = self._lightness_and_ab(batch)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, self._intervals(lightness, ab))
         return ab
@@ -54,8 +57,7 @@ class StagedEngine(Engine):
         return self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
 
     def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
-        ab = self._generator(lightness)
+        lightness, ab = self._lightness_and_ab(batch)
         interval = self._intervals(lightness, ab)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, interval)
