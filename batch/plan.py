@@ -10,11 +10,14 @@ intermediate plane out of the caches. Two rounds side by side on 2 cores,
 0.3 GB; one stream of 1 on both cores 17.8 and 17.2 at 0.2 GB; two streams
 of 8 20.3 and 18.4 at 1.3 GB; one stream of 8 17.6 and 15.6 at 0.8 GB.
 
-The OpenVINO backend (generator on OpenVINO, full-resolution stages on ONNX
-Runtime) runs the same plan: two streams of one image, each stage on one
-thread, OpenVINO compiled with one stream per pipeline stream (1.27x ONNX
-Runtime's images/s end to end, 500 1024x768 JPEGs on the same 2 cores;
-`benchmarks/README.md`).
+The OpenVINO backend (lightness on ONNX Runtime, generator and compose on
+OpenVINO) runs one image per call on one thread per stage, with one stream
+more than there are cores, OpenVINO compiled with one stream per pipeline
+stream. Each call hands its image from runtime to runtime three times, and
+the extra stream keeps the cores busy across those hand-overs: on 2 cores,
+500 1024x768 JPEGs, 2 streams gave 65.7 and 62.9 images/s, 3 streams 76.4
+and 76.5, 4 streams 76.5 and 76.9 (ONNX Runtime: 47.4 and 47.1 at 3
+streams, 47.7 at 2; `benchmarks/README.md`).
 
 GPU engines run one stream of 8: the device overlaps the work itself and
 wants full batches. Videos run one stream on every core, 8 frames per call
@@ -43,11 +46,14 @@ class InferencePlan:
 
 def inference_plan(choice: BackendChoice, batch_size: int | None = None, streams: int | None = None,
                    cores: int | None = None) -> InferencePlan:
-    """See the module doc: on the CPU two half-machine streams of one image, else one stream of 8.
-    `batch_size` and `streams` override the defaults; CPU streams share the cores evenly (`cores`, by
-    default every core of this machine: a Ray actor that shares its node plans for its own share)."""
+    """See the module doc: on the CPU two half-machine streams of one image (OpenVINO: cores + 1
+    streams of one thread), else one stream of 8. `batch_size` and `streams` override the defaults;
+    CPU streams share the cores evenly (`cores`, by default every core of this machine: a Ray actor
+    that shares its node plans for its own share)."""
     if choice.device != "cpu":
         return InferencePlan(streams=streams or 1, batch_size=batch_size or 8)
     cores = cores or os.cpu_count() or 1
+    if choice.backend == "openvino":
+        streams = streams or cores + 1
     streams = streams or (2 if cores >= 2 else 1)
     return InferencePlan(streams=streams, cpu_threads=max(1, cores // streams), batch_size=batch_size or 1)

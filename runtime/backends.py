@@ -8,8 +8,8 @@ and this CPU; `open_engine` opens that choice. `auto` means:
   CUDA) runs on ONNX Runtime there;
 - on a CPU with native bf16 (AMX or AVX512-BF16), with OpenVINO installed
   and an artefact whose OpenVINO bf16 parity gate passed at export, the
-  generator runs on OpenVINO in bf16 and the full-resolution stages on ONNX
-  Runtime (`openvino_runner` has the figures);
+  generator runs on OpenVINO in bf16, the compose on OpenVINO in f32 and the
+  lightness stage on ONNX Runtime (`openvino_runner` has the figures);
 - otherwise ONNX Runtime runs the fused graph. Without native bf16, OpenVINO
   would run the generator in f32; that is not measured to be faster end to
   end, so `auto` does not pick it (ask for it with `--backend openvino`).
@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+import numpy as np
+
 from retint.cpu import native_bf16_flags
 from retint.errors import EngineError
 from retint.runtime.artefact import Artefact, require_stages
@@ -30,6 +32,9 @@ from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+# OpenVINO's compose agrees with ONNX Runtime's to within this many levels (float32 rounding at
+# a level's edge), or ONNX Runtime keeps it.
+COMPOSE_TOLERANCE = 1
 OPENVINO_BF16_GATE = "openvino-bf16"  # the parity entry export-trt records in the generator's sidecar
 
 
@@ -123,7 +128,7 @@ def _uncertainty_alpha(artefact: Artefact) -> float | None:
 
 def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
                  streams: int, mute_uncertain: bool = False) -> Engine:
-    from retint.runtime.onnx_runner import OnnxGenerator, choose_providers, open_session
+    from retint.runtime.onnx_runner import OnnxCompose, OnnxGenerator, choose_providers, open_session
     from retint.runtime.split import StagedEngine
 
     stages = require_stages(artefact, "the OpenVINO backend" if choice.backend == "openvino" else "running by stages")
@@ -135,16 +140,17 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
     # and 15-19 ms without (ONNX Runtime's fused graph: 19-24 ms).
     spinning = choice.backend != "openvino"
     lightness = open_session(stages.lightness, chosen, cpu_threads, spinning)
-    compose = open_session(stages.compose, chosen, cpu_threads, spinning)
+    compose = OnnxCompose(open_session(stages.compose, chosen, cpu_threads, spinning))
     if not render_size:
         render_size = int(lightness.get_outputs()[0].shape[-1])
     if choice.backend == "openvino":
         from retint.runtime.openvino_runner import OpenVinoGenerator
 
         precision, why = openvino_precision(generator_metadata)
-        generator = OpenVinoGenerator(stages.generator, precision, render_size, streams=streams,
-                                      threads=cpu_threads * streams if cpu_threads else 0)
-        provider = f"OpenVINO {generator.version} CPU for the generator, ONNX Runtime {chosen[0]} for the rest"
+        threads = cpu_threads * streams if cpu_threads else 0
+        generator = OpenVinoGenerator(stages.generator, precision, render_size, streams=streams, threads=threads)
+        compose, compose_note = _compose_on_openvino(stages.compose, compose, render_size, streams, threads)
+        provider = f"OpenVINO {generator.version} CPU for the generator{compose_note}"
         reason = f"{choice.reason}; {why}"
     else:
         generator = OnnxGenerator(open_session(stages.generator, chosen, cpu_threads))
@@ -156,6 +162,39 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
                       metadata=artefact.metadata or generator_metadata, reason=reason,
                       uncertainty_alpha=_uncertainty_alpha(artefact), mute_uncertain=mute_uncertain)
     return StagedEngine(lightness, generator, compose, spec, interval)
+
+
+def _compose_on_openvino(path, on_onnxruntime, render_size: int, streams: int, threads: int):
+    """(compose, provider note): OpenVINO's compose where it compiles and agrees with ONNX Runtime's.
+
+    Its graph is rewritten and compiled with a property OpenVINO does not list
+    (`openvino_graph`, `openvino_runner`), so it is checked once here, on every
+    grey level, against ONNX Runtime's compose of the same file; where either
+    fails, ONNX Runtime keeps the compose and the provider says why.
+    """
+    from retint.runtime.openvino_runner import OpenVinoCompose
+
+    try:
+        on_openvino = OpenVinoCompose(path, streams=streams, threads=threads)
+    except EngineError as error:
+        return on_onnxruntime, f", ONNX Runtime for the rest (OpenVINO's compose failed: {error})"
+    gray, ab = _compose_check_case(render_size)
+    difference = np.abs(on_openvino(gray, ab).astype(np.int16) - on_onnxruntime(gray, ab).astype(np.int16)).max()
+    if difference > COMPOSE_TOLERANCE:
+        on_openvino.close()
+        return on_onnxruntime, (f", ONNX Runtime for the rest (OpenVINO's compose differed by {difference} "
+                                f"levels from ONNX Runtime's)")
+    on_onnxruntime.close()
+    return on_openvino, " and the compose (f32), ONNX Runtime for the lightness"
+
+
+def _compose_check_case(render_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every grey level, at an odd size, under strong chroma of both signs."""
+    generator = np.random.default_rng(0)
+    levels = np.concatenate([np.arange(256), generator.integers(0, 256, 37 * 41 - 256)])
+    gray = generator.permutation(levels).astype(np.uint8).reshape(1, 1, 37, 41)
+    ab = (generator.standard_normal((1, 2, render_size, render_size)) * 45).astype(np.float32)
+    return gray, ab
 
 
 def openvino_precision(generator_metadata: ArtefactMetadata | None) -> tuple[str, str]:

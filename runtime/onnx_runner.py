@@ -87,6 +87,19 @@ class OnnxGenerator:
         self._session = None
 
 
+class OnnxCompose:
+    """The compose stage on ONNX Runtime: gray uint8 [N,1,H,W] + ab [N,2,R,R] -> rgb uint8 [N,H,W,3]."""
+
+    def __init__(self, session: ort.InferenceSession):
+        self._session = session
+
+    def __call__(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
+
+    def close(self) -> None:
+        self._session = None
+
+
 class OnnxEngine(Engine):
     def __init__(self, path: Path, *, device: str = "auto", providers: Sequence[str] | None = None,
                  threads: int = 0):

@@ -1,15 +1,17 @@
-"""OpenVINO runner for the generator stage, in bf16 where the CPU computes bf16 natively.
+"""OpenVINO runners for the generator stage (bf16 where the CPU computes bf16 natively) and the compose.
 
-Measured on 2 cores (AMD EPYC, AVX512-BF16, no AMX; `benchmarks/README.md`):
-OpenVINO runs the generator at 256x256 in 8.4 ms on one thread in bf16 and
-15.5 ms in f32, against 21.6 ms for ONNX Runtime. The full-resolution stages
-(lightness, compose) are the reverse: OpenVINO's bilinear Interpolate, Log
-and uint8 Concat run in reference or slow kernels there, 23 ms for the
-compose against ONNX Runtime's 13. So OpenVINO gets the generator, the one
-stage with weights and a fixed shape (compiled once, static, at N = 1), and
-ONNX Runtime keeps the rest (`backends.open_engine`).
+Measured on 2 cores, one thread each (AMD EPYC, AVX512-BF16, no AMX;
+`benchmarks/README.md`):
 
-Streams: the compiled model has one OpenVINO stream per concurrent caller,
+- the generator at 256x256: OpenVINO 8.4 ms in bf16, 15.5 in f32; ONNX
+  Runtime 21.6. Compiled once, static, at N = 1.
+- the compose at 1024x768: OpenVINO 6.6 ms after `openvino_graph`'s rewrites
+  and with dynamic shapes fused (23.6 ms as exported), ONNX Runtime 13.8.
+  Always f32: it is colour maths, not a network.
+- the lightness stage (one table read and an area resize) stays on ONNX
+  Runtime: 2.1 ms there, 8.6 on OpenVINO (its ReduceMean is a reference loop).
+
+Streams: each compiled model has one OpenVINO stream per concurrent caller,
 each with an equal share of the threads; callers take an infer request from a
 pool, so `__call__` may run from several threads at once.
 """
@@ -22,7 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from retint.errors import BackendUnavailable, EngineError
-from retint.runtime.metadata import LIGHTNESS_NAME
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME
+
+# OpenVINO's CPU plugin leaves nodes with dynamic shapes out of its fused element-wise kernels
+# unless told to skip that heuristic (ov::intel_cpu::snippets_mode, a property it accepts but
+# does not list). The compose needs dynamic shapes: every scan has its own size, and compiling
+# per size costs 30-70 ms against a 7 ms call. Without it the compose takes 11.6 ms, not 6.6.
+SNIPPETS_FOR_DYNAMIC_SHAPES = {"SNIPPETS_MODE": "IGNORE_CALLBACK"}
 
 # OpenVINO's names for the inference precisions retint reports as bf16 and fp32.
 OPENVINO_PRECISION = {"bf16": "bf16", "fp32": "f32"}
@@ -45,46 +53,117 @@ def openvino_installed() -> bool:
     return True
 
 
+class _CompiledModel:
+    """A compiled model with one infer request per stream, lent to one caller at a time."""
+
+    def __init__(self, path: Path, model, config: dict, streams: int, threads: int):
+        openvino = import_openvino()
+        config = {**config, "NUM_STREAMS": max(1, streams)}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self._compiled = _core().compile_model(model, "CPU", config)
+        except Exception as error:  # OpenVINO raises RuntimeError with its own message
+            raise EngineError(f"{path}: OpenVINO cannot compile it ({_first_line(error)})") from error
+        self._openvino = openvino
+        self._requests: queue.Queue = queue.Queue()
+        for _ in range(max(1, streams)):
+            self._requests.put(self._compiled.create_infer_request())
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one request on `inputs`; returns a copy of output 0."""
+        request = self._requests.get()
+        try:
+            # Inputs go in as Tensors over our own memory and `infer()` gets no inputs:
+            # OpenVINO's Python input dispatcher (infer(inputs), which copies into the request's
+            # tensors) deadlocked here now and then with two threads inferring at once.
+            # A shared Tensor needs contiguous, writeable memory (a decoded image is read-only, so it
+            # is copied), and the request reads that memory only during infer(): `arrays` keeps
+            # every copy alive until then (a copy freed after set_tensor gave another image's colours).
+            arrays = {name: np.require(array, requirements=("C_CONTIGUOUS", "WRITEABLE"))
+                      for name, array in inputs.items()}
+            for name, array in arrays.items():
+                request.set_tensor(name, self._openvino.Tensor(array, shared_memory=True))
+            request.infer()
+            output = request.get_output_tensor(0).data.copy()
+            del arrays  # only now may the inputs' memory go
+            return output
+        finally:
+            self._requests.put(request)
+
+    def close(self) -> None:
+        self._requests = queue.Queue()
+        self._compiled = None
+
+
 class OpenVinoGenerator:
     """lightness float32 [N,1,R,R] -> ab float32 [N,2,R,R], compiled for [1,1,R,R]."""
 
     def __init__(self, path: Path, precision: str, render_size: int, streams: int = 1, threads: int = 0):
         if precision not in OPENVINO_PRECISION:
             raise EngineError(f"OpenVINO precision must be one of {sorted(OPENVINO_PRECISION)}, not {precision!r}")
-        openvino = import_openvino()
-        core = openvino.Core()
-        try:
-            model = core.read_model(str(path))
-            model.reshape({LIGHTNESS_NAME: [1, 1, render_size, render_size]})
-            config = {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision], "NUM_STREAMS": max(1, streams)}
-            if threads:
-                config["INFERENCE_NUM_THREADS"] = threads
-            self._compiled = core.compile_model(model, "CPU", config)
-        except Exception as error:  # OpenVINO raises RuntimeError with its own message
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise EngineError(f"{path}: OpenVINO cannot compile it ({first_line})") from error
+        model = _read(path)
+        model.reshape({LIGHTNESS_NAME: [1, 1, render_size, render_size]})
+        self._model = _CompiledModel(path, model, {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]},
+                                     streams, threads)
         self.precision = precision
-        self._openvino = openvino
-        self.version = openvino.get_version().split("-")[0]
-        self._requests: queue.Queue = queue.Queue()
-        for _ in range(max(1, streams)):
-            self._requests.put(self._compiled.create_infer_request())
+        self.version = openvino_version()
 
     def __call__(self, lightness: np.ndarray) -> np.ndarray:
-        request = self._requests.get()
-        try:
-            return np.concatenate([self._infer(request, image[None]) for image in lightness])
-        finally:
-            self._requests.put(request)
-
-    def _infer(self, request, image: np.ndarray) -> np.ndarray:
-        # The input goes in as a Tensor over our own memory and `infer()` gets no inputs:
-        # OpenVINO's Python input dispatcher (infer(inputs), which copies into the request's
-        # tensor) deadlocked here now and then with two threads inferring at once.
-        request.set_input_tensor(self._openvino.Tensor(np.ascontiguousarray(image, np.float32), shared_memory=True))
-        request.infer()
-        return request.get_output_tensor(0).data.copy()
+        lightness = np.asarray(lightness, np.float32)
+        return np.concatenate([self._model.infer({LIGHTNESS_NAME: image[None]}) for image in lightness])
 
     def close(self) -> None:
-        self._requests = queue.Queue()
-        self._compiled = None
+        self._model.close()
+
+
+class OpenVinoCompose:
+    """gray uint8 [N,1,H,W] + ab float32 [N,2,R,R] -> rgb uint8 [N,H,W,3]: the compose stage, f32.
+
+    Compiled once with dynamic shapes, after `openvino_graph.adapt_for_openvino_cpu`.
+    """
+
+    def __init__(self, path: Path, streams: int = 1, threads: int = 0):
+        from retint.runtime.openvino_graph import adapt_for_openvino_cpu
+
+        model = _read(path)
+        try:
+            self.rewritten = adapt_for_openvino_cpu(model)
+        except Exception as error:  # OpenVINO's graph API raises RuntimeError
+            raise EngineError(f"{path}: OpenVINO cannot adapt it ({_first_line(error)})") from error
+        self._model = _CompiledModel(path, model, {"INFERENCE_PRECISION_HINT": "f32", **SNIPPETS_FOR_DYNAMIC_SHAPES},
+                                     streams, threads)
+        self.version = openvino_version()
+
+    def __call__(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        return self._model.infer({INPUT_NAME: gray, AB_NAME: np.asarray(ab, np.float32)})
+
+    def close(self) -> None:
+        self._model.close()
+
+
+def openvino_version() -> str:
+    return import_openvino().get_version().split("-")[0]
+
+
+_CORE = None
+
+
+def _core():
+    """One OpenVINO Core per process: the compiled models share its CPU plugin."""
+    global _CORE
+    if _CORE is None:
+        _CORE = import_openvino().Core()
+    return _CORE
+
+
+def _read(path: Path):
+    try:
+        return _core().read_model(str(path))
+    except Exception as error:  # OpenVINO raises RuntimeError with its own message
+        raise EngineError(f"{path}: OpenVINO cannot read it ({_first_line(error)})") from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

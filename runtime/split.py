@@ -14,23 +14,24 @@ from typing import Callable
 import numpy as np
 
 from retint.runtime.engine import Engine, EngineSpec, as_batch
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME, OUTPUT_NAME
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME
 from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
 Generator = Callable[[np.ndarray], np.ndarray]  # lightness [N,1,R,R] -> ab [N,2,R,R]
+Compose = Callable[[np.ndarray, np.ndarray], np.ndarray]  # gray [N,1,H,W], ab [N,2,R,R] -> rgb [N,H,W,3]
 
 
 class StagedEngine(Engine):
     """predict(gray) -> ab [N,2,R,R] float32; compose(gray, ab) -> rgb [N,H,W,3] uint8; colorize = both.
 
-    `lightness`, `compose` and `interval` (the uncertainty head, optional) are
-    ONNX Runtime sessions; `generator` is any callable with a `close()` (an
-    ONNX Runtime session's or OpenVINO's). With `spec.mute_uncertain`, the
+    `lightness` and `interval` (the uncertainty head, optional) are ONNX
+    Runtime sessions; `generator` and `compose` are callables with a
+    `close()`, on ONNX Runtime or OpenVINO. With `spec.mute_uncertain`, the
     chroma is shrunk toward grey where the interval is wide, before compose
     (and before any smoothing of `predict`'s output).
     """
 
-    def __init__(self, lightness, generator: Generator, compose, spec: EngineSpec, interval=None):
+    def __init__(self, lightness, generator: Generator, compose: Compose, spec: EngineSpec, interval=None):
         self._lightness = lightness
         self._generator = generator
         self._compose = compose
@@ -64,13 +65,14 @@ class StagedEngine(Engine):
         return self._compose_batch(batch, ab), upsample_interval(interval, *batch.shape[2:])
 
     def _compose_batch(self, batch: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        return self._compose.run([OUTPUT_NAME], {INPUT_NAME: batch, AB_NAME: ab})[0]
+        return self._compose(batch, ab)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._compose_batch(batch, self._predict(batch))
 
     def close(self) -> None:
-        close = getattr(self._generator, "close", None)
-        if close is not None:
-            close()
+        for stage in (self._generator, self._compose):
+            close = getattr(stage, "close", None)
+            if close is not None:
+                close()
         self._lightness = self._generator = self._compose = self._interval = None
