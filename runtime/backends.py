@@ -85,8 +85,8 @@ def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "a
         return BackendChoice("onnxruntime", "cpu", "auto: the engine's stage files are not beside it")
     if _bf16_gate(artefact.generator_metadata) is None:
         return BackendChoice("onnxruntime", "cpu", "auto: the artefact has no passed OpenVINO bf16 parity gate")
-    return BackendChoice("openvino", "cpu", f"auto: this CPU has {'/'.join(native)}, OpenVINO bf16 "
-                                            f"runs the generator about 2.5x faster")
+    return BackendChoice("openvino", "cpu", f"auto: this CPU has {'/'.join(native)}; OpenVINO runs the "
+                                            f"generator (bf16) and the compose about 2x faster")
 
 
 def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequence[str] | None = None,
