@@ -16,8 +16,8 @@ are slow on their own (one thread, 1024x768, AMD EPYC with AVX-512):
   `Transpose` to [N, H, W, 3] is fused into the snippet.
 
 Together with compiling it with dynamic shapes tokenised (see
-`openvino_runner.SNIPPETS_FOR_DYNAMIC_SHAPES`), the compose takes 6.6 ms
-instead of 23.6 on OpenVINO, and ONNX Runtime's 13.8.
+`openvino_runner.SNIPPETS_FOR_DYNAMIC_SHAPES`), the compose takes 6.8 ms
+instead of 27.8 on OpenVINO, and ONNX Runtime's 13.1 (one run, benchmarks/README.md).
 """
 
 from __future__ import annotations

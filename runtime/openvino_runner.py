@@ -3,13 +3,13 @@
 Measured on 2 cores, one thread each (AMD EPYC, AVX512-BF16, no AMX;
 `benchmarks/README.md`):
 
-- the generator at 256x256: OpenVINO 8.4 ms in bf16, 15.5 in f32; ONNX
-  Runtime 21.6. Compiled once, static, at N = 1.
-- the compose at 1024x768: OpenVINO 6.6 ms after `openvino_graph`'s rewrites
-  and with dynamic shapes fused (23.6 ms as exported), ONNX Runtime 13.8.
+- the generator at 256x256: OpenVINO 9.1 ms in bf16, 16.1 in f32; ONNX
+  Runtime 22.2. Compiled once, static, at N = 1.
+- the compose at 1024x768: OpenVINO 6.8 ms after `openvino_graph`'s rewrites
+  and with dynamic shapes fused (27.8 ms as exported), ONNX Runtime 13.1.
   Always f32: it is colour maths, not a network.
 - the lightness stage (one table read and an area resize) stays on ONNX
-  Runtime: 2.1 ms there, 8.6 on OpenVINO (its ReduceMean is a reference loop).
+  Runtime: 2.5 ms there, 8.9 on OpenVINO (its ReduceMean is a reference loop).
 
 Streams: each compiled model has one OpenVINO stream per concurrent caller,
 each with an equal share of the threads; callers take an infer request from a
@@ -29,7 +29,7 @@ from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME
 # OpenVINO's CPU plugin leaves nodes with dynamic shapes out of its fused element-wise kernels
 # unless told to skip that heuristic (ov::intel_cpu::snippets_mode, a property it accepts but
 # does not list). The compose needs dynamic shapes: every scan has its own size, and compiling
-# per size costs 30-70 ms against a 7 ms call. Without it the compose takes 11.6 ms, not 6.6.
+# per size costs 30-70 ms against a 7 ms call. Without it the compose takes 11.8 ms, not 6.8.
 # A size OpenVINO has not seen still costs about 7 ms more, as much as ONNX Runtime's compose.
 SNIPPETS_FOR_DYNAMIC_SHAPES = {"SNIPPETS_MODE": "IGNORE_CALLBACK"}
 
@@ -104,7 +104,11 @@ class OpenVinoGenerator:
         if precision not in OPENVINO_PRECISION:
             raise EngineError(f"OpenVINO precision must be one of {sorted(OPENVINO_PRECISION)}, not {precision!r}")
         model = _read(path)
-        model.reshape({LIGHTNESS_NAME: [1, 1, render_size, render_size]})
+        try:
+            model.reshape({LIGHTNESS_NAME: [1, 1, render_size, render_size]})
+        except Exception as error:  # OpenVINO raises RuntimeError with its own message
+            raise EngineError(f"{path}: OpenVINO cannot fix its input at {render_size}x{render_size} "
+                              f"({_first_line(error)})") from error
         self._model = _CompiledModel(path, model, {"INFERENCE_PRECISION_HINT": OPENVINO_PRECISION[precision]},
                                      streams, threads)
         self.precision = precision
