@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from retint.errors import RetintError, is_missing_dependency, missing_extra_message
+from retint.errors import RetintError, exits_when_extra_missing
 
 BACKEND_CHOICES = ["auto", "onnxruntime", "openvino", "tensorrt"]
 
@@ -472,13 +472,8 @@ def ray_overhead(source: Path | None, generate: int | None, rounds: int, tiny: i
 
 def run() -> None:
     """Entry point: a missing optional package is one clear line, not a traceback."""
-    try:
+    with exits_when_extra_missing("colorize-bench", "this benchmark"):
         main()
-    except ImportError as error:
-        if not is_missing_dependency(error):
-            raise
-        click.echo(missing_extra_message("colorize-bench", "this benchmark", error), err=True)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

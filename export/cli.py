@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError, is_missing_dependency, missing_extra_message
+from retint.errors import RetintError, exits_when_extra_missing
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -44,14 +44,9 @@ def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int 
          opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
          parity_images: Path | None, onnx_only: bool, triton: Path | None, triton_device: str) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
-    try:
+    with exits_when_extra_missing("export-trt", "exporting"):
         from retint.export.config import ExportConfig, ShapeProfile, parse_shape
         from retint.export.pipeline import run_export
-    except ImportError as error:
-        if not is_missing_dependency(error):
-            raise
-        click.echo(missing_extra_message("export-trt", "exporting", error), err=True)
-        sys.exit(2)
 
     try:
         config = ExportConfig(

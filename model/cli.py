@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from retint.errors import RetintError, is_missing_dependency, missing_extra_message
+from retint.errors import RetintError, exits_when_extra_missing
 from retint.model.config import (
     DEFAULT_BASE_CHANNELS,
     GAN_MODES,
@@ -124,13 +124,8 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool | None,
          channels_last: bool, workers: int, no_progress: bool, **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
-    try:
+    with exits_when_extra_missing("colorize-train", "training"):
         from retint.model.train import RunOptions, train
-    except ImportError as error:
-        if not is_missing_dependency(error):
-            raise
-        click.echo(missing_extra_message("colorize-train", "training", error), err=True)
-        sys.exit(2)
 
     try:
         for unset in ("base_channels", "init_from"):

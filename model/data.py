@@ -69,8 +69,7 @@ def split_train_validation(paths: list[Path], val_fraction: float, seed: int,
     `val_fraction` (at least one photo when the fraction is positive).
     """
     if holdout:
-        validation = [path for path in paths if any(_in_source(path, prefix) for prefix in holdout)]
-        unmatched = [prefix for prefix in holdout if not any(_in_source(path, prefix) for path in paths)]
+        validation, unmatched = photos_of_sources(paths, holdout)
         if unmatched:
             raise InputError(f"--holdout {', '.join(unmatched)}: no photo's name starts with it "
                              "and no folder is named so")
@@ -86,6 +85,14 @@ def split_train_validation(paths: list[Path], val_fraction: float, seed: int,
     validation = sorted(paths[i] for i in order[:count])
     training = sorted(paths[i] for i in order[count:])
     return training, validation
+
+
+def photos_of_sources(paths: list[Path], sources: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """(the photos of `sources`, the sources no photo belongs to). A photo belongs to source P
+    when its file name starts with P or one of its folders is named P."""
+    chosen = [path for path in paths if any(_in_source(path, source) for source in sources)]
+    unmatched = [source for source in sources if not any(_in_source(path, source) for path in paths)]
+    return chosen, unmatched
 
 
 def _in_source(path: Path, prefix: str) -> bool:

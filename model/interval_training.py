@@ -26,8 +26,8 @@ from retint.model.checkpoint import load_generator
 from retint.model.color import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
 from retint.model.data import (
     STATUS_OK,
-    _in_source,
     decode_colour,
+    photos_of_sources,
     random_resized_crop,
     resize_for_validation,
     shrink_for_training,
@@ -74,8 +74,7 @@ class Prepared:
 
 
 def sources_of(paths: list[Path], prefixes: tuple[str, ...], option: str) -> list[Path]:
-    chosen = [path for path in paths if any(_in_source(path, prefix) for prefix in prefixes)]
-    unmatched = [prefix for prefix in prefixes if not any(_in_source(path, prefix) for path in paths)]
+    chosen, unmatched = photos_of_sources(paths, prefixes)
     if unmatched:
         raise InputError(f"{option} {', '.join(unmatched)}: no photo among the generator's held-out "
                          "photos belongs to it (a photo the generator trained on cannot calibrate it)")

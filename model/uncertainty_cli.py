@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from retint.errors import RetintError, is_missing_dependency, missing_extra_message
+from retint.errors import RetintError, exits_when_extra_missing
 
 GUARANTEE = ("For a new photo exchangeable with the calibration photos (drawn like them), the expected "
              "fraction of its pixels whose true (a, b) falls outside [a_low, a_high] x [b_low, b_high] "
@@ -58,14 +58,8 @@ def main(checkpoint: Path, output: Path, calibrate_on: tuple[str, ...], test_on:
          data: tuple[str, ...], alpha: float, report_alphas: str, epochs: int, crops_per_image: int,
          seed: int) -> None:
     """Train, calibrate and measure an uncertainty head for CHECKPOINT's generator."""
-    try:
-        import torch  # noqa: F401
-    except ImportError as error:
-        if not is_missing_dependency(error):
-            raise
-        click.echo(missing_extra_message("colorize-uncertainty", "training the head", error), err=True)
-        sys.exit(2)
-    from retint.model.interval_training import HeadTrainingConfig
+    with exits_when_extra_missing("colorize-uncertainty", "training the head"):
+        from retint.model.interval_training import HeadTrainingConfig
 
     config = HeadTrainingConfig(calibrate_on=calibrate_on, test_on=test_on, alpha=alpha,
                                 report_alphas=_alphas(report_alphas), epochs=epochs,

@@ -14,6 +14,10 @@ line on stderr and the error's `exit_code`. Exit codes (also in README.md):
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
 
 # What to install for the commands that need PyTorch (the CPU wheel first, see README).
 TRAIN_EXTRA_HINT = "pip install torch==2.13.0 && pip install 'retint[train]'"
@@ -32,6 +36,19 @@ def is_missing_dependency(error: ImportError) -> bool:
 def missing_extra_message(command: str, what: str, error: ImportError) -> str:
     """The one line a command prints when an optional package is missing."""
     return f"{command}: error: {what} needs the 'train' extra (missing {error.name}): {TRAIN_EXTRA_HINT}"
+
+
+@contextmanager
+def exits_when_extra_missing(command: str, what: str) -> Iterator[None]:
+    """Around a command's imports of optional packages: a missing one prints
+    `missing_extra_message` and exits 2; an ImportError inside retint propagates (a bug)."""
+    try:
+        yield
+    except ImportError as error:
+        if not is_missing_dependency(error):
+            raise
+        print(missing_extra_message(command, what, error), file=sys.stderr)
+        sys.exit(2)
 
 
 class RetintError(Exception):

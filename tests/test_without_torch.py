@@ -29,10 +29,12 @@ def test_colorize_batch_runs_without_torch(exported, tmp_path):
 
 def test_training_and_export_commands_name_the_missing_extra(tmp_path):
     (tmp_path / "model.pth").write_bytes(b"x")
-    for module, source in (("retint.model.cli", tmp_path), ("retint.export.cli", tmp_path / "model.pth")):
+    for module, arguments in (("retint.model.cli", [str(tmp_path)]),
+                              ("retint.export.cli", [str(tmp_path / "model.pth")]),
+                              ("retint.model.uncertainty_cli", [str(tmp_path / "model.pth"), "--calibrate-on", "x"])):
         process = run(f"""
             from {module} import main
-            main([{str(source)!r}, "-o", {str(tmp_path / 'out')!r}])
+            main({arguments!r} + ["-o", {str(tmp_path / 'out.pth')!r}])
         """)
         assert process.returncode == 2, process.stderr
         assert "pip install torch==2.13.0 && pip install 'retint[train]'" in process.stderr
