@@ -1,4 +1,5 @@
-"""Image-quality metrics in torch: CIEDE2000, PSNR, Hasler-Suesstrunk colourfulness.
+"""Image-quality metrics in torch: CIEDE2000, PSNR, Hasler-Suesstrunk colourfulness, and the
+warm-hue cast (how many sand/brick/wood/skin pixels a colouriser turns green).
 
 Used by training validation, the export parity gates and the benchmarks, so
 there is one implementation of each. CIEDE2000 follows Sharma, Wu & Dalal
@@ -6,6 +7,8 @@ there is one implementation of each. CIEDE2000 follows Sharma, Wu & Dalal
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -72,3 +75,38 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
     centre = torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2)
     return spread + 0.3 * centre
 
+
+
+# Warm colours: sand, brick, wood, bark, skin. Hue angle h_ab = atan2(b*, a*) in degrees.
+WARM_HUE_DEGREES = (20.0, 90.0)
+# Below this chroma a reference pixel is nearly grey and its hue means little.
+WARM_MIN_CHROMA = 8.0
+# An output pixel leans green when its a* is below this (not 0: uint8 rounding of a grey
+# gives |a*| of a few tenths).
+GREEN_A_STAR = -1.0
+
+
+@dataclass(frozen=True)
+class WarmHueCast:
+    """How the candidate renders the reference's warm pixels, pooled over all images."""
+
+    warm_pixels: int  # reference pixels with a warm hue and chroma >= WARM_MIN_CHROMA
+    share_of_pixels: float  # warm_pixels / all pixels
+    turned_green: float  # share of the warm pixels whose candidate a* < GREEN_A_STAR
+    mean_a_shift: float  # mean candidate a* - reference a* over the warm pixels (negative: greener)
+
+
+def warm_hue_cast(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> WarmHueCast:
+    """The olive cast of a mean-seeking colouriser as a number: on pixels whose reference is warm
+    (hue 20-90 degrees, chroma >= 8), the share the candidate gives a green-side a*, and the mean
+    a* shift. Lab tensors [N,3,H,W]; a grey candidate scores 0 and the reference itself 0."""
+    a, b = reference_lab[:, 1], reference_lab[:, 2]
+    hue = torch.rad2deg(torch.atan2(b, a))
+    warm = (hue >= WARM_HUE_DEGREES[0]) & (hue <= WARM_HUE_DEGREES[1]) & (torch.hypot(a, b) >= WARM_MIN_CHROMA)
+    count = int(warm.sum())
+    if count == 0:
+        return WarmHueCast(0, 0.0, 0.0, 0.0)
+    candidate_a = candidate_lab[:, 1][warm]
+    return WarmHueCast(warm_pixels=count, share_of_pixels=count / warm.numel(),
+                       turned_green=float((candidate_a < GREEN_A_STAR).double().mean()),
+                       mean_a_shift=float((candidate_a - a[warm]).double().mean()))

@@ -1,8 +1,9 @@
 import numpy as np
+import pytest
 import torch
 from skimage import color
 
-from retint.model.metrics import ciede2000, colourfulness, psnr
+from retint.model.metrics import ciede2000, colourfulness, psnr, warm_hue_cast
 
 
 def test_ciede2000_matches_scikit_image_including_neutral_and_equal_pixels():
@@ -28,3 +29,27 @@ def test_colourfulness_is_zero_for_grey_and_grows_with_saturation():
 def test_psnr_of_a_one_level_error():
     first = torch.zeros(1, 3, 4, 4)
     assert abs(float(psnr(first, first + 1 / 255)) - 20 * np.log10(255)) < 1e-6
+
+
+def _lab(lightness: float, a: float, b: float, shape=(2, 8, 8)) -> torch.Tensor:
+    image = torch.empty(shape[0], 3, *shape[1:], dtype=torch.float64)
+    image[:, 0], image[:, 1], image[:, 2] = lightness, a, b
+    return image
+
+
+def test_warm_hue_cast_counts_sand_turned_olive_and_nothing_else():
+    sand = _lab(70.0, 8.0, 25.0)  # hue 72 degrees, chroma 26: warm
+    olive = _lab(70.0, -6.0, 20.0)
+    grey = _lab(70.0, 0.0, 0.0)
+    cast = warm_hue_cast(olive, sand)
+    assert cast.share_of_pixels == 1.0 and cast.turned_green == 1.0
+    assert cast.mean_a_shift == pytest.approx(-14.0)
+    assert warm_hue_cast(sand, sand).turned_green == 0.0 and warm_hue_cast(sand, sand).mean_a_shift == 0.0
+    assert warm_hue_cast(grey, sand).turned_green == 0.0
+    # Half the pixels warm, the other half sky (hue about -60 degrees): only the warm half counts.
+    reference = sand.clone()
+    reference[:, 1:, :, 4:] = torch.tensor([10.0, -20.0], dtype=torch.float64).view(1, 2, 1, 1)
+    halves = warm_hue_cast(olive, reference)
+    assert halves.share_of_pixels == 0.5 and halves.turned_green == 1.0
+    # A near-grey reference (chroma below 8) has no warm pixels to judge.
+    assert warm_hue_cast(olive, _lab(70.0, 3.0, 4.0)).warm_pixels == 0
