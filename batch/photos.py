@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
