@@ -16,7 +16,10 @@ truth.
 - Hasler-Suesstrunk colourfulness of output, grey and truth;
 - the warm-hue cast: of the pixels whose reference colour is warm (sand,
   brick, wood, skin: hue 20-90 degrees), the share the model turned green,
-  pooled over all photos (`metrics.warm_hue_cast`);
+  pooled over all photos (`metrics.warm_hue_cast`), and its counterweight,
+  the share of green (foliage, grass: hue 100-170 degrees) pixels the model
+  kept green (`metrics.foliage_kept_green`): a model that cannot tell sand
+  from grass can clear the first only by failing the second;
 - the Frechet distance between pooled ImageNet EfficientNet-Lite0 features
   of the outputs and of the truths. It is not FID: FID is defined on
   Inception-v3 features, whose weights cannot ship here, so its values are
@@ -35,7 +38,14 @@ import torch
 
 from retint.model.data import STATUS_GREY, STATUS_OK, decode_colour, find_images, resize_for_validation
 from retint.model.degrade import degrade_grey, grey_from_rgb
-from retint.model.metrics import GREEN_A_STAR, ciede2000, colourfulness, psnr, warm_hue_cast
+from retint.model.metrics import (
+    GREEN_A_STAR,
+    ciede2000,
+    colourfulness,
+    foliage_kept_green,
+    psnr,
+    warm_hue_cast,
+)
 from retint.model.color import compose_rgb, grey_terms, rgb_to_uint8, rgb_uint8_to_lab
 
 ENGINE_BATCH = 8
@@ -148,11 +158,12 @@ def score(photos: ScoredPhotos) -> dict[str, Any]:
     reference = reference_colours(truth_lab, _to_tensor(photos.grey))
     reference_lab = rgb_uint8_to_lab(reference)
     per_photo: dict[str, np.ndarray] = {}
-    casts = {}
+    bands = {}
     for label, candidate in (("output", photos.output), ("grey", photos.grey)):
         tensor = _to_tensor(candidate)
         candidate_lab = rgb_uint8_to_lab(tensor)
-        casts[label] = warm_hue_cast(candidate_lab, reference_lab)
+        bands[label] = (warm_hue_cast(candidate_lab, reference_lab),
+                        foliage_kept_green(candidate_lab, reference_lab))
         per_photo[f"{label}_ciede2000"] = _mean_ciede2000(candidate_lab, reference_lab)
         per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(candidate_lab, truth_lab)
         per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
@@ -170,10 +181,13 @@ def score(photos: ScoredPhotos) -> dict[str, Any]:
         "effnet_lite0_frechet_grey": frechet_distance(pooled_features(photos.grey), truth_features),
     }
     summary["ciede2000_below_grey"] = summary["mean_grey_ciede2000"] - summary["mean_output_ciede2000"]
-    summary["warm_pixel_share"] = casts["output"].share_of_pixels
-    for label, cast in casts.items():
-        summary[f"{label}_warm_turned_green"] = cast.turned_green
-        summary[f"{label}_warm_a_shift"] = cast.mean_a_shift
+    summary["warm_pixel_share"] = bands["output"][0].share_of_pixels
+    summary["foliage_pixel_share"] = bands["output"][1].share_of_pixels
+    for label, (warm, foliage) in bands.items():
+        summary[f"{label}_warm_turned_green"] = warm.green_side
+        summary[f"{label}_warm_a_shift"] = warm.mean_a_shift
+        summary[f"{label}_foliage_kept_green"] = foliage.green_side
+        summary[f"{label}_foliage_a_shift"] = foliage.mean_a_shift
     rows = [{"photo": name, **{key: float(values[i]) for key, values in per_photo.items()},
              "better_than_grey": bool(better[i])} for i, name in enumerate(photos.names)]
     return {"summary": summary, "photos": rows, "skipped": photos.skipped}
@@ -207,6 +221,11 @@ def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) 
         f"{100 * s['output_warm_turned_green']:.0f}% of them green (a* below {GREEN_A_STAR:g}), "
         f"mean a* shift {s['output_warm_a_shift']:+.1f} (grey: {100 * s['grey_warm_turned_green']:.0f}%, "
         f"{s['grey_warm_a_shift']:+.1f}).",
+        f"Green colours (foliage, grass: reference hue 100-170 degrees, chroma 8 or more; "
+        f"{100 * s['foliage_pixel_share']:.0f}% of pixels): the model kept "
+        f"{100 * s['output_foliage_kept_green']:.0f}% of them green, mean a* shift "
+        f"{s['output_foliage_a_shift']:+.1f} (grey: {100 * s['grey_foliage_kept_green']:.0f}%, "
+        f"{s['grey_foliage_a_shift']:+.1f}).",
     ]
     if result["skipped"]:
         lines.append(f"Skipped {len(result['skipped'])} files (grey or unreadable): see the JSON.")

@@ -79,34 +79,51 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
 
 # Warm colours: sand, brick, wood, bark, skin. Hue angle h_ab = atan2(b*, a*) in degrees.
 WARM_HUE_DEGREES = (20.0, 90.0)
+# Green colours: foliage, grass, moss. The counterweight to the warm figure: a
+# colouriser that cannot tell the two apart can empty the warm figure only by
+# taking the green out of foliage too, and this band shows that.
+FOLIAGE_HUE_DEGREES = (100.0, 170.0)
 # Below this chroma a reference pixel is nearly grey and its hue means little.
-WARM_MIN_CHROMA = 8.0
+HUE_MIN_CHROMA = 8.0
 # An output pixel leans green when its a* is below this (not 0: uint8 rounding of a grey
 # gives |a*| of a few tenths).
 GREEN_A_STAR = -1.0
 
 
 @dataclass(frozen=True)
-class WarmHueCast:
-    """How the candidate renders the reference's warm pixels, pooled over all images."""
+class HueBandRendering:
+    """How the candidate renders the reference's pixels of one hue band, pooled over all images."""
 
-    warm_pixels: int  # reference pixels with a warm hue and chroma >= WARM_MIN_CHROMA
-    share_of_pixels: float  # warm_pixels / all pixels
-    turned_green: float  # share of the warm pixels whose candidate a* < GREEN_A_STAR
-    mean_a_shift: float  # mean candidate a* - reference a* over the warm pixels (negative: greener)
+    pixels: int  # reference pixels with a hue in the band and chroma >= HUE_MIN_CHROMA
+    share_of_pixels: float  # pixels / all pixels
+    green_side: float  # share of those pixels whose candidate a* < GREEN_A_STAR
+    mean_a_shift: float  # mean candidate a* - reference a* over them (negative: greener)
 
 
-def warm_hue_cast(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> WarmHueCast:
-    """The olive cast of a mean-seeking colouriser as a number: on pixels whose reference is warm
-    (hue 20-90 degrees, chroma >= 8), the share the candidate gives a green-side a*, and the mean
-    a* shift. Lab tensors [N,3,H,W]; a grey candidate scores 0 and the reference itself 0."""
+def hue_band_rendering(candidate_lab: torch.Tensor, reference_lab: torch.Tensor,
+                       degrees: tuple[float, float]) -> HueBandRendering:
+    """On pixels whose reference hue lies in `degrees` (chroma >= 8), the share the candidate
+    gives a green-side a* and the mean a* shift. Lab tensors [N,3,H,W]."""
     a, b = reference_lab[:, 1], reference_lab[:, 2]
     hue = torch.rad2deg(torch.atan2(b, a))
-    warm = (hue >= WARM_HUE_DEGREES[0]) & (hue <= WARM_HUE_DEGREES[1]) & (torch.hypot(a, b) >= WARM_MIN_CHROMA)
-    count = int(warm.sum())
+    band = (hue >= degrees[0]) & (hue <= degrees[1]) & (torch.hypot(a, b) >= HUE_MIN_CHROMA)
+    count = int(band.sum())
     if count == 0:
-        return WarmHueCast(0, 0.0, 0.0, 0.0)
-    candidate_a = candidate_lab[:, 1][warm]
-    return WarmHueCast(warm_pixels=count, share_of_pixels=count / warm.numel(),
-                       turned_green=float((candidate_a < GREEN_A_STAR).double().mean()),
-                       mean_a_shift=float((candidate_a - a[warm]).double().mean()))
+        return HueBandRendering(0, 0.0, 0.0, 0.0)
+    candidate_a = candidate_lab[:, 1][band]
+    return HueBandRendering(pixels=count, share_of_pixels=count / band.numel(),
+                            green_side=float((candidate_a < GREEN_A_STAR).double().mean()),
+                            mean_a_shift=float((candidate_a - a[band]).double().mean()))
+
+
+def warm_hue_cast(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> HueBandRendering:
+    """The olive cast of a mean-seeking colouriser as a number: of the pixels whose reference is
+    warm (hue 20-90 degrees), the share the candidate turned green (`green_side`; lower is
+    better). A grey candidate scores 0 and the reference itself 0."""
+    return hue_band_rendering(candidate_lab, reference_lab, WARM_HUE_DEGREES)
+
+
+def foliage_kept_green(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> HueBandRendering:
+    """Of the pixels whose reference is green (hue 100-170 degrees), the share the candidate kept
+    green (`green_side`; higher is better). A grey candidate scores 0."""
+    return hue_band_rendering(candidate_lab, reference_lab, FOLIAGE_HUE_DEGREES)

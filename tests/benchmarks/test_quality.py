@@ -68,6 +68,9 @@ def test_quality_reports_markdown_json_and_a_contact_sheet(photo_folder, exporte
     assert 0.0 < summary["warm_pixel_share"] < 1.0 and summary["grey_warm_turned_green"] == 0.0
     assert 0.0 <= summary["output_warm_turned_green"] <= 1.0
     assert "turned" in process.stdout and "green" in process.stdout
+    # natural_like_image paints random colours, greens among them: the foliage band is not empty.
+    assert 0.0 < summary["foliage_pixel_share"] < 1.0 and summary["grey_foliage_kept_green"] == 0.0
+    assert 0.0 <= summary["output_foliage_kept_green"] <= 1.0 and "kept" in process.stdout
     sheet = cv2.imread(str(tmp_path / "report" / "contact-sheet.png"))
     assert sheet is not None and sheet.shape[0] >= 2 * 128 and sheet.shape[1] >= 4 * 3 * 128
     assert (tmp_path / "report" / "quality.md").read_text().startswith("Engine: ")

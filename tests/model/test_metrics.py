@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage import color
 
-from retint.model.metrics import ciede2000, colourfulness, psnr, warm_hue_cast
+from retint.model.metrics import ciede2000, colourfulness, foliage_kept_green, psnr, warm_hue_cast
 
 
 def test_ciede2000_matches_scikit_image_including_neutral_and_equal_pixels():
@@ -42,14 +42,27 @@ def test_warm_hue_cast_counts_sand_turned_olive_and_nothing_else():
     olive = _lab(70.0, -6.0, 20.0)
     grey = _lab(70.0, 0.0, 0.0)
     cast = warm_hue_cast(olive, sand)
-    assert cast.share_of_pixels == 1.0 and cast.turned_green == 1.0
+    assert cast.share_of_pixels == 1.0 and cast.green_side == 1.0
     assert cast.mean_a_shift == pytest.approx(-14.0)
-    assert warm_hue_cast(sand, sand).turned_green == 0.0 and warm_hue_cast(sand, sand).mean_a_shift == 0.0
-    assert warm_hue_cast(grey, sand).turned_green == 0.0
+    assert warm_hue_cast(sand, sand).green_side == 0.0 and warm_hue_cast(sand, sand).mean_a_shift == 0.0
+    assert warm_hue_cast(grey, sand).green_side == 0.0
     # Half the pixels warm, the other half sky (hue about -60 degrees): only the warm half counts.
     reference = sand.clone()
     reference[:, 1:, :, 4:] = torch.tensor([10.0, -20.0], dtype=torch.float64).view(1, 2, 1, 1)
     halves = warm_hue_cast(olive, reference)
-    assert halves.share_of_pixels == 0.5 and halves.turned_green == 1.0
+    assert halves.share_of_pixels == 0.5 and halves.green_side == 1.0
     # A near-grey reference (chroma below 8) has no warm pixels to judge.
-    assert warm_hue_cast(olive, _lab(70.0, 3.0, 4.0)).warm_pixels == 0
+    assert warm_hue_cast(olive, _lab(70.0, 3.0, 4.0)).pixels == 0
+
+
+def test_foliage_kept_green_shows_what_a_global_warm_shift_costs():
+    leaves = _lab(50.0, -20.0, 25.0)  # hue 129 degrees: foliage
+    sand = _lab(70.0, 8.0, 25.0)
+    olive_leaves, beige_leaves = _lab(50.0, -3.0, 15.0), _lab(50.0, 3.0, 15.0)
+    assert foliage_kept_green(leaves, leaves).green_side == 1.0
+    assert foliage_kept_green(olive_leaves, leaves).green_side == 1.0
+    # Moving every a* up by 6 clears the warm figure, and the foliage figure says what it took.
+    assert foliage_kept_green(beige_leaves, leaves).green_side == 0.0
+    assert foliage_kept_green(beige_leaves, leaves).mean_a_shift == pytest.approx(23.0)
+    # The bands do not overlap: sand is not foliage, leaves are not warm.
+    assert foliage_kept_green(sand, sand).pixels == 0 and warm_hue_cast(leaves, leaves).pixels == 0

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -146,7 +147,14 @@ def test_healthz_and_spec(server):
 
 def test_every_request_is_logged_in_one_line(server):
     post_image(server.url, encoded(grey_photo(50, 70)), "logged.jpg")
-    lines = [line for line in server.log().splitlines() if "POST /colorize 200" in line]
+    # The line is written once the response has gone out (it carries the whole
+    # duration), so the client can read the log a moment before it is there.
+    deadline = time.monotonic() + 10.0
+    while True:
+        lines = [line for line in server.log().splitlines() if "POST /colorize 200" in line]
+        if (lines and lines[-1].endswith(" 3500 px")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert lines and lines[-1].endswith(" 3500 px")
     assert any(" GET /healthz 200 " in line and " ms " in line for line in server.log().splitlines())
 
