@@ -1,7 +1,6 @@
 """colorize-batch on a generated archive: statuses, outputs, metadata, safety."""
 
 import hashlib
-import json
 import os
 import signal
 import subprocess

@@ -4,7 +4,6 @@ Every run goes through `batchrun.batch`, which asserts that the files under
 each source are byte-identical afterwards.
 """
 
-import json
 import os
 import shutil
 import signal

@@ -1,7 +1,5 @@
 """Video through colorize-batch: timing, sound, colour, resume, bad files, flicker."""
 
-import subprocess
-import sys
 from fractions import Fraction
 
 import av
@@ -9,7 +7,7 @@ import numpy as np
 import pytest
 
 from retint.batch.manifest import read_manifest
-from retint.benchmarks.flicker import flicker_index, read_frames
+from retint.benchmarks.flicker import read_frames
 
 from batchrun import batch
 
@@ -34,8 +32,6 @@ def make_clip(path, frames=24, size=(128, 96), fps=25, audio=True, vfr=False, se
         pts += (80 if index % 4 == 3 else 33) if vfr else 1000 // fps
         container.mux(video.encode(frame))
     container.mux(video.encode(None))
-    if audio:
-        stream = container.add_stream("aac", rate=22050) if False else None
     container.close()
     if audio:
         _add_audio(path)
