@@ -1,5 +1,6 @@
 """Image-quality metrics in torch: CIEDE2000, PSNR, Hasler-Suesstrunk colourfulness, and the
-warm-hue cast (how many sand/brick/wood/skin pixels a colouriser turns green).
+warm-hue cast (how many sand/brick/wood/skin pixels a colouriser turns green) with its
+counterweight (how many foliage pixels it keeps green).
 
 Used by training validation, the export parity gates and the benchmarks, so
 there is one implementation of each. CIEDE2000 follows Sharma, Wu & Dalal
