@@ -46,11 +46,15 @@ class PlannedOutput:
 UNCERTAINTY_MAP_SUFFIX = ".uncertainty.png"
 
 
+def _is_video(item: PlannedOutput) -> bool:
+    return item.task.source.suffix.lower() in VIDEO_SUFFIXES
+
+
 def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedOutput], list[PlannedOutput]]:
     """(photos, videos), each in the given order: runs colour photos first, then videos one by one."""
     photos, videos = [], []
     for item in planned:
-        (videos if item.task.source.suffix.lower() in VIDEO_SUFFIXES else photos).append(item)
+        (videos if _is_video(item) else photos).append(item)
     return photos, videos
 
 
@@ -81,7 +85,7 @@ def _with_uncertainty_maps(planned: list[PlannedOutput], output_root: Path) -> l
     claimed: set[Path] = set()
     result = []
     for item in planned:
-        if item.output is None or item.task.source.suffix.lower() in VIDEO_SUFFIXES:
+        if item.output is None or _is_video(item):
             result.append(item)
             continue
         candidates = (item.output.with_name(item.output.stem + UNCERTAINTY_MAP_SUFFIX),

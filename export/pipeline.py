@@ -44,7 +44,7 @@ from retint.export.parity import (
     parity_cases,
 )
 from retint.export.triton import write_triton_repository
-from retint.model.checkpoint import load_checkpoint, load_generator
+from retint.model.checkpoint import generator_of, load_checkpoint
 from retint.model.uncertainty import load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
@@ -85,7 +85,8 @@ def torch_reference(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarra
 
 
 def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> ExportResult:
-    generator = load_generator(config.checkpoint)
+    checkpoint = load_checkpoint(config.checkpoint)
+    generator = generator_of(checkpoint, config.checkpoint)
     generator_config = generator.retint_config
     render_size = config.render_size or generator_config.render_size
     if render_size % generator_config.size_multiple:
@@ -117,7 +118,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         result.reports[precision] = report
 
     export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
-    head = load_interval_head(load_checkpoint(config.checkpoint))
+    head = load_interval_head(checkpoint)
     if head is not None:
         export_interval_stage(config, name, generator, *head, render_size, limits, base_metadata, cases, result, log)
     elif (stale := config.output_dir / f"{name}.interval.onnx").exists():

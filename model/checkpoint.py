@@ -79,7 +79,12 @@ def load_generator(path: Path | str, device: str | torch.device = "cpu") -> nn.M
     trained ones), so this needs no extra package. The config is available as
     `generator.retint_config`.
     """
-    payload = load_checkpoint(path)
+    return generator_of(load_checkpoint(path), path).to(device)
+
+
+def generator_of(payload: dict[str, Any], path: Path | str) -> nn.Module:
+    """`load_generator` for a checkpoint already loaded from `path` (named in errors), in eval
+    mode on the CPU: for callers that also read its other entries, so the file is read once."""
     config = generator_config_of(payload)
     generator = build_generator(dataclasses.replace(config, pretrained_encoder=False))
     try:
@@ -89,7 +94,7 @@ def load_generator(path: Path | str, device: str | torch.device = "cpu") -> nn.M
             f"{path}: weights do not fit a {config.arch} generator ({str(error).splitlines()[0]})"
         ) from error
     generator.retint_config = config
-    return generator.to(device).eval()
+    return generator.eval()
 
 
 def average_generators(payloads: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

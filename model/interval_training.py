@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from retint.errors import InputError
-from retint.model.checkpoint import load_generator
 from retint.model.color import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
 from retint.model.data import (
     STATUS_OK,
@@ -176,9 +175,3 @@ def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: 
             row["test"] = measure(test_spreads, test_set, calibration)
         rows.append(row)
     return shipped, rows
-
-
-def load_frozen_generator(checkpoint: Path) -> nn.Module:
-    generator = load_generator(checkpoint)
-    generator.requires_grad_(False)
-    return generator

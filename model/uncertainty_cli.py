@@ -81,12 +81,11 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
 
     from retint.errors import InputError
     from retint.files import write_text_atomically
-    from retint.model.checkpoint import generator_only, load_checkpoint, save_checkpoint
+    from retint.model.checkpoint import generator_of, generator_only, load_checkpoint, save_checkpoint
     from retint.model.config import train_config_from_dict
     from retint.model.data import find_images, split_train_validation
     from retint.model.interval_training import (
         calibration_report,
-        load_frozen_generator,
         prepare,
         sources_of,
         train_head,
@@ -103,7 +102,7 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     test_paths = sources_of(held_out, config.test_on, "--test-on") if config.test_on else []
     if set(calibration_paths) & set(test_paths):
         raise InputError("--calibrate-on and --test-on share photos; they must be different sources")
-    generator = load_frozen_generator(checkpoint)
+    generator = generator_of(payload, checkpoint).requires_grad_(False)
     render_size = generator.retint_config.render_size
 
     def prepared(paths, crops, what):
