@@ -37,6 +37,7 @@ CONFIG_OPTIONS = {
     "gan": "gan",
     "recon": "recon",
     "lambda_recon": "lambda_recon",
+    "a_quantile": "a_quantile",
     "chroma_weight": "chroma_weight",
     "val_fraction": "val_fraction",
     "crops_per_image": "crops_per_image",
@@ -89,6 +90,10 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 @click.option("--gan", type=click.Choice(GAN_MODES), default=TrainConfig.gan)
 @click.option("--recon", type=click.Choice(RECONSTRUCTION_LOSSES), default=TrainConfig.recon)
 @click.option("--lambda-recon", type=click.FloatRange(0), default=TrainConfig.lambda_recon)
+@click.option("--a-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=TrainConfig.a_quantile,
+              help="--recon l1 only: fit this quantile of a* instead of its median (0.5); above 0.5 an "
+                   "uncertain colour leans red-warm rather than green.")
 @click.option("--chroma-weight", type=click.FloatRange(0), default=TrainConfig.chroma_weight,
               help="Weight of -E[sqrt(a^2+b^2)], against greyish output (0 = off).")
 @click.option("--holdout", multiple=True, default=(),
@@ -135,6 +140,8 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
             config = _resumed_config(ctx, Path(run_dir), data, options)
         else:
             config = build_config(data, options)
+        if config.a_quantile != 0.5 and config.recon != "l1":
+            raise RetintError(f"--a-quantile needs --recon l1 (got --recon {config.recon})")
         run_options = RunOptions(device=device, amp=amp, channels_last=channels_last, workers=workers,
                                  progress=not no_progress)
 

@@ -64,6 +64,10 @@ class TrainConfig:
     gan: str = "vanilla"
     recon: str = "l1"
     lambda_recon: float = 100.0
+    # L1 fits the median of a*. A higher quantile tilts the guess where the
+    # grey cannot tell grass from sand (or brick, or skin) toward the warm
+    # side: a beige lawn is easier to believe than a green beach.
+    a_quantile: float = 0.5
     lambda_gp: float = 10.0
     chroma_weight: float = 0.0
     val_fraction: float = 0.1

@@ -46,13 +46,28 @@ def gradient_penalty(critic: nn.Module, lightness: torch.Tensor, real_ab: torch.
     return ((norms - 1.0) ** 2).mean()
 
 
-def reconstruction_loss(kind: str, predicted_ab: torch.Tensor, target_ab: torch.Tensor) -> torch.Tensor:
+def reconstruction_loss(kind: str, predicted_ab: torch.Tensor, target_ab: torch.Tensor,
+                        a_quantile: float = 0.5) -> torch.Tensor:
+    """`a_quantile` (l1 only): the quantile of a* the prediction fits; 0.5 is
+    plain L1, whose minimiser is the median."""
     if kind == "l1":
-        return F.l1_loss(predicted_ab, target_ab)
+        if a_quantile == 0.5:
+            return F.l1_loss(predicted_ab, target_ab)
+        return 0.5 * (pinball_loss(predicted_ab[:, :1], target_ab[:, :1], a_quantile)
+                      + F.l1_loss(predicted_ab[:, 1:], target_ab[:, 1:]))
+    if a_quantile != 0.5:
+        raise ValueError(f"an a* quantile other than 0.5 needs the l1 reconstruction loss, not {kind!r}")
     if kind == "huber":
         # delta in normalised ab units: 0.1 * 110 = 11 Lab units.
         return F.smooth_l1_loss(predicted_ab, target_ab, beta=0.1)
     raise ValueError(f"unknown reconstruction loss {kind!r}")
+
+
+def pinball_loss(predicted: torch.Tensor, target: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Mean pinball (quantile) loss, doubled so that quantile 0.5 equals L1:
+    under-predictions cost 2q per unit, over-predictions 2(1 - q)."""
+    error = target - predicted
+    return 2.0 * torch.maximum(quantile * error, (quantile - 1.0) * error).mean()
 
 
 def chroma_regulariser(predicted_ab: torch.Tensor) -> torch.Tensor:

@@ -243,7 +243,8 @@ class Trainer:
                           rgb: torch.Tensor, true_lightness: torch.Tensor) -> dict[str, torch.Tensor]:
         """`rgb` is the true uint8 RGB and `true_lightness` its Lab L, both on the device."""
         config = self.config
-        losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab)}
+        losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab,
+                                                 config.a_quantile)}
         total = config.lambda_recon * losses["recon"]
         if config.chroma_weight:
             losses["chroma"] = chroma_regulariser(predicted_ab.float())

@@ -42,6 +42,30 @@ def test_reconstruction_losses():
     assert float(reconstruction_loss("huber", target + 0.5, target)) == pytest.approx(0.5 - 0.05)
 
 
+def test_a_quantile_tilts_only_a_and_its_minimiser_is_that_quantile():
+    target = torch.zeros(1, 2, 4, 4)
+    # 0.5 is plain L1.
+    assert float(reconstruction_loss("l1", target + 0.5, target, a_quantile=0.5)) == pytest.approx(0.5)
+    # q = 0.75: a* guessed too low costs 1.5 per unit, too high 0.5; b* stays L1.
+    low = torch.stack([target[:, 0] - 0.4, target[:, 1]], dim=1)
+    high = torch.stack([target[:, 0] + 0.4, target[:, 1]], dim=1)
+    assert float(reconstruction_loss("l1", low, target, a_quantile=0.75)) == pytest.approx(0.5 * 1.5 * 0.4)
+    assert float(reconstruction_loss("l1", high, target, a_quantile=0.75)) == pytest.approx(0.5 * 0.5 * 0.4)
+    # Fitted to a two-valued a* (grass -0.2 on 60% of pixels, sand +0.1 on
+    # 40%), L1 settles on grass and the 0.7 quantile on sand.
+    truths = torch.tensor([-0.2] * 6 + [0.1] * 4).view(10, 1, 1, 1).expand(10, 2, 1, 1).contiguous()
+    for quantile, expected in ((0.5, -0.2), (0.7, 0.1)):
+        guess = torch.zeros(1, 2, 1, 1, requires_grad=True)
+        optimiser = torch.optim.SGD([guess], lr=0.01)
+        for _ in range(300):
+            optimiser.zero_grad()
+            reconstruction_loss("l1", guess.expand(10, 2, 1, 1), truths, a_quantile=quantile).backward()
+            optimiser.step()
+        assert float(guess[0, 0]) == pytest.approx(expected, abs=0.02)
+    with pytest.raises(ValueError, match="l1"):
+        reconstruction_loss("huber", target, target, a_quantile=0.6)
+
+
 def test_chroma_regulariser_rewards_saturation_with_finite_gradient_at_grey():
     grey = torch.zeros(1, 2, 4, 4, requires_grad=True)
     value = chroma_regulariser(grey)

@@ -126,6 +126,13 @@ def test_no_images_is_one_line_and_exit_2(tmp_path):
     assert stderr.strip().count("\n") == 0 and "no image files" in stderr
 
 
+def test_a_quantile_without_l1_is_one_line_and_exit_2(dataset, tmp_path):
+    code, stderr = cli_error(dataset, "-o", tmp_path / "run", "--recon", "huber", "--a-quantile", 0.6, *TINY)
+    assert code == 2
+    assert stderr.strip().count("\n") == 0 and "--a-quantile needs --recon l1" in stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_only_grey_images_is_exit_2(tmp_path):
     for index in range(3):
         write_rgb(tmp_path / "grey" / f"{index}.png", np.full((64, 64, 3), 40 * index, np.uint8))
@@ -213,7 +220,7 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
     run_dir = tmp_path / "run"
     result = run_cli(dataset, "-o", run_dir, "--epochs", 3, "--holdout", "img0", "--degrade", 0.5,
                      "--perceptual-weight", 0.1, "--encoder-lr-scale", 0.1, "--low-res-epochs", 2,
-                     "--low-res-size", 32, "--no-amp", "--channels-last", *TINY)
+                     "--low-res-size", 32, "--no-amp", "--channels-last", "--a-quantile", 0.6, *TINY)
     assert result.exit_code == 0, result.output
     metrics = read_metrics(run_dir)
     assert [m["crop_size"] for m in metrics] == [32, 32, 64]
@@ -221,7 +228,7 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
     assert all(np.isfinite(m["loss_perceptual"]) and m["loss_perceptual"] > 0 for m in metrics)
     assert all(m["val_images"] == 10 for m in metrics)  # img00..img09 held out, whole
     config = load_checkpoint(run_dir / "last.pth")["train_config"]
-    assert config["holdout"] == ["img0"] and config["degrade"] == 0.5
+    assert config["holdout"] == ["img0"] and config["degrade"] == 0.5 and config["a_quantile"] == 0.6
 
 
 def test_damaged_samples_carry_their_own_grey_input(dataset):
