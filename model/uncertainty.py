@@ -128,6 +128,11 @@ class CalibrationError(InputError):
     """Too few calibration photos for the asked alpha, or an alpha outside (0, 1)."""
 
 
+def minimum_calibration_photos(alpha: float) -> int:
+    """The fewest photos n for which the conformal bound 1/(n+1) <= alpha can hold."""
+    return int(np.ceil(1.0 / alpha - 1.0 - 1e-9))
+
+
 def calibrate(needed: np.ndarray, alpha: float, tolerance: float = 1e-4) -> Calibration:
     """Conformal risk control: the smallest lambda with n/(n+1) R(lambda) + 1/(n+1) <= alpha.
 
@@ -135,9 +140,9 @@ def calibrate(needed: np.ndarray, alpha: float, tolerance: float = 1e-4) -> Cali
     count = len(needed)
     if not 0 < alpha < 1:
         raise CalibrationError(f"alpha must be between 0 and 1, got {alpha}")
-    if 1.0 / (count + 1) > alpha:
+    if count < minimum_calibration_photos(alpha):
         raise CalibrationError(f"{count} calibration photos cannot guarantee alpha {alpha}: "
-                               f"at least {int(np.ceil(1 / alpha - 1))} are needed")
+                               f"at least {minimum_calibration_photos(alpha)} are needed")
 
     def bound(scale: float) -> float:
         return count / (count + 1) * float(miscoverage(needed, scale).mean()) + 1.0 / (count + 1)

@@ -90,6 +90,7 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
         sources_of,
         train_head,
     )
+    from retint.model.uncertainty import minimum_calibration_photos
 
     payload = load_checkpoint(checkpoint)
     if "train_config" not in payload:
@@ -102,6 +103,11 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     test_paths = sources_of(held_out, config.test_on, "--test-on") if config.test_on else []
     if set(calibration_paths) & set(test_paths):
         raise InputError("--calibrate-on and --test-on share photos; they must be different sources")
+    # Checked before minutes of head training; calibrate() checks again on the photos that decode.
+    for alpha in (config.alpha, *config.report_alphas):
+        if len(calibration_paths) < minimum_calibration_photos(alpha):
+            raise InputError(f"--calibrate-on has {len(calibration_paths)} photos; alpha {alpha} needs at "
+                             f"least {minimum_calibration_photos(alpha)}")
     generator = generator_of(payload, checkpoint).requires_grad_(False)
     render_size = generator.retint_config.render_size
 

@@ -1,0 +1,70 @@
+"""colorize-uncertainty end to end: a tiny generator trained with two held-out
+sources gets a head calibrated on one and measured on the other (a few
+seconds: the generator and head are tiny)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from retint.model.checkpoint import load_checkpoint
+from retint.model.cli import main as train_main
+from retint.model.uncertainty_cli import main as uncertainty_main
+
+from imagemaker import learnable_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """img00-09 and img20-23 are held out (two sources); img10-19 train."""
+    data = learnable_dataset(tmp_path_factory.mktemp("data"), count=24, size=64)
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    result = CliRunner().invoke(train_main, [str(a) for a in (
+        data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
+        "--size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5)],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return run_dir / "last.pth"
+
+
+def test_head_is_calibrated_on_one_source_and_measured_on_another(trained, tmp_path):
+    output = tmp_path / "with-head.pth"
+    result = CliRunner().invoke(uncertainty_main, [str(a) for a in (
+        trained, "-o", output, "--calibrate-on", "img0", "--test-on", "img2", "--alpha", 0.2,
+        "--report-alphas", "0.2", "--epochs", 1, "--crops-per-image", 1)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "alpha 0.2: lambda" in result.output and "test coverage" in result.output
+
+    report = json.loads((tmp_path / "with-head.pth.json").read_text())
+    uncertainty = report["uncertainty"]
+    assert uncertainty["calibration_sources"] == ["img0"] and uncertainty["test_sources"] == ["img2"]
+    assert uncertainty["training_photos"] == 10
+    (row,) = report["alphas"]
+    assert row["alpha"] == 0.2 and row["lambda"] > 0
+    assert 0.0 <= row["test"]["coverage"] <= 1.0 and row["test"]["mean_width"] > 0
+
+    payload = load_checkpoint(output)
+    assert payload["uncertainty"]["alpha"] == 0.2
+    assert payload["uncertainty_head"] and all(torch.isfinite(t).all() for t in payload["uncertainty_head"].values())
+    # The generator is frozen: the released weights are the trained ones.
+    source = load_checkpoint(trained)["generator"]
+    assert all(torch.equal(payload["generator"][name].float(), source[name].float()) for name in source)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (("--calibrate-on", "img1"), "no photo among the generator's held-out photos"),
+    (("--calibrate-on", "img0", "--test-on", "img0", "--alpha", 0.2, "--report-alphas", "0.2"), "share photos"),
+    (("--calibrate-on", "img2", "--alpha", 0.05), "needs at least 19"),
+])
+def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, message):
+    process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(trained),
+                              "-o", str(tmp_path / "out.pth"), *map(str, arguments)],
+                             capture_output=True, text=True)
+    assert process.returncode == 2, process.stderr
+    # Progress bars may come first; the error is one line, the last.
+    last_line = process.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("colorize-uncertainty: error:") and message in last_line
+    assert not (tmp_path / "out.pth").exists()
