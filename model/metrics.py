@@ -77,7 +77,6 @@ def colourfulness(rgb: torch.Tensor) -> torch.Tensor:
     return spread + 0.3 * centre
 
 
-
 # Warm colours: sand, brick, wood, bark, skin. Hue angle h_ab = atan2(b*, a*) in degrees.
 WARM_HUE_DEGREES = (20.0, 90.0)
 # Green colours: foliage, grass, moss. The counterweight to the warm figure: a

@@ -42,7 +42,7 @@ class StagedEngine(Engine):
         return self._predict(as_batch(gray, self.spec.limits))
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        return self._compose_batch(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
+        return self._compose(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
 
     def _lightness_and_ab(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
@@ -62,13 +62,10 @@ class StagedEngine(Engine):
         interval = self._intervals(lightness, ab)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, interval)
-        return self._compose_batch(batch, ab), upsample_interval(interval, *batch.shape[2:])
-
-    def _compose_batch(self, batch: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        return self._compose(batch, ab)
+        return self._compose(batch, ab), upsample_interval(interval, *batch.shape[2:])
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._compose_batch(batch, self._predict(batch))
+        return self._compose(batch, self._predict(batch))
 
     def close(self) -> None:
         for stage in (self._generator, self._compose):
