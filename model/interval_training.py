@@ -37,9 +37,9 @@ from retint.model.uncertainty import (
     IntervalHead,
     calibrate,
     constant_width_for,
+    interval_pinball_loss,
     interval_width,
     miscoverage,
-    pinball_loss,
     scale_needed,
 )
 
@@ -128,7 +128,7 @@ def train_head(data: Prepared, config: HeadTrainingConfig,
             lightness, ab, truth = data.lightness[index], data.ab[index], data.truth[index]
             if bool(torch.rand(1, generator=generator) < 0.5):
                 lightness, ab, truth = lightness.flip(-1), ab.flip(-1), truth.flip(-1)
-            loss = pinball_loss(ab, head(lightness, ab), truth)
+            loss = interval_pinball_loss(ab, head(lightness, ab), truth)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -63,9 +63,10 @@ def reconstruction_loss(kind: str, predicted_ab: torch.Tensor, target_ab: torch.
     raise ValueError(f"unknown reconstruction loss {kind!r}")
 
 
-def pinball_loss(predicted: torch.Tensor, target: torch.Tensor, quantile: float) -> torch.Tensor:
+def pinball_loss(predicted: torch.Tensor, target: torch.Tensor, quantile: float | torch.Tensor) -> torch.Tensor:
     """Mean pinball (quantile) loss, doubled so that quantile 0.5 equals L1:
-    under-predictions cost 2q per unit, over-predictions 2(1 - q)."""
+    under-predictions cost 2q per unit, over-predictions 2(1 - q). A `quantile`
+    tensor broadcasts against `predicted` (one quantile per channel)."""
     error = target - predicted
     return 2.0 * torch.maximum(quantile * error, (quantile - 1.0) * error).mean()
 

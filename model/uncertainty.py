@@ -33,6 +33,7 @@ from torch.nn import functional as F
 
 from retint.errors import InputError
 from retint.model.color import AB_SCALE
+from retint.model.losses import pinball_loss
 
 # The quantiles the head is trained for: a 90% band per channel before calibration.
 LOWER_QUANTILE = 0.05
@@ -85,13 +86,12 @@ def interval_bounds(ab: torch.Tensor, spreads: torch.Tensor, scale: float | torc
                       b - scale * spreads[:, 2:3], b + scale * spreads[:, 3:4]), dim=1)
 
 
-def pinball_loss(ab: torch.Tensor, spreads: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+def interval_pinball_loss(ab: torch.Tensor, spreads: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Mean pinball loss of the 5% and 95% quantiles ab - down, ab + up against the true ab."""
     bounds = interval_bounds(ab, spreads, 1.0)
     quantiles = torch.tensor((LOWER_QUANTILE, UPPER_QUANTILE) * 2, device=ab.device).view(1, 4, 1, 1)
-    target = truth.repeat_interleave(2, dim=1)
-    error = target - bounds
-    return torch.maximum(quantiles * error, (quantiles - 1.0) * error).mean()
+    # losses.pinball_loss is doubled so that its 0.5 equals L1; the head is trained undoubled.
+    return 0.5 * pinball_loss(bounds, truth.repeat_interleave(2, dim=1), quantiles)
 
 
 def scale_needed(ab: np.ndarray, spreads: np.ndarray, truth: np.ndarray) -> np.ndarray:

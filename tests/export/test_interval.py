@@ -22,7 +22,7 @@ def with_head(tiny_checkpoints, tmp_path_factory):
     from retint.model.checkpoint import save_checkpoint
     from retint.model.uncertainty import IntervalHead
 
-    from retint.model.uncertainty import pinball_loss
+    from retint.model.uncertainty import interval_pinball_loss
 
     # A head that has learned something: chroma errors are wide on bright pixels, narrow on dark ones.
     torch.manual_seed(3)
@@ -33,7 +33,7 @@ def with_head(tiny_checkpoints, tmp_path_factory):
         lightness = ramp.flip(-1) if step % 2 else ramp
         ab = torch.randn(8, 2, 32, 32) * 10
         truth = ab + torch.randn(8, 2, 32, 32) * torch.where(lightness > 0, 40.0, 3.0)
-        loss = pinball_loss(ab, head(lightness, ab), truth)
+        loss = interval_pinball_loss(ab, head(lightness, ab), truth)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

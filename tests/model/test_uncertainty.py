@@ -9,9 +9,9 @@ from retint.model.uncertainty import (
     IntervalHead,
     calibrate,
     constant_width_for,
+    interval_pinball_loss,
     interval_width,
     miscoverage,
-    pinball_loss,
     scale_needed,
 )
 
@@ -78,7 +78,7 @@ def test_the_head_learns_quantiles_with_the_pinball_loss():
     optimizer = torch.optim.Adam(head.parameters(), lr=1e-2)
     for step in range(150):
         truth = torch.randn(8, 2, 32, 32) * scale
-        loss = pinball_loss(ab, head(lightness, ab), truth)
+        loss = interval_pinball_loss(ab, head(lightness, ab), truth)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
