@@ -38,6 +38,7 @@ CONFIG_OPTIONS = {
     "recon": "recon",
     "lambda_recon": "lambda_recon",
     "a_quantile": "a_quantile",
+    "a_quantile_on_damaged": "a_quantile_on_damaged",
     "chroma_weight": "chroma_weight",
     "val_fraction": "val_fraction",
     "crops_per_image": "crops_per_image",
@@ -94,6 +95,8 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
               default=TrainConfig.a_quantile,
               help="--recon l1 only: fit this quantile of a* instead of its median (0.5); above 0.5 an "
                    "uncertain colour leans red-warm rather than green.")
+@click.option("--a-quantile-on-damaged/--a-quantile-clean-only", default=TrainConfig.a_quantile_on_damaged,
+              help="Fit --a-quantile on --degrade's damaged inputs too, or plain L1 (the median) on them.")
 @click.option("--chroma-weight", type=click.FloatRange(0), default=TrainConfig.chroma_weight,
               help="Weight of -E[sqrt(a^2+b^2)], against greyish output (0 = off).")
 @click.option("--holdout", multiple=True, default=(),

@@ -68,6 +68,10 @@ class TrainConfig:
     # grey cannot tell grass from sand (or brick, or skin) toward the warm
     # side: a beige lawn is easier to believe than a green beach.
     a_quantile: float = 0.5
+    # On a heavily damaged input the model is unsure everywhere, and a warm
+    # quantile then tints whole skies sepia: false fits plain L1 (the median)
+    # on damaged samples and the quantile only on clean ones.
+    a_quantile_on_damaged: bool = True
     lambda_gp: float = 10.0
     chroma_weight: float = 0.0
     val_fraction: float = 0.1

@@ -47,15 +47,17 @@ def gradient_penalty(critic: nn.Module, lightness: torch.Tensor, real_ab: torch.
 
 
 def reconstruction_loss(kind: str, predicted_ab: torch.Tensor, target_ab: torch.Tensor,
-                        a_quantile: float = 0.5) -> torch.Tensor:
+                        a_quantile: float | torch.Tensor = 0.5) -> torch.Tensor:
     """`a_quantile` (l1 only): the quantile of a* the prediction fits; 0.5 is
-    plain L1, whose minimiser is the median."""
+    plain L1, whose minimiser is the median. A tensor of shape [N, 1, 1, 1]
+    gives each sample its own quantile."""
+    is_median = bool((torch.as_tensor(a_quantile) == 0.5).all())
     if kind == "l1":
-        if a_quantile == 0.5:
+        if is_median:
             return F.l1_loss(predicted_ab, target_ab)
         return 0.5 * (pinball_loss(predicted_ab[:, :1], target_ab[:, :1], a_quantile)
                       + F.l1_loss(predicted_ab[:, 1:], target_ab[:, 1:]))
-    if a_quantile != 0.5:
+    if not is_median:
         raise ValueError(f"an a* quantile other than 0.5 needs the l1 reconstruction loss, not {kind!r}")
     if kind == "huber":
         # delta in normalised ab units: 0.1 * 110 = 11 Lab units.

@@ -99,6 +99,15 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def a_quantile_per_sample(config: TrainConfig, degraded: torch.Tensor | None) -> float | torch.Tensor:
+    """The a* quantile each sample fits: --a-quantile, or under
+    --a-quantile-clean-only the median (0.5) for the samples `degraded` marks
+    as damaged ([N, 1, 1, 1] then, on `degraded`'s device)."""
+    if config.a_quantile_on_damaged or degraded is None or config.a_quantile == 0.5:
+        return config.a_quantile
+    return torch.where(degraded.view(-1, 1, 1, 1), 0.5, config.a_quantile).float()
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path, options: RunOptions, resume: bool):
         self.run_dir = Path(run_dir)
@@ -240,11 +249,13 @@ class Trainer:
         return chosen.contiguous(memory_format=self.memory_format)
 
     def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool,
-                          rgb: torch.Tensor, true_lightness: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`rgb` is the true uint8 RGB and `true_lightness` its Lab L, both on the device."""
+                          rgb: torch.Tensor, true_lightness: torch.Tensor,
+                          degraded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`rgb` is the true uint8 RGB and `true_lightness` its Lab L, both on
+        the device; `degraded` marks the samples whose input was damaged."""
         config = self.config
         losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab,
-                                                 config.a_quantile)}
+                                                 a_quantile_per_sample(config, degraded))}
         total = config.lambda_recon * losses["recon"]
         if config.chroma_weight:
             losses["chroma"] = chroma_regulariser(predicted_ab.float())
@@ -299,7 +310,9 @@ class Trainer:
         losses: dict[str, torch.Tensor] = {}
         if adversarial:
             losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
-        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1])
+        on_device = None if degraded is None else degraded.to(self.device)
+        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1],
+                                         on_device)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(losses["g_total"]).backward()
         self.scaler.step(self.optimizer_g)

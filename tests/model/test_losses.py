@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -64,6 +66,32 @@ def test_a_quantile_tilts_only_a_and_its_minimiser_is_that_quantile():
         assert float(guess[0, 0]) == pytest.approx(expected, abs=0.02)
     with pytest.raises(ValueError, match="l1"):
         reconstruction_loss("huber", target, target, a_quantile=0.6)
+
+
+def test_a_quantile_per_sample_is_each_samples_own_loss():
+    """--a-quantile-clean-only: damaged samples fit the median, clean ones the quantile."""
+    target = torch.zeros(2, 2, 4, 4)
+    low = target.clone()
+    low[:, 0] -= 0.4  # a* guessed too low on both samples
+    quantiles = torch.tensor([0.5, 0.75]).view(2, 1, 1, 1)
+    mixed = float(reconstruction_loss("l1", low, target, a_quantile=quantiles))
+    assert mixed == pytest.approx(0.5 * (1.0 * 0.4 + 1.5 * 0.4) / 2)
+    assert float(reconstruction_loss("l1", low, target, a_quantile=torch.full((2, 1, 1, 1), 0.5))) \
+        == pytest.approx(float(reconstruction_loss("l1", low, target)))
+    with pytest.raises(ValueError, match="l1"):
+        reconstruction_loss("huber", target, target, a_quantile=quantiles)
+
+
+def test_clean_only_gives_damaged_samples_the_median():
+    from retint.model.config import GeneratorConfig, TrainConfig
+    from retint.model.train import a_quantile_per_sample
+
+    degraded = torch.tensor([True, False, True])
+    warm = TrainConfig(data=("photos",), generator=GeneratorConfig(), a_quantile=0.7)
+    clean_only = dataclasses.replace(warm, a_quantile_on_damaged=False)
+    assert a_quantile_per_sample(clean_only, degraded).flatten().tolist() == pytest.approx([0.5, 0.7, 0.5])
+    assert a_quantile_per_sample(warm, degraded) == 0.7
+    assert a_quantile_per_sample(clean_only, None) == 0.7
 
 
 def test_chroma_regulariser_rewards_saturation_with_finite_gradient_at_grey():

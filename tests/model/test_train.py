@@ -220,7 +220,8 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
     run_dir = tmp_path / "run"
     result = run_cli(dataset, "-o", run_dir, "--epochs", 3, "--holdout", "img0", "--degrade", 0.5,
                      "--perceptual-weight", 0.1, "--encoder-lr-scale", 0.1, "--low-res-epochs", 2,
-                     "--low-res-size", 32, "--no-amp", "--channels-last", "--a-quantile", 0.6, *TINY)
+                     "--low-res-size", 32, "--no-amp", "--channels-last", "--a-quantile", 0.6,
+                     "--a-quantile-clean-only", *TINY)
     assert result.exit_code == 0, result.output
     metrics = read_metrics(run_dir)
     assert [m["crop_size"] for m in metrics] == [32, 32, 64]
@@ -229,6 +230,7 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
     assert all(m["val_images"] == 10 for m in metrics)  # img00..img09 held out, whole
     config = load_checkpoint(run_dir / "last.pth")["train_config"]
     assert config["holdout"] == ["img0"] and config["degrade"] == 0.5 and config["a_quantile"] == 0.6
+    assert config["a_quantile_on_damaged"] is False
 
 
 def test_damaged_samples_carry_their_own_grey_input(dataset):
