@@ -241,11 +241,12 @@ class Trainer:
     def _input_lightness(self, clean: torch.Tensor, grey: torch.Tensor | None,
                          degraded: torch.Tensor | None) -> torch.Tensor:
         """The generator's input: the clean L, or for damaged samples the L of
-        their damaged grey (g, g, g), as the engine computes it."""
+        their damaged grey (g, g, g), as the engine computes it. `degraded` is
+        on the device already."""
         if grey is None or degraded is None or not bool(degraded.any()):
             return clean
         damaged = normalize_lightness(grey_terms(grey.to(self.device)).lightness)
-        chosen = torch.where(degraded.to(self.device).view(-1, 1, 1, 1), damaged, clean)
+        chosen = torch.where(degraded.view(-1, 1, 1, 1), damaged, clean)
         return chosen.contiguous(memory_format=self.memory_format)
 
     def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool,
@@ -300,6 +301,8 @@ class Trainer:
     def _train_step(self, rgb: torch.Tensor, adversarial: bool, grey: torch.Tensor | None = None,
                     degraded: torch.Tensor | None = None) -> dict[str, float]:
         rgb = rgb.to(self.device, non_blocking=True)
+        # Moved once: both the generator's input and the a* quantile read it.
+        degraded = None if degraded is None else degraded.to(self.device)
         lab = rgb_uint8_to_lab(rgb)
         clean_lightness, target_ab = self._split_lab(lab)
         # The discriminator judges chroma against the lightness it was drawn
@@ -310,9 +313,8 @@ class Trainer:
         losses: dict[str, torch.Tensor] = {}
         if adversarial:
             losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
-        on_device = None if degraded is None else degraded.to(self.device)
         losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1],
-                                         on_device)
+                                         degraded)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(losses["g_total"]).backward()
         self.scaler.step(self.optimizer_g)
