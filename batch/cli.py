@@ -2,24 +2,38 @@
 
 Exit codes: 0 every input coloured or skipped, 3 some inputs failed or (a
 video) came out partial (see OUT/manifest.jsonl), 2 bad invocation or an
-unusable output (no source, an output folder that is a source, a locked,
-unwritable or full output folder, a bad engine file), 130 interrupted by
-Ctrl-C (finished outputs are kept; rerun to do the rest).
+unusable output (no source, an output folder that is or holds a source, a
+locked, unwritable or full output folder, a bad engine file), 5 the backend
+or device asked for cannot run here, 130 interrupted by Ctrl-C (finished
+outputs are kept; rerun to do the rest). Every option is checked before
+anything is created.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+
 from pathlib import Path
 
 import click
 
+from retint.batch import _interrupted_while_starting
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
-from retint.errors import RetintError
-from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from retint.errors import BackendUnavailable, RetintError
+from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+# Its own code, so that scripts can tell "this host cannot run that backend" from "some inputs failed" (3).
+EXIT_BACKEND_UNAVAILABLE = 5
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 
 EPILOG = f"""\b
-Photos: {' '.join(sorted(IMAGE_SUFFIXES))} (any letter case).
+Photos: {' '.join(sorted(BATCH_IMAGE_SUFFIXES))} (any letter case; GIF: its
+first frame; HEIC/HEIF with pillow-heif installed; GIF, AVIF and HEIC are
+written as PNG). Other image names (.psd, .jp2, camera raw...) get a failed
+line: unsupported format.
 Videos: {' '.join(sorted(VIDEO_SUFFIXES))} (needs the 'video' extra).
 OUT/manifest.jsonl has one line per input: ok, partial (a video whose file
 ends early), skipped-colour or failed, with the reason.
@@ -27,15 +41,18 @@ ends early), skipped-colour or failed, with the reason.
 \b
 Exit codes:
   0    every input coloured, skipped as colour, or already done
-  2    bad invocation or unusable output folder (locked, unwritable, full)
+  2    bad invocation or unusable output folder (a source in it, locked,
+       unwritable, full)
   3    some inputs failed or came out partial (see the manifest)
+  5    the --backend or --device asked for cannot run here
   130  interrupted by Ctrl-C (finished outputs kept; rerun to do the rest)
 """
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
-@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+# Strings, not click's Paths: Path("") is ".", and an empty argument must be refused, never mean "here".
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="Output folder (created if needed): a mirror of each source's tree, plus manifest.jsonl. "
                    "Must not be a source folder.")
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -51,13 +68,16 @@ Exit codes:
                    "CPU, where that runs fastest and lightest, 8 on a GPU; video frames 8].")
 @click.option("--streams", type=click.IntRange(1), default=None,
               help="Photo batches run through the engine at the same time. On the CPU each gets an equal "
-                   "share of the cores  [default: 2 on the CPU, 1 on a GPU].")
+                   "share of the cores  [default: ONNX Runtime on the CPU 2, OpenVINO one more than the cores, a GPU 1].")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
 @click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
               help="Output format: keep the input's, or jpg / png.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / WebP quality.")
 @click.option("--max-pixels", type=click.IntRange(1), default=150_000_000,
               help="Refuse larger images (a decompression-bomb guard).")
+@click.option("--timeout-per-input", type=click.FloatRange(0, min_open=True), default=600.0,
+              help="Seconds one photo's read and decode may take; past it the photo fails and the run goes on "
+                   "(a stalled disk or network share).")
 @click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--codec", default="libx264", help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
@@ -77,30 +97,83 @@ Exit codes:
 @click.option("--ray-actors", type=click.IntRange(1), default=None,
               help="Engine actors under --ray  [default: one per GPU; else one per 4 CPUs, leaving one free].")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
-def main(sources: tuple[Path, ...], output: Path, engine: Path | None, backend: str, device: str,
+def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: str, device: str,
          batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, uncertainty: bool,
          mute_uncertain: bool, use_ray: bool,
-         ray_actors: int | None, no_progress: bool) -> None:
+         ray_actors: int | None, no_progress: bool, timeout_per_input: float) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
-    from retint.batch.pipeline import run_batch
-
-    config = BatchConfig(sources=sources, output=output, engine=engine, backend=backend, device=device,
-                         batch_size=batch_size,
-                         streams=streams, workers=workers, output_format=output_format, quality=quality,
-                         max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
-                         progress=not no_progress, codec=codec, crf=crf, preset=preset,
-                         temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
-                         mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors)
     try:
+        # From here Ctrl-C is KeyboardInterrupt, caught below (retint.batch's start-up handler until now).
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        from retint.batch.pipeline import run_batch
+
+        _check_usage(sources, output, codec, preset, device, backend)
+        config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine, backend=backend, device=device,
+                             batch_size=batch_size,
+                             streams=streams, workers=workers, output_format=output_format, quality=quality,
+                             max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
+                             progress=not no_progress, codec=codec, crf=crf, preset=preset,
+                             temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
+                             mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
+                             timeout_per_input=timeout_per_input)
         summary = run_batch(config, log=lambda line: click.echo(line, err=True))
+        _print_summary(summary, Path(output))
+    except BackendUnavailable as error:
+        click.echo(f"colorize-batch: error: {error}", err=True)
+        sys.exit(EXIT_BACKEND_UNAVAILABLE)
     except RetintError as error:
         click.echo(f"colorize-batch: {'error: ' if error.exit_code != 130 else ''}{error}", err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         click.echo("colorize-batch: interrupted", err=True)
         sys.exit(130)
+    code = 3 if summary.failed else 0
+    if summary.abandoned_inputs:
+        # A read given up on may never return, and Python waits for every pool thread at exit:
+        # leave now (the manifest is closed and the summary printed).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _check_usage(sources: tuple[str, ...], output: str, codec: str, preset: str, device: str,
+                 backend: str) -> None:
+    """Refuse bad usage in one line (exit 2) before any work or any folder is created."""
+    from retint.errors import InputError
+
+    if any(source == "" for source in sources):
+        raise InputError('an empty source path ("") was given; name a file or folder')
+    if output == "":
+        raise InputError('-o is empty (""); name the output folder')
+    if device == "cuda" and backend == "openvino":
+        raise InputError("--backend openvino runs on the CPU; it cannot take --device cuda")
+    _check_encoder(codec, preset)
+
+
+def _check_encoder(codec: str, preset: str) -> None:
+    """--codec must be an encoder this PyAV has, and --preset one that encoder knows."""
+    try:
+        import av
+    except ImportError:
+        return  # videos then fail one by one, each saying that the 'video' extra is missing
+    from retint.errors import InputError
+
+    try:
+        found = av.codec.Codec(codec, "w")
+    except Exception:
+        found = None
+    if found is None or found.type != "video":
+        raise InputError(f"--codec {codec}: not a video encoder in this PyAV/FFmpeg build "
+                         f"(e.g. libx264, libx265, h264_nvenc)")
+    if codec in ("libx264", "libx265") and preset not in X264_PRESETS:
+        raise InputError(f"--preset {preset}: not an x264/x265 preset ({', '.join(X264_PRESETS)})")
+
+
+def _print_summary(summary, output: Path) -> None:
     figures = summary.as_dict()
     counts = ", ".join(f"{count} {status}" for status, count in sorted(figures["counts"].items())) or "nothing to do"
     rates = []
@@ -110,8 +183,6 @@ def main(sources: tuple[Path, ...], output: Path, engine: Path | None, backend: 
         rates.append(f"{figures['video_frames_per_second']:.2f} video frames/s")
     click.echo(f"{counts}; {summary.already_done} already done; {'; '.join(rates + [''])}"
                f"engine: {figures['engine'].get('description', '?')}; manifest: {output / 'manifest.jsonl'}", err=True)
-    if summary.failed:
-        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ class BatchConfig:
     include_colour: bool = False
     overwrite: bool = False
     progress: bool = True
+    timeout_per_input: float = 600.0  # seconds one photo's read and decode may take before it fails
     # video
     codec: str = "libx264"
     crf: int = 18

@@ -16,22 +16,29 @@ notes on that file's manifest line instead of anonymous lines on stderr.
 
 from __future__ import annotations
 
+import errno
 import io
 import math
+import os
+import stat
 import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from retint.batch.tone import PROBE_SIDE, is_colour
 
 # retint checks the pixel count itself (--max-pixels), from the header.
 Image.MAX_IMAGE_PIXELS = None
 
-SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP"}
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "TIFF", "BMP", "WEBP", "GIF", "AVIF", "HEIF"}
+# A PNG text chunk may be large (scanners write whole logs into zTXt): Pillow's 1 MB default
+# refused such valid files as "truncated or corrupt". The total stays bounded (MAX_TEXT_MEMORY).
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 * 1024 * 1024)
+PngImagePlugin.MAX_TEXT_MEMORY = max(PngImagePlugin.MAX_TEXT_MEMORY, 64 * 1024 * 1024)
 ORIENTATION_TAG = 0x0112
 TRANSPOSE_FOR_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -46,6 +53,23 @@ DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)  # d
 
 # Float images are nominally 0..1; allow rounding noise either side.
 FLOAT_RANGE_SLACK = 1e-3
+
+
+def heif_support() -> bool:
+    """True when pillow-heif is installed (its opener is then registered with Pillow)."""
+    global _heif_checked
+    if _heif_checked is None:
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            _heif_checked = True
+        except Exception:  # not installed, or a broken install: HEIC inputs then fail with the reason
+            _heif_checked = False
+    return _heif_checked
+
+
+_heif_checked: bool | None = None
 
 
 class DecodeFailure(Exception):
@@ -109,13 +133,56 @@ def _route_warnings_to_notes() -> None:
         _routing_installed = True
 
 
-def decode(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
-    """Decode the file at `path` (read once, never opened for writing); see `decode_bytes`."""
+def describe_exception(error: BaseException) -> str:
+    """An unexpected exception as a manifest reason: its type and the first line of its message."""
+    first_line = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+
+
+def open_regular_file(path: Path) -> int:
+    """A read-only descriptor on `path`, which must be a regular file when opened.
+
+    The listing saw a regular file, but it may have been swapped since (for a
+    FIFO, whose open would block until a writer came, or a device): the open
+    never blocks (O_NONBLOCK, which regular files ignore), and the open
+    descriptor itself is examined, so a swap between a check and the open
+    cannot slip through.
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as error:
         raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
-    return decode_bytes(data, max_pixels, include_colour)
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as error:
+        os.close(fd)
+        raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DecodeFailure("not a regular file (a FIFO, socket or device): it was replaced after the "
+                            "folder was listed")
+    return fd
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of the regular file at `path` (see `open_regular_file`); DecodeFailure otherwise."""
+    fd = open_regular_file(path)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            return stream.read()
+    except OSError as error:
+        if error.errno == errno.EAGAIN:  # only a non-regular file says this; kept for clarity
+            raise DecodeFailure("not a regular file") from error
+        raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
+    finally:
+        os.close(fd)
+
+
+def decode(path: Path, max_pixels: int, include_colour: bool) -> DecodedImage:
+    """Decode the file at `path` (read once, never opened for writing); see `decode_bytes`."""
+    if path.suffix.lower() in (".heic", ".heif") and not heif_support():
+        raise UnreadableImage("unsupported format: HEIC/HEIF needs pillow-heif (pip install pillow-heif)")
+    return decode_bytes(read_regular_file(path), max_pixels, include_colour)
 
 
 def decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
@@ -141,7 +208,11 @@ def _decode_checked(data: bytes, max_pixels: int, include_colour: bool) -> Decod
     except UnidentifiedImageError as error:
         raise UnreadableImage("not an image this tool reads (unknown or corrupt header)") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise UnreadableImage(f"truncated or corrupt image data ({str(error).splitlines()[0]})") from error
+        raise UnreadableImage(f"truncated or corrupt image data ({describe_exception(error)})") from error
+    except Exception as error:
+        # Damaged files make Pillow raise almost anything (TypeError, KeyError,
+        # struct.error, IndexError...): each is this file's failure, never the run's.
+        raise UnreadableImage(f"cannot decode it ({describe_exception(error)})") from error
 
 
 def _open(data: bytes) -> Image.Image:
@@ -154,13 +225,14 @@ def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> Decoded
         raise UnreadableImage(f"unsupported format {image.format}")
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.0f} MP, over --max-pixels "
-                            f"{max_pixels / 1e6:.0f} MP")
-    exif_bytes, orientation = _exif_without_orientation(image)
+        # Three significant figures: "--max-pixels 1000" must not read as "0 MP".
+        raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
+                            f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+    notes: list[str] = []
+    exif_bytes, orientation = _exif_without_orientation(image, notes)
     icc = image.info.get("icc_profile")
     # An output is RGB: a grey (or CMYK) profile would mislabel it.
-    icc = icc if icc and icc[16:20] == b"RGB " else None
-    notes: list[str] = []
+    icc = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
     pages = getattr(image, "n_frames", 1)
     if pages > 1:
         kind = "page" if image.format == "TIFF" else "frame"
@@ -175,9 +247,28 @@ def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> Decoded
                         exif=exif_bytes, icc=icc, input_format=image.format, notes=notes)
 
 
-def _exif_without_orientation(image: Image.Image) -> tuple[bytes | None, int]:
+def _exif_without_orientation(image: Image.Image, notes: list[str]) -> tuple[bytes | None, int]:
+    """(the EXIF block to copy, or None; the orientation to apply).
+
+    Damaged metadata must not cost the photo: EXIF that cannot be read or
+    written back (a value of the wrong type, a bad offset) is left out of
+    the output, with a note, and the photo is coloured all the same.
+    """
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:
+        orientation = 1
+    if not isinstance(orientation, int):
+        orientation = 1  # a damaged orientation entry: show the pixels as stored
+    try:
+        return _exif_or_raise(image), orientation
+    except Exception as error:
+        notes.append(f"EXIF not copied: it is damaged ({describe_exception(error)})")
+        return None, orientation
+
+
+def _exif_or_raise(image: Image.Image) -> bytes | None:
     exif = image.getexif()
-    orientation = exif.get(ORIENTATION_TAG, 1)
     if image.format == "TIFF":
         kept = Image.Exif()
         for tag in DESCRIPTIVE_TAGS:
@@ -186,7 +277,7 @@ def _exif_without_orientation(image: Image.Image) -> tuple[bytes | None, int]:
         exif = kept
     elif ORIENTATION_TAG in exif:
         del exif[ORIENTATION_TAG]
-    return (exif.tobytes() if len(exif) else None), orientation
+    return exif.tobytes() if len(exif) else None
 
 
 def jpeg_colour_probe(data: bytes) -> np.ndarray:

@@ -23,9 +23,11 @@ ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 
 
 def output_suffix(input_path: Path, output_format: str) -> str:
+    """The output's suffix: --format's, else the input's own where retint writes that format
+    (GIF, AVIF and HEIC inputs are written as PNG: lossless, and it holds their alpha)."""
     if output_format == "jpg":
         return ".jpg"
-    if output_format == "png":
+    if output_format == "png" or input_path.suffix.lower() not in FORMAT_OF_SUFFIX:
         return ".png"
     return input_path.suffix
 

@@ -1,6 +1,8 @@
 """`OUT/manifest.jsonl`: one line per input as it completes, then a summary.
 
-A rerun keeps the lines of inputs whose output exists (they are skipped) and
+A rerun keeps the lines of inputs whose output exists (they are skipped), and
+the failed lines of files that cannot be read as images or videos while the
+file is unchanged (its size and mtime: it would fail the same way), and
 drops the rest, which are processed again, so after any number of killed
 and resumed runs the manifest names each input exactly once, with its final
 status. Inputs are named by their canonical path (`sources.identity_of`);
@@ -8,11 +10,22 @@ lines written by older versions under another spelling are read the same
 way. Lines are flushed as written; a line torn by a kill is dropped. A disk
 that cannot take a line raises OutputError (exit 2), and every line written
 before it stays.
+
+The journal, `OUT/.retint-journal.jsonl`, is what makes an output found on
+disk demonstrably retint's: just before an output is given its name, its
+entry goes into the journal with the device and inode of the finished
+file. A run killed between naming an output and writing its manifest line
+leaves that journal line; the next run takes the output as done only if
+the file at that path is still that very file, and writes the journal's
+entry (size, notes, figures) as the input's line. Any other file or folder
+at an output path is not retint's (`pipeline.BatchRun` fails its input).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +40,7 @@ STATUS_SKIPPED_COLOUR = "skipped-colour"
 STATUS_FAILED = "failed"
 FINAL_WITH_OUTPUT = (STATUS_OK, STATUS_PARTIAL)  # reruns keep these while their output exists
 MANIFEST_NAME = "manifest.jsonl"
+JOURNAL_NAME = ".retint-journal.jsonl"
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,67 @@ class Entry:
     milliseconds: float | None = None
     video: dict[str, Any] | None = None  # frames, fps, duration, streams copied, smoothing
     uncertainty: dict[str, Any] | None = None  # --uncertainty: map, mean_width, wide_fraction, wide_threshold
+    # A failure that is the file's own (corrupt, unsupported): its size and mtime, so a rerun
+    # keeps the line while the file is unchanged instead of failing it again.
+    file_signature: list[int] | None = None
+
+
+def file_signature(path: Path) -> list[int] | None:
+    """[size, mtime in ns] of the file at `path`, or None where it cannot be examined."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_size, status.st_mtime_ns]
+
+
+def _as_line(entry: Entry) -> dict[str, Any]:
+    line = asdict(entry)
+    for optional in ("video", "file_signature"):
+        if line[optional] is None:
+            del line[optional]
+    return line
+
+
+def journal_entry(output_root: Path, entry: Entry, finished: os.stat_result) -> None:
+    """Note in OUT's journal that `entry`'s output is the file `finished` (see the module doc).
+
+    Appends one line with one write (O_APPEND), so the photo pipeline's
+    threads and Ray's workers on a shared filesystem never tear each other's lines.
+    """
+    line = _as_line(entry) | {"file": _file_identity(finished)}
+    path = output_root / JOURNAL_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (json.dumps(line) + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise OutputError(f"cannot write the journal {path}: {error.strerror or error}") from error
+
+
+def _file_identity(status: os.stat_result) -> list[int]:
+    # Device and inode name the file; size and mtime (ns) tell it from a later file that
+    # reuses a freed inode number, as filesystems do.
+    return [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns]
+
+
+def _journalled_outputs(output_root: Path) -> list[dict[str, Any]]:
+    """The journal's lines whose outputs are still the very files the journal names."""
+    found = []
+    for line in _read_lines(output_root / JOURNAL_NAME):
+        try:
+            if line.get("status") not in FINAL_WITH_OUTPUT or not line.get("output"):
+                continue
+            status = os.stat(output_root / line["output"], follow_symlinks=False)
+            if _file_identity(status) != line.get("file"):
+                continue
+            del line["file"]
+            found.append(line)
+        except (OSError, TypeError, ValueError, KeyError):
+            continue  # gone, replaced, or a damaged line: not demonstrably retint's
+    return found
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
@@ -57,34 +132,57 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 class Manifest:
-    def __init__(self, output_root: Path, overwrite: bool):
+    def __init__(self, output_root: Path, overwrite: bool, planned_writers: dict[str, str] | None = None):
+        """`planned_writers`: output (relative to OUT) -> the identity of this run's input that writes it.
+        A kept line whose source is gone while this run's input of the same output exists is that
+        input's line: the archive was moved or renamed between runs, and its outputs are still its own."""
         self.path = output_root / MANIFEST_NAME
         self.done: dict[str, dict[str, Any]] = {}  # identity -> its kept line
+        planned_writers = planned_writers or {}
         if not overwrite:
-            for line in _read_lines(self.path):
-                if (line.get("status") in FINAL_WITH_OUTPUT and line.get("output") and "source" in line
-                        and (output_root / line["output"]).is_file()):
-                    line["source"] = identity_of(Path(line["source"]))
+            claimed: set[str] = set()  # outputs already named by a kept line
+            # The manifest's lines first, then outputs named by a run killed before their lines.
+            for line in _read_lines(self.path) + _journalled_outputs(output_root):
+                if not isinstance(line.get("source"), str):
+                    continue
+                line["source"] = identity_of(Path(line["source"]))  # as older versions spelled it, too
+                writer = planned_writers.get(line.get("output") or "")
+                if writer and writer != line["source"] and not os.path.lexists(line["source"]):
+                    line["source"] = writer  # the archive moved (see above)
+                if line["source"] in self.done or line.get("output") in claimed:
+                    continue
+                if self._keeps(line, output_root):
                     self.done[line["source"]] = line
-        # Which input each existing output belongs to: a file may be skipped as
-        # "already present" only when no other input's line claims it.
-        self.owners: dict[str, str] = {line["output"]: source for source, line in self.done.items()}
+                    if line.get("output"):
+                        claimed.add(line["output"])
+        # Which input each existing output belongs to: another input's output is never taken as done.
+        self.owners: dict[str, str] = {line["output"]: source for source, line in self.done.items()
+                                       if line.get("output")}
         kept = "".join(json.dumps(line) + "\n" for line in self.done.values())
         write_bytes_atomically(self.path, kept.encode())
+        # The manifest now holds what the journal proved: start the journal afresh.
+        write_bytes_atomically(output_root / JOURNAL_NAME, b"")
         self._stream = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keeps(line: dict[str, Any], output_root: Path) -> bool:
+        """A finished output still there, or a file's own failure while the file is unchanged."""
+        if line.get("status") in FINAL_WITH_OUTPUT and line.get("output"):
+            return (output_root / line["output"]).is_file()
+        return bool(line.get("status") == STATUS_FAILED and line.get("file_signature")
+                    and file_signature(Path(line["source"])) == line["file_signature"])
 
     def _write(self, line: dict[str, Any]) -> None:
         try:
-            self._stream.write(json.dumps(line) + "\n")
-            self._stream.flush()
+            with self._lock:
+                self._stream.write(json.dumps(line) + "\n")
+                self._stream.flush()
         except OSError as error:
             raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from error
 
     def record(self, entry: Entry) -> None:
-        line = asdict(entry)
-        if line["video"] is None:
-            del line["video"]
-        self._write(line)
+        self._write(_as_line(entry))
 
     def close(self, summary: dict[str, Any]) -> None:
         try:

@@ -16,6 +16,10 @@ result:
   any spelling, through links, or a hard link) is never written: that input
   fails with the reason.
 
+An output or map name longer than the output filesystem takes (NAME_MAX
+bytes a name, PATH_MAX a path) fails its input with the reason, before
+any work: the run never meets ENAMETOOLONG halfway.
+
 With `--uncertainty` each photo also gets `<output stem>.uncertainty.png`.
 Where that name is another input's output or map (`a.jpg` and `a.png` under
 `--format keep`), the map keeps the output's whole name
@@ -64,6 +68,29 @@ def _plain_output(relative: Path, output_format: str) -> Path:
     return relative.with_suffix(output_suffix(relative, output_format))
 
 
+def _name_limits(output_root: Path) -> tuple[int, int]:
+    """(longest name, longest path) in bytes on the output's filesystem (Linux's 255 and 4096 where unknown)."""
+    folder = output_root
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX"), os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 255, 4096
+
+
+def too_long(path: Path, limits: tuple[int, int]) -> str:
+    """Why `path` cannot be created on a filesystem with these limits, or ''."""
+    name_max, path_max = limits
+    longest = max(path.parts, key=lambda part: len(os.fsencode(part)))
+    if len(os.fsencode(longest)) > name_max:
+        return (f"a name in it is {len(os.fsencode(longest))} bytes, over the {name_max} the output "
+                f"filesystem takes")
+    if len(os.fsencode(os.path.abspath(path))) >= path_max:
+        return f"it is {len(os.fsencode(os.path.abspath(path)))} bytes, over the {path_max - 1} a path may have"
+    return ""
+
+
 def _file_key(path: Path) -> tuple[int, int] | None:
     try:
         status = os.stat(path)
@@ -82,6 +109,7 @@ def plan_outputs(tasks: list[Task], output_root: Path, output_format: str,
 def _with_uncertainty_maps(planned: list[PlannedOutput], output_root: Path) -> list[PlannedOutput]:
     outputs = {item.output for item in planned if item.output is not None}
     inputs = {key for item in planned if (key := _file_key(item.task.source))}
+    limits = _name_limits(output_root)
     claimed: set[Path] = set()
     result = []
     for item in planned:
@@ -90,8 +118,12 @@ def _with_uncertainty_maps(planned: list[PlannedOutput], output_root: Path) -> l
             continue
         candidates = (item.output.with_name(item.output.stem + UNCERTAINTY_MAP_SUFFIX),
                       item.output.with_name(item.output.name + UNCERTAINTY_MAP_SUFFIX))
+        if too_long(candidates[0], limits):
+            result.append(PlannedOutput(item.task, None, f"its uncertainty map {candidates[0].name} cannot be "
+                                                         f"written: {too_long(candidates[0], limits)}"))
+            continue
         free = [path for path in candidates if path not in outputs and path not in claimed
-                and _file_key(path) not in inputs]
+                and not too_long(path, limits) and _file_key(path) not in inputs]
         if not free:
             result.append(PlannedOutput(item.task, None, f"its uncertainty map {candidates[0].name} (or "
                                                          f"{candidates[1].name}) is another input's output or map"))
@@ -125,6 +157,7 @@ def _plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> l
     # Every input file by (device, inode), so that an output is recognised as an
     # input under any spelling, through links, or as a hard link.
     input_files = {key: task.identity for task in tasks if not task.problem and (key := _file_key(task.source))}
+    limits = _name_limits(output_root)
     claimed: dict[Path, int] = {}
     planned = []
     for index, task in enumerate(tasks):
@@ -133,6 +166,10 @@ def _plan_outputs(tasks: list[Task], output_root: Path, output_format: str) -> l
             continue
         relative, note = chosen[index]
         output = output_root / relative
+        if too_long(output, limits):
+            planned.append(PlannedOutput(task, None, f"its output {relative} cannot be written: "
+                                                     f"{too_long(output, limits)}"))
+            continue
         if relative in claimed:
             first = tasks[claimed[relative]].relative
             planned.append(PlannedOutput(task, None, f"its output name {relative} is already the output of {first}"))

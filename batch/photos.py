@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,16 +24,24 @@ import cv2
 import numpy as np
 
 from retint.batch.config import BatchConfig
-from retint.batch.decode import AlreadyColour, DecodedImage, DecodeFailure, decode
+from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, UnreadableImage, decode,
+                                 describe_exception)
 from retint.batch.encode import encode
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.plan import InferencePlan
 from retint.batch.recording import StageClock, make_entry
-from retint.errors import EngineError
+from retint.errors import EngineError, OutputError
 from retint.files import write_bytes_atomically
 from retint.runtime import Engine
 from retint.runtime.uncertainty import heat_map, interval_width, width_summary
+
+WAIT_SLICE_SECONDS = 0.2  # how often a wait for a decode looks at Ctrl-C and the time limit
+
+
+class InputTimedOut(DecodeFailure):
+    """One input's read and decode outlasted --timeout-per-input."""
+
 
 ALREADY_COLOUR_REASON = "already in colour (--include-colour colours it from its own lightness)"
 
@@ -62,11 +71,13 @@ class PhotoPipeline:
         # Batches in input order; each resolves to its entries (failures) or encode futures.
         self.batches: deque[Future[list[Entry | Future[Entry]]]] = deque()
         self.prefetch = plan.batch_size * 2 + plan.streams + config.workers
+        self.abandoned = 0  # decodes given up on (--timeout-per-input), perhaps still stuck in their thread
 
     def _entry(self, planned: PlannedOutput, status: str, reason: str = "", output: Path | None = None,
-               decoded: DecodedImage | None = None, started: float | None = None) -> Entry:
+               decoded: DecodedImage | None = None, started: float | None = None,
+               final_failure: bool = False) -> Entry:
         return make_entry(planned.task, status, self.config.output, reason, output,
-                          decoded.size if decoded else None, started)
+                          decoded.size if decoded else None, started, final_failure)
 
     def run(self, photos: Iterable[PlannedOutput]) -> None:
         """Colour `photos`; raises KeyboardInterrupt after recording the work in flight when stopped."""
@@ -86,7 +97,7 @@ class PhotoPipeline:
                 if not pending:
                     break
                 planned, started, future = pending.popleft()
-                self._decoded(planned, started, future)
+                self._decoded(planned, started, self._await_decode(future))
             for size in list(self.groups):
                 self._infer(size)
             self._drain(0)
@@ -96,7 +107,8 @@ class PhotoPipeline:
             self._drain(0)
             raise
         finally:
-            decoders.shutdown(wait=True, cancel_futures=True)
+            # A decode given up on (see _await_decode) may never return: do not wait for it.
+            decoders.shutdown(wait=not self.abandoned, cancel_futures=True)
             self.inferrers.shutdown(wait=True)
             self.encoders.shutdown(wait=True)
 
@@ -107,6 +119,28 @@ class PhotoPipeline:
         finally:
             self.clock.add("decode", time.perf_counter() - began)
 
+    def _await_decode(self, future: Future) -> Future:
+        """`future` once it is done; or, past --timeout-per-input seconds of waiting for it, a future
+        holding InputTimedOut. Waits in short slices, so Ctrl-C is seen while a read stalls."""
+        waited_since = time.perf_counter()
+        limit = self.config.timeout_per_input
+        while True:
+            try:
+                future.result(timeout=min(WAIT_SLICE_SECONDS, max(0.005, limit - (time.perf_counter() - waited_since))))
+                return future
+            except FutureTimeout:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt from None
+                if time.perf_counter() - waited_since >= limit:
+                    self.abandoned += 1
+                    gave_up: Future = Future()
+                    gave_up.set_exception(InputTimedOut(
+                        f"reading and decoding it took over {self.config.timeout_per_input:g} s "
+                        f"(--timeout-per-input); given up (a stalled disk or network share?)"))
+                    return gave_up
+            except BaseException:
+                return future  # done, with its exception: _decoded records it
+
     def _decoded(self, planned: PlannedOutput, started: float, future: Future) -> None:
         try:
             decoded = future.result()
@@ -114,7 +148,12 @@ class PhotoPipeline:
             self.record(self._entry(planned, STATUS_SKIPPED_COLOUR, ALREADY_COLOUR_REASON, started=started))
             return
         except DecodeFailure as failure:
-            self.record(self._entry(planned, STATUS_FAILED, str(failure), started=started))
+            self.record(self._entry(planned, STATUS_FAILED, str(failure), started=started,
+                                    final_failure=isinstance(failure, UnreadableImage)))
+            return
+        except Exception as error:  # a bug in retint must still cost only this input's line
+            self.record(self._entry(planned, STATUS_FAILED, f"cannot decode it ({describe_exception(error)})",
+                                    started=started))
             return
         limits = self.engine.spec.limits
         height, width = decoded.size
@@ -149,6 +188,9 @@ class PhotoPipeline:
         except EngineError as error:
             return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
                                 started=waiting.started) for waiting in group]
+        except Exception as error:  # anything else the engine raises fails this batch's inputs, not the run
+            return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {describe_exception(error)}",
+                                decoded=waiting.decoded, started=waiting.started) for waiting in group]
         finally:
             self.clock.add("infer", time.perf_counter() - began)
         return [self.encoders.submit(self._encode_and_write, waiting, image, width)
@@ -161,26 +203,55 @@ class PhotoPipeline:
         ok, data = cv2.imencode(".png", heat_map(width))
         if not ok:
             raise ValueError("PNG encoder failed on the uncertainty map")
+        # Replaced when present: a map is written before its output, so a run killed between the two
+        # leaves one behind; the planner made sure no input lies at this path.
         write_bytes_atomically(path, data.tobytes())
         return {"map": str(path.relative_to(self.config.output)), **width_summary(width)}
 
     def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray, width: np.ndarray | None = None) -> Entry:
+        """This input's entry: ok, or failed with whatever went wrong. Only OutputError (a disk that
+        cannot take outputs at all) escapes, and stops the run."""
+        try:
+            return self._encode_and_write_or_raise(waiting, rgb, width)
+        except OutputError:
+            raise
+        except Exception as error:
+            return self._entry(waiting.planned, STATUS_FAILED, f"cannot write it ({describe_exception(error)})",
+                               decoded=waiting.decoded, started=waiting.started)
+
+    def _encode(self, waiting: _Waiting, rgb: np.ndarray) -> tuple[bytes, list[str]]:
+        """(the output file's bytes, notes). Metadata an encoder refuses is left out, with a note,
+        rather than costing the photo."""
+        try:
+            return encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality), []
+        except Exception as error:
+            if not (waiting.decoded.exif or waiting.decoded.icc):
+                raise
+            bare = replace(waiting.decoded, exif=None, icc=None)
+            note = f"metadata not copied: the encoder refused it ({describe_exception(error)})"
+            return encode(rgb, bare, waiting.output.suffix, self.config.quality), [note]
+
+    def _encode_and_write_or_raise(self, waiting: _Waiting, rgb: np.ndarray, width: np.ndarray | None) -> Entry:
         began = time.perf_counter()
         try:
-            data = encode(rgb, waiting.decoded, waiting.output.suffix, self.config.quality)
-        except (OSError, ValueError) as error:
-            return self._entry(waiting.planned, STATUS_FAILED, f"cannot encode: {error}", decoded=waiting.decoded,
-                               started=waiting.started)
+            data, notes = self._encode(waiting, rgb)
+        except Exception as error:
+            return self._entry(waiting.planned, STATUS_FAILED, f"cannot encode: {describe_exception(error)}",
+                               decoded=waiting.decoded, started=waiting.started)
         finally:
             self.clock.add("encode", time.perf_counter() - began)
         began = time.perf_counter()
         uncertainty = self._write_uncertainty_map(waiting, width) if width is not None else None
-        write_bytes_atomically(waiting.output, data)  # OutputError stops the run
-        self.clock.add("write", time.perf_counter() - began)
-        reason = "; ".join(waiting.decoded.notes + ([waiting.planned.note] if waiting.planned.note else []))
+        notes = waiting.decoded.notes + notes
+        reason = "; ".join(notes + ([waiting.planned.note] if waiting.planned.note else []))
         entry = self._entry(waiting.planned, STATUS_OK, reason, output=waiting.output, decoded=waiting.decoded,
                             started=waiting.started)
-        return replace(entry, uncertainty=uncertainty) if uncertainty else entry
+        entry = replace(entry, uncertainty=uncertainty) if uncertainty else entry
+        # Never over a file that is not retint's (unless --overwrite); OutputError stops the run.
+        write_bytes_atomically(waiting.output, data, replace=self.config.overwrite,
+                               before_publish=lambda finished: journal_entry(self.config.output, entry, finished))
+        self.clock.add("write", time.perf_counter() - began)
+        return entry
 
     def _drain(self, keep: int) -> None:
         """Record finished batches, oldest first, until at most `keep` remain in flight."""

@@ -13,6 +13,7 @@ the run with exit 2, keeping every line already written.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -20,9 +21,10 @@ from typing import Callable
 from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
+from retint.batch.decode import describe_exception
 from retint.batch.interrupt import ctrl_c_sets
 from retint.batch.lock import OutputLock
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, Manifest
+from retint.batch.manifest import STATUS_FAILED, Manifest
 from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
 from retint.batch.plan import InferencePlan, inference_plan
@@ -31,7 +33,7 @@ from retint.batch.sources import check_sources, find_tasks
 from retint.batch.videos import VideoPhase
 from retint.errors import EngineError, Interrupted, OutputError
 from retint.files import remove_partials
-from retint.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
 
 
@@ -53,7 +55,11 @@ class LocalColouring:
         summary.stage_seconds = clock.seconds
         started = time.perf_counter()
         photos, videos = split_photos_and_videos(todo)
-        PhotoPipeline(self.config, self.engine, self.plan, clock, record, stop).run(photos)
+        pipeline = PhotoPipeline(self.config, self.engine, self.plan, clock, record, stop)
+        try:
+            pipeline.run(photos)
+        finally:
+            summary.abandoned_inputs = pipeline.abandoned
         summary.photo_seconds = time.perf_counter() - started
         VideoPhase(self.config, self.engine, self.plan, summary, record, stop, self.artefact, self.choice,
                    self.log).run(videos)
@@ -71,31 +77,45 @@ class BatchRun:
         self.stop = threading.Event()  # set by Ctrl-C
 
     def _sort(self, record: Callable) -> list[PlannedOutput]:
-        """Record what needs no work (done, failing up front, already present); return the rest."""
-        config, manifest, todo = self.config, self.manifest, []
+        """Record what needs no work (done, failing up front, blocked output); return the rest."""
+        todo = []
         for planned in self.planned:
-            task = planned.task
-            if task.identity in manifest.done:
-                self.summary.already_done += 1
-                continue
-            if planned.output is None:
-                record(make_entry(task, STATUS_FAILED, config.output, planned.problem))
-                continue
-            relative = str(planned.output.relative_to(config.output))
-            if planned.output.exists() and not config.overwrite:
-                owner = manifest.owners.get(relative)
-                if owner is None:
-                    # Written by a run killed before its manifest line: complete, keep it.
-                    self.summary.already_done += 1
-                    manifest.record(make_entry(task, STATUS_OK, config.output, "output already present",
-                                               output=planned.output))
-                else:
-                    record(make_entry(task, STATUS_FAILED, config.output,
-                                      f"its output {relative} holds {owner}, coloured by an earlier run; "
-                                      f"rerun with --overwrite or another -o"))
-                continue
-            todo.append(planned)
+            try:
+                problem = self._problem(planned)
+            except Exception as error:  # a path the system refuses to examine, or a bug: this input's line
+                problem = f"cannot examine its output path ({describe_exception(error)})"
+            if problem is None:
+                todo.append(planned)
+            elif problem:
+                final = planned.task.final and problem == planned.task.problem
+                record(make_entry(planned.task, STATUS_FAILED, self.config.output, problem, final_failure=final))
         return todo
+
+    def _problem(self, planned: PlannedOutput) -> str | None:
+        """None: to do; '': done by an earlier run; else why the input fails before any work.
+
+        Something already at the output path is retint's finished output only when the
+        manifest (or its journal) says so (see `retint.batch.manifest`); a folder or a file
+        retint cannot prove it wrote fails the input and is left alone.
+        """
+        config, manifest, task = self.config, self.manifest, planned.task
+        if task.identity in manifest.done:
+            self.summary.already_done += 1
+            return ""
+        if planned.output is None:
+            return planned.problem
+        relative = str(planned.output.relative_to(config.output))
+        if os.path.isdir(planned.output):
+            return (f"a folder is at its output path {relative}: it is never replaced; move it away "
+                    f"or choose another -o")
+        if not os.path.lexists(planned.output) or config.overwrite:
+            return None
+        owner = manifest.owners.get(relative)
+        if owner is not None:
+            return (f"its output {relative} holds {owner}, coloured by an earlier run; "
+                    f"rerun with --overwrite or another -o")
+        return (f"its output path {relative} already holds a file that retint did not write for it "
+                f"(no manifest line names it); move it away, or rerun with --overwrite to replace it")
 
     def run(self) -> Summary:
         bar = tqdm(total=len(self.planned), unit="img", disable=not self.config.progress, desc="colouring")
@@ -113,32 +133,39 @@ class BatchRun:
         return self.summary
 
 
+def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
+    """The engine (or the Ray pool's settings), opened before anything is created: a start that
+    fails (a bad engine, no CUDA, no uncertainty head) leaves no output folder and no lock."""
+    artefact = resolve_artefact(config.engine)
+    if (config.uncertainty or config.mute_uncertain) and not artefact.uncertainty:
+        option = "--uncertainty" if config.uncertainty else "--mute-uncertain"
+        raise EngineError(f"{option}: {artefact.name} has no uncertainty head (export-trt writes "
+                          "NAME.interval.onnx from a colorize-uncertainty checkpoint)")
+    if config.ray:
+        from retint.batch.ray_runner import RayColouring
+
+        return RayColouring(config, artefact, log)
+    choice = choose_backend(artefact, config.backend, config.device)
+    plan = inference_plan(choice, config.batch_size, config.streams)
+    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams,
+                         mute_uncertain=config.mute_uncertain)
+    return LocalColouring(config, engine, plan, artefact, choice, log)
+
+
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
     """Colour everything under config.sources into config.output; see module doc."""
     check_sources(config.sources, config.output)  # a mistyped source creates nothing
+    colouring = _open_colouring(config, log)
     lock = OutputLock(config.output)
     try:
-        removed = remove_partials(config.output)
+        removed = remove_partials(config.output, keep_out=config.sources)
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
-        tasks = find_tasks(config.sources, config.output, IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        tasks = find_tasks(config.sources, config.output, BATCH_IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         planned = plan_outputs(tasks, config.output, config.output_format, config.uncertainty)
-        artefact = resolve_artefact(config.engine)
-        if (config.uncertainty or config.mute_uncertain) and not artefact.uncertainty:
-            option = "--uncertainty" if config.uncertainty else "--mute-uncertain"
-            raise EngineError(f"{option}: {artefact.name} has no uncertainty head (export-trt writes "
-                              "NAME.interval.onnx from a colorize-uncertainty checkpoint)")
-        if config.ray:
-            from retint.batch.ray_runner import RayColouring
-
-            colouring = RayColouring(config, artefact, log)
-        else:
-            choice = choose_backend(artefact, config.backend, config.device)
-            plan = inference_plan(choice, config.batch_size, config.streams)
-            engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams,
-                                 mute_uncertain=config.mute_uncertain)
-            colouring = LocalColouring(config, engine, plan, artefact, choice, log)
-        manifest = Manifest(config.output, config.overwrite)
+        writers = {str(item.output.relative_to(config.output)): item.task.identity
+                   for item in planned if item.output is not None}
+        manifest = Manifest(config.output, config.overwrite, writers)
         runner = BatchRun(config, manifest, planned, colouring)
         try:
             with ctrl_c_sets(runner.stop):

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, Manifest
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, Manifest, file_signature
 from retint.batch.sources import Task
 
 
@@ -44,6 +44,7 @@ class Summary:
     interrupted: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
     engine: dict[str, str] = field(default_factory=dict)  # backend, precision, provider, reason
+    abandoned_inputs: int = 0  # decodes given up on after --timeout-per-input (their threads may never end)
 
     def as_dict(self) -> dict:
         photo_seconds = max(self.photo_seconds if self.photo_seconds is not None else self.seconds, 1e-9)
@@ -62,13 +63,16 @@ class Summary:
 
 
 def make_entry(task: Task, status: str, output_root: Path, reason: str = "", output: Path | None = None,
-               size: tuple[int, int] | None = None, started: float | None = None) -> Entry:
-    """A manifest entry; `size` is (height, width), `started` a perf_counter() time."""
+               size: tuple[int, int] | None = None, started: float | None = None,
+               final_failure: bool = False) -> Entry:
+    """A manifest entry; `size` is (height, width), `started` a perf_counter() time. `final_failure`:
+    the file itself cannot be read as an image or video, so a rerun keeps the line while it is unchanged."""
     height, width = size if size else (None, None)
     milliseconds = round((time.perf_counter() - started) * 1000.0, 2) if started else None
     relative = str(output.relative_to(output_root)) if output else None
+    signature = file_signature(task.source) if final_failure and status == STATUS_FAILED else None
     return Entry(source=task.identity, output=relative, status=status, reason=reason, width=width,
-                 height=height, milliseconds=milliseconds)
+                 height=height, milliseconds=milliseconds, file_signature=signature)
 
 
 class Recorder:

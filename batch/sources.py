@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from retint.errors import InputError
+from retint.media import UNSUPPORTED_IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Task:
     relative: Path  # its path in the output tree (before collision renaming)
     identity: str  # canonical absolute path: the manifest's `source`
     problem: str = ""  # set: this input cannot be read at all (the manifest's reason)
+    final: bool = False  # the problem is the file's own (its format): a rerun keeps the line while it is unchanged
 
 
 def identity_of(path: Path) -> str:
@@ -63,6 +65,9 @@ def _walk(root: Path, relative: Path, suffixes: frozenset[str], skip: Path,
             if entry.is_dir(follow_symlinks=True):
                 yield from _walk(path, relative / entry.name, suffixes, skip, seen)
                 continue
+            if path.suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES and not wanted:
+                yield Task(path, relative / entry.name, identity_of(path), unsupported(path), final=True)
+                continue
             if not wanted:
                 continue
             if entry.is_file(follow_symlinks=True):
@@ -79,10 +84,27 @@ def _walk(root: Path, relative: Path, suffixes: frozenset[str], skip: Path,
                 yield Task(path, relative / entry.name, identity_of(path), _stat_problem(error))
 
 
+def unsupported(path: Path) -> str:
+    return f"unsupported format: colorize-batch does not read {path.suffix.lower()} files"
+
+
+def distinct_sources(sources: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The sources with each place named once: `archive`, `./archive` and `/abs/archive` are one source."""
+    seen: set[str] = set()
+    distinct = []
+    for source in sources:
+        real = os.path.realpath(source)
+        if real not in seen:
+            seen.add(real)
+            distinct.append(source)
+    return tuple(distinct)
+
+
 def check_sources(sources: tuple[Path, ...], output: Path) -> None:
     """Refuse, before anything is created, sources that cannot be used with this output folder."""
     if not sources:
         raise InputError("no sources given")
+    sources = distinct_sources(sources)
     out = Path(os.path.realpath(output))
     names = [source.name or Path(os.path.realpath(source)).name for source in sources]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -91,18 +113,26 @@ def check_sources(sources: tuple[Path, ...], output: Path) -> None:
     for source in sources:
         if not os.path.lexists(source):
             raise InputError(f"source not found: {source}")
-        if source.is_dir() and Path(os.path.realpath(source)) == out:
+        real = Path(os.path.realpath(source))
+        if source.is_dir() and real == out:
             raise InputError(f"the output folder {output} is the source folder {source}: the outputs would land "
                              f"on the originals; choose another -o")
+        if real != out and real.is_relative_to(out):
+            # Outputs would be written among the originals, and a rerun would read them back as inputs.
+            raise InputError(f"the output folder {output} contains the source {source}: choose an -o outside "
+                             f"the sources")
 
 
 def find_tasks(sources: tuple[Path, ...], output: Path, suffixes: frozenset[str]) -> list[Task]:
-    """Every input with its output-relative path.
+    """Every input with its output-relative path, each input once.
 
     One folder source mirrors into the output folder itself; with several
-    sources, each gets a subfolder named after it. A file source keeps its name.
+    sources, each gets a subfolder named after it. A file source keeps its
+    name. A file named both as a source and inside a folder source is one
+    input (its first appearance).
     """
     check_sources(sources, output)
+    sources = distinct_sources(sources)
     skip = Path(os.path.realpath(output))
     names = [source.name or Path(os.path.realpath(source)).name for source in sources]
     tasks: list[Task] = []
@@ -119,4 +149,10 @@ def find_tasks(sources: tuple[Path, ...], output: Path, suffixes: frozenset[str]
             problem = "dangling symbolic link: its target does not exist" if source.is_symlink() else \
                 "not a regular file (a FIFO, socket or device)"
             tasks.append(Task(source, relative, identity_of(source), problem))
-    return tasks
+    identities: set[str] = set()
+    distinct = []
+    for task in tasks:
+        if task.identity not in identities:
+            identities.add(task.identity)
+            distinct.append(task)
+    return distinct

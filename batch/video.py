@@ -23,6 +23,7 @@ the batch records it as `partial`, never `ok`.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,8 @@ import numpy as np
 from retint.batch.decode import DecodeFailure
 from retint.batch.video_reader import GreyFrame, VideoReader, import_av
 from retint.batch.video_writer import EncoderOptions, VideoWriter, video_output_suffix
-from retint.files import atomic_file
+from retint.errors import OutputError
+from retint.files import FATAL_ERRNOS, atomic_file
 
 __all__ = ["ChromaSmoother", "VideoOptions", "colorize_video", "video_output_suffix"]
 
@@ -106,10 +108,53 @@ def _shortfall(reader: VideoReader, frames: int, first: GreyFrame | None, last: 
             f"those frames are coloured"), decoded_seconds
 
 
+class _OutputStream:
+    """The output file as the muxer sees it, remembering the first error the disk gave.
+
+    FFmpeg reports a failed write as its own error, or as a broken container
+    later on; this says whether the output disk (full, read-only) was the
+    cause, so that is never mistaken for a corrupt input.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.disk_error: OSError | None = None
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as error:
+            if self.disk_error is None and error.errno in FATAL_ERRNOS:
+                self.disk_error = error
+            raise
+
+    def write(self, data) -> int:
+        return self._guard(self._stream.write, data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._guard(self._stream.seek, offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+
 def colorize_video(source: Path, destination: Path, engine, halves, options: VideoOptions,
                    on_frames: Callable[[int], None] = lambda count: None,
-                   should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+                   should_stop: Callable[[], bool] = lambda: False,
+                   replace_existing: bool = True,
+                   before_publish: Callable[[dict[str, Any], os.stat_result], None] | None = None) -> dict[str, Any]:
     """Write the coloured `source` to `destination`; returns the manifest's video figures.
+
+    A full or read-only output disk raises OutputError; `replace_existing` False never
+    replaces a file that is at `destination` by the time the video is finished.
+    `before_publish(figures, stat)` runs once the file is complete, just before it is named
+    (`retint.files.atomic_file`), so the batch can journal the video's entry.
 
     When `should_stop()` turns true (Ctrl-C), raises KeyboardInterrupt between
     batches; the partial output is discarded.
@@ -121,15 +166,23 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
     frames_done = 0
     first: GreyFrame | None = None
     last: GreyFrame | None = None
+    figures: dict[str, Any] = {}
+
+    def publishing(finished: os.stat_result) -> None:
+        if before_publish is not None:
+            before_publish(figures, finished)
+
     with VideoReader(source, queue_size) as reader:
         limits = engine.spec.limits
         if not limits.admits(reader.height, reader.width):
             raise DecodeFailure(f"{reader.width}x{reader.height} is outside the engine's "
                                 f"{limits.min_side}..{limits.max_side} px limits")
         encoder = EncoderOptions(codec=options.codec, crf=options.crf, preset=options.preset)
+        output: _OutputStream | None = None
         try:
-            with atomic_file(destination) as stream:
-                writer = VideoWriter(stream, destination.suffix, reader, encoder, queue_size)
+            with atomic_file(destination, replace=replace_existing, before_publish=publishing) as stream:
+                output = _OutputStream(stream)
+                writer = VideoWriter(output, destination.suffix, reader, encoder, queue_size)
                 pending: list[GreyFrame] = []
 
                 def flush() -> None:
@@ -163,18 +216,27 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
                         writer.finish()
                 if frames_done == 0:
                     raise DecodeFailure("the video stream has no decodable frames")
-        except av.error.FFmpegError as error:
-            raise DecodeFailure(f"corrupt or truncated video ({error})") from error
-        shortfall, decoded_seconds = _shortfall(reader, frames_done, first, last)
-        return {"frames": frames_done, "fps": reader.fps,
-                "duration_seconds": round(decoded_seconds, 3) if decoded_seconds is not None else None,
-                "container_frames": reader.promised_frames,
-                "container_duration_seconds": reader.container_seconds,
-                "complete": not shortfall, "shortfall": shortfall,
-                "width": reader.width, "height": reader.height,
-                "audio_streams_copied": sum(1 for s in reader.copied if s.type == "audio"),
-                "subtitle_streams_copied": sum(1 for s in reader.copied if s.type == "subtitle"),
-                "packets_copied": writer.packets_copied,
-                "temporal_smoothing": options.temporal_smoothing,
-                "scene_cuts": colour.smoother.cuts if colour.smoother else None,
-                "codec": options.codec, "seconds": time.perf_counter() - began}
+                shortfall, decoded_seconds = _shortfall(reader, frames_done, first, last)
+                figures.update({
+                    "frames": frames_done, "fps": reader.fps,
+                    "duration_seconds": round(decoded_seconds, 3) if decoded_seconds is not None else None,
+                    "container_frames": reader.promised_frames,
+                    "container_duration_seconds": reader.container_seconds,
+                    "complete": not shortfall, "shortfall": shortfall,
+                    "width": reader.width, "height": reader.height,
+                    "audio_streams_copied": sum(1 for s in reader.copied if s.type == "audio"),
+                    "subtitle_streams_copied": sum(1 for s in reader.copied if s.type == "subtitle"),
+                    "packets_copied": writer.packets_copied,
+                    "temporal_smoothing": options.temporal_smoothing,
+                    "scene_cuts": colour.smoother.cuts if colour.smoother else None,
+                    "codec": options.codec, "seconds": time.perf_counter() - began})
+        except (OutputError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if output is not None and output.disk_error is not None:
+                raise OutputError(f"cannot write to {destination.parent}: {output.disk_error.strerror}") \
+                    from output.disk_error
+            if isinstance(error, av.error.FFmpegError):
+                raise DecodeFailure(f"corrupt or truncated video ({error})") from error
+            raise
+        return figures

@@ -7,6 +7,7 @@ audio and subtitle packets as they are (they are copied, never decoded).
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from retint.batch.decode import DecodeFailure
+from retint.batch.decode import DecodeFailure, describe_exception, open_regular_file
 
 END = object()
 
@@ -61,12 +62,27 @@ class VideoReader:
 
     def __init__(self, source: Path, queue_size: int):
         av = import_av()
+        # FFmpeg is handed an open file, never a name: a name like `pipe:0.mkv` or `Scene1:Take2.mkv`
+        # would be read as a protocol (stdin, or "Protocol not found"), and a FIFO swapped in after
+        # the listing would block the open (see decode.open_regular_file).
+        self._file = os.fdopen(open_regular_file(source), "rb")
         try:
-            self.container = av.open(str(source))
-        except (av.error.FFmpegError, OSError) as error:
+            self.container = av.open(self._file, "r")
+        except Exception as error:
+            self._file.close()
             raise DecodeFailure(f"not a readable video ({error})") from error
-        if not self.container.streams.video:
+        try:
+            self._read_facts(av, queue_size)
+        except BaseException as error:
             self.container.close()
+            self._file.close()
+            if isinstance(error, Exception) and not isinstance(error, DecodeFailure):
+                # A damaged header makes PyAV return half-made objects (a codec context of None...).
+                raise DecodeFailure(f"not a readable video ({describe_exception(error)})") from error
+            raise
+
+    def _read_facts(self, av, queue_size: int) -> None:
+        if not self.container.streams.video:
             raise DecodeFailure("no video stream")
         self.video = self.container.streams.video[0]
         self.copied = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
@@ -79,6 +95,7 @@ class VideoReader:
         self.time_base = self.video.time_base
         self.container_seconds = self.container.duration / 1_000_000 if self.container.duration else None
         self.promised_frames = self._promised_frames()
+        self._preroll_first_frame()
         # Set when the stream breaks off after some frames decoded (a cut-off file):
         # the frames before it are kept, and the video is reported partial.
         self.broken_off: str = ""
@@ -87,6 +104,30 @@ class VideoReader:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = Worker(self._decode_all, "video-decode")
+
+    def _preroll_first_frame(self) -> None:
+        """Demux and decode up to the first frame now: its size, not the header's, is the video's.
+
+        A damaged or spliced file can declare one size and hold frames of another (two MPEG-TS
+        streams back to back); the output stream is opened at the frames' size. What is read
+        here (and an error, if reading failed) is handed on by the decode thread first.
+        """
+        self._packets = iter(self.container.demux(self.video, *self.copied))
+        self._preroll: list[Any] = []  # copied packets, and lists of decoded frames
+        self._preroll_error: Exception | None = None
+        try:
+            for packet in self._packets:
+                if packet.stream.index != self.video.index:
+                    if packet.dts is not None:
+                        self._preroll.append(packet)
+                    continue
+                frames = list(packet.decode())
+                self._preroll.append(frames)
+                if frames:
+                    self.width, self.height = frames[0].width, frames[0].height
+                    return
+        except Exception as error:  # raised by the decode thread, where it always was
+            self._preroll_error = error
 
     def _promised_frames(self) -> int | None:
         """The frame count the container declares (or its duration times its rate), if it says."""
@@ -100,33 +141,65 @@ class VideoReader:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-        self.container.close()
+        try:
+            self.stop()
+        finally:
+            self.container.close()
+            self._file.close()
 
     def start(self) -> None:
         self._thread.start()
 
     def _decode_all(self) -> None:
         try:
-            for packet in self.container.demux(self.video, *self.copied):
-                if self._stop.is_set():  # the consumer gave up (error or Ctrl-C)
-                    break
-                if packet.stream.index != self.video.index:
-                    if packet.dts is not None:
-                        self._queue.put(packet)
-                    continue
-                try:
-                    frames = packet.decode()
-                except self._av_error as error:
-                    if self.frames_read == 0:
-                        raise
-                    self.broken_off = str(error)
-                    break
-                for frame in frames:
-                    self.frames_read += 1
-                    self._queue.put(GreyFrame(frame.to_ndarray(format="gray"), frame.pts, frame.time_base))
+            self._decode_packets()
+        except Exception as error:
+            if self.frames_read == 0:
+                if isinstance(error, (self._av_error, DecodeFailure)):
+                    raise
+                raise DecodeFailure(f"corrupt video ({describe_exception(error)})") from error
+            # Damage after some frames decoded (a cut-off or corrupted tail): keep those frames.
+            self.broken_off = describe_exception(error)
         finally:
             self._queue.put(END)
+
+    def _decode_packets(self) -> None:
+        for item in self._preroll:
+            if not isinstance(item, list):
+                self._queue.put(item)
+            elif not self._put_frames(item):
+                return
+        self._preroll = []
+        if self._preroll_error is not None:
+            raise self._preroll_error
+        for packet in self._packets:
+            if self._stop.is_set():  # the consumer gave up (error or Ctrl-C)
+                break
+            if packet.stream.index != self.video.index:
+                if packet.dts is not None:
+                    self._queue.put(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except self._av_error as error:
+                if self.frames_read == 0:
+                    raise
+                self.broken_off = str(error)
+                break
+            if not self._put_frames(frames):
+                return
+
+    def _put_frames(self, frames) -> bool:
+        """Queue decoded frames as grey; False when the frame size changed (the stream ends there)."""
+        for frame in frames:
+            if (frame.width, frame.height) != (self.width, self.height):
+                # One output stream has one size: keep the frames before the change (partial).
+                self.broken_off = (f"the frame size changes from {self.width}x{self.height} to "
+                                   f"{frame.width}x{frame.height} after {self.frames_read} frames")
+                return False
+            self.frames_read += 1
+            self._queue.put(GreyFrame(frame.to_ndarray(format="gray"), frame.pts, frame.time_base))
+        return True
 
     def items(self) -> Iterator[Any]:
         """GreyFrame objects and copied packets, in demux order, until the end."""

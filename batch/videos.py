@@ -10,13 +10,13 @@ from typing import Callable
 from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
-from retint.batch.decode import DecodeFailure
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry
+from retint.batch.decode import DecodeFailure, describe_exception
+from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.plan import VIDEO_BATCH, InferencePlan
 from retint.batch.recording import Summary, make_entry
 from retint.batch.video import VideoOptions, colorize_video
-from retint.errors import EngineError
+from retint.errors import EngineError, OutputError
 from retint.runtime import Artefact, BackendChoice, Engine, open_engine
 
 
@@ -52,19 +52,32 @@ class VideoPhase:
         try:
             halves = self._halves() if self.options.temporal_smoothing > 0 else None
             figures = colorize_video(task.source, output, self._one_stream_engine(), halves, self.options,
-                                     on_frames=frames_bar.update, should_stop=self.stop.is_set)
+                                     on_frames=frames_bar.update, should_stop=self.stop.is_set,
+                                     replace_existing=config.overwrite,
+                                     before_publish=lambda figures, finished: journal_entry(
+                                         config.output, self._entry(planned, figures, halves, started), finished))
         except (DecodeFailure, EngineError) as failure:
             self.record(make_entry(task, STATUS_FAILED, config.output, str(failure), started=started))
+            return
+        except (OutputError, KeyboardInterrupt):
+            raise  # the output disk is unusable, or Ctrl-C: the run stops
+        except Exception as error:  # anything else is this video's failure, never the run's end
+            self.record(make_entry(task, STATUS_FAILED, config.output,
+                                   f"cannot colour it ({describe_exception(error)})", started=started))
             return
         finally:
             frames_bar.close()
         self.summary.video_seconds += time.perf_counter() - started
+        self.record(self._entry(planned, figures, halves, started))
+
+    def _entry(self, planned: PlannedOutput, figures: dict, halves: Engine | None, started: float) -> Entry:
+        """A coloured video's line: ok, or partial when its file ended early."""
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
         photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
         reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only) if part)
-        entry = make_entry(task, status, config.output, reason, output=output, started=started)
-        figures["engine"] = (halves or self._one_stream_engine()).spec.describe()
-        self.record(replace(entry, width=figures["width"], height=figures["height"], video=figures))
+        entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
+        figures = figures | {"engine": (halves or self._one_stream_engine()).spec.describe()}
+        return replace(entry, width=figures["width"], height=figures["height"], video=figures)
 
     def _one_stream_engine(self) -> Engine:
         """Video runs one batch at a time: give it an engine that uses every core."""

@@ -83,10 +83,10 @@ def build_archive(root: Path) -> dict[str, dict]:
     (root / "bad" / "truncated.jpg").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
     expected["bad/truncated.jpg"] = {"status": "failed", "reason": "truncated"}
 
-    gif = io.BytesIO()
-    Image.fromarray(grey_photo(30, 30, 14)).save(gif, format="GIF")
-    (root / "bad" / "animation.webp").write_bytes(gif.getvalue())  # a GIF under another name
-    expected["bad/animation.webp"] = {"status": "failed", "reason": "unsupported format GIF"}
+    portable = io.BytesIO()
+    Image.fromarray(grey_photo(30, 30, 14)).save(portable, format="PPM")
+    (root / "bad" / "animation.webp").write_bytes(portable.getvalue())  # a PPM under another name
+    expected["bad/animation.webp"] = {"status": "failed", "reason": "unsupported format PPM"}
 
     (root / "notes.txt").write_text("ignored: not an image suffix")
     return expected

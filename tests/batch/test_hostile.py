@@ -47,14 +47,15 @@ def assert_no_two_ok_lines_share_an_output(output: Path) -> None:
 
 @pytest.mark.parametrize("overwrite", [True, False], ids=["overwrite", "no-overwrite"])
 def test_an_output_that_is_its_input_is_never_written(engine, tmp_path, overwrite):
+    # Issue 29: an -o that contains a source (here a file source) is refused up front, exit 2.
     original = photo(tmp_path / "self" / "photo.jpg")
     before = original.read_bytes()
     args = [original, "-o", tmp_path / "self", "--engine", engine] + (["--overwrite"] if overwrite else [])
     process = batch(*args)
-    assert process.returncode == 3, process.stderr
+    assert process.returncode == 2, process.stderr
+    assert "contains the source" in process.stderr and process.stderr.strip().count("\n") == 0
     assert original.read_bytes() == before
-    entry = statuses(tmp_path / "self")["photo.jpg"]
-    assert entry["status"] == "failed" and "is an input" in entry["reason"], entry
+    assert sorted(p.name for p in (tmp_path / "self").iterdir()) == ["photo.jpg"]
 
 
 def test_output_folder_equal_to_a_source_is_refused_under_any_spelling(engine, tmp_path):
@@ -78,19 +79,17 @@ def test_output_folder_inside_a_source_is_not_read_back(engine, tmp_path):
     assert not (output / "out").exists()
 
 
-def test_output_folder_containing_a_source_never_overwrites_it(engine, tmp_path):
-    # Source out/in mirrors into out/: out/in/in/x.jpg would be written to out/in/x.jpg, an input.
+def test_output_folder_containing_a_source_is_refused(engine, tmp_path):
+    # Issue 29 (2): `cd P; colorize-batch photos -o .` would sweep, write into and reread the source tree.
     inner = photo(tmp_path / "out" / "in" / "x.jpg", seed=1)
-    photo(tmp_path / "out" / "in" / "in" / "x.jpg", seed=2)
-    photo(tmp_path / "out" / "in" / "y.jpg", seed=3)
-    before = inner.read_bytes()
-    process = batch(tmp_path / "out" / "in", "-o", tmp_path / "out", "--engine", engine)
-    assert process.returncode == 3, process.stderr
-    assert inner.read_bytes() == before
-    entries, _ = read_manifest(tmp_path / "out")
-    by_source = {os.path.relpath(e["source"], tmp_path / "out" / "in"): e for e in entries}
-    assert by_source["in/x.jpg"]["status"] == "failed" and "is an input" in by_source["in/x.jpg"]["reason"]
-    assert by_source["x.jpg"]["status"] == "ok" and by_source["y.jpg"]["status"] == "ok"
+    partial_named = tmp_path / "out" / "in" / ".retint-partial-scan7.jpg"
+    partial_named.write_bytes(inner.read_bytes())
+    for output in (tmp_path / "out", Path(".")):
+        process = batch(tmp_path / "out" / "in", "-o", output, "--engine", engine, cwd=tmp_path / "out")
+        assert process.returncode == 2, process.stderr
+        assert "contains the source" in process.stderr and process.stderr.strip().count("\n") == 0
+    assert partial_named.exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["in"]  # no lock, no manifest
 
 
 def test_a_hard_link_to_an_input_in_the_output_folder_is_never_written(engine, tmp_path):
