@@ -42,13 +42,32 @@ def all_subpackages(repo_root: Path) -> list[str]:
     return names
 
 
+def is_retint_entry(name: str) -> bool:
+    """A site-packages entry of an installed retint (wheel or editable), not a dependency."""
+    lowered = name.lower()
+    return lowered == "retint" or lowered.startswith(("retint-", "retint.", "__editable__.retint-",
+                                                      "__editable___retint_"))
+
+
+def dependencies_without_retint(folder: Path) -> Path:
+    """This environment's site-packages as links, less its own retint: a test that runs where
+    retint is installed from a wheel must import the retint it installed, not that one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for site in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
+        for entry in Path(site).iterdir():
+            link = folder / entry.name
+            if not is_retint_entry(entry.name) and not link.exists():
+                link.symlink_to(entry)
+    return folder
+
+
 def fresh_venv(folder: Path) -> Path:
     """A new venv whose own site-packages come first, then this environment's (for the dependencies)."""
     venv.create(folder, with_pip=False, clear=True)
     python = folder / "bin" / "python"
     purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
-    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    Path(purelib, "zz-dependencies-from-test-runner.pth").write_text("\n".join(sorted(ours)) + "\n")
+    dependencies = dependencies_without_retint(folder / "dependencies")
+    Path(purelib, "zz-dependencies-from-test-runner.pth").write_text(f"{dependencies}\n")
     return python
 
 
@@ -126,11 +145,24 @@ def test_a_wheel_install_trains_exports_and_colours(wheel_install, tmp_path):
     assert Image.open(tmp_path / "coloured" / "scan.jpg").size == (120, 80)
 
 
-def test_editable_install_uses_the_source_tree(repo_root, tmp_path):
-    source = copy_source(repo_root, tmp_path)
+def test_editable_install_uses_the_source_tree_from_any_folder(repo_root, tmp_path):
+    # Issue 29 (10): the checkout is a folder named retint; from the folder that holds it Python
+    # took it for a namespace package `retint` ("cannot import name '__version__'").
+    source = tmp_path / "retint"
+    shutil.copytree(repo_root, source, ignore=IGNORED)
     python = fresh_venv(tmp_path / "venv")
     run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-e", source])
-    result = run([tmp_path / "venv" / "bin" / "colorize-batch", "--help"])
+    result = run([tmp_path / "venv" / "bin" / "colorize-batch", "--help"], cwd=tmp_path)
     assert "Usage:" in result.stdout
-    located = run([python, "-c", "import retint.model.networks as m; print(m.__file__)"], cwd=tmp_path).stdout
-    assert located.startswith(str(source)), located
+    script = "from retint import __version__; import retint.model.networks as m; print(m.__file__)"
+    for folder in (tmp_path, source, source / "batch"):
+        located = run([python, "-c", script], cwd=folder).stdout
+        assert located.startswith(str(source)), (folder, located)
+
+
+def test_the_venvs_here_see_no_retint_but_their_own(tmp_path):
+    # Issue 29 (11): where the test runner's retint is a wheel install, the nested venvs imported it.
+    python = fresh_venv(tmp_path / "venv")
+    probe = run([python, "-c", "import importlib.util; print(importlib.util.find_spec('retint') is None)"],
+                cwd=tmp_path)
+    assert probe.stdout.strip() == "True", probe.stdout
