@@ -17,8 +17,10 @@ import click
 from retint.errors import RetintError, exits_when_extra_missing
 from retint.model.config import (
     DEFAULT_BASE_CHANNELS,
+    DEFAULT_HEAD_FOR_NEW_RUNS,
     GAN_MODES,
     GENERATOR_ARCHITECTURES,
+    GENERATOR_HEADS,
     RECONSTRUCTION_LOSSES,
     GeneratorConfig,
     TrainConfig,
@@ -30,6 +32,14 @@ CONFIG_OPTIONS = {
     "base_channels": "generator.base_channels",
     "pretrained_encoder": "generator.pretrained_encoder",
     "size": "generator.render_size",
+    "head": "generator.head",
+    "global_hint": "generator.global_hint",
+    "rebalance": "rebalance",
+    "hint_fraction": "hint_fraction",
+    "global_hint_fraction": "global_hint_fraction",
+    "paste_objects": "paste_objects",
+    "paste_fraction": "paste_fraction",
+    "decoded_l1_weight": "decoded_l1_weight",
     "epochs": "epochs",
     "pretrain_epochs": "pretrain_epochs",
     "batch_size": "batch_size",
@@ -82,6 +92,24 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
               help="effnet-unet: start from the ImageNet EfficientNet-Lite0 weights.")
 @click.option("--size", type=click.IntRange(32), default=256,
               help="Crop size for training = render size of the exported engine.")
+@click.option("--head", type=click.Choice(GENERATOR_HEADS), default=DEFAULT_HEAD_FOR_NEW_RUNS,
+              help="distribution: logits over a*b* bins with hint inputs (colour model v2); "
+                   "regression: the first model's L1 a*b* regression.")
+@click.option("--global-hint/--no-global-hint", default=True,
+              help="distribution head: the generator also takes an a*b* histogram (a reference photo's palette).")
+@click.option("--rebalance", type=click.FloatRange(0, 1), default=TrainConfig.rebalance,
+              help="distribution head: class rebalancing, the colour prior mixed with a uniform one by this "
+                   "share (Zhang et al.: 0.5; 1 = no rebalancing).")
+@click.option("--hint-fraction", type=click.FloatRange(0, 1), default=TrainConfig.hint_fraction,
+              help="distribution head: share of training samples given simulated point hints.")
+@click.option("--global-hint-fraction", type=click.FloatRange(0, 1), default=TrainConfig.global_hint_fraction,
+              help="distribution head: share of training samples given the global hint.")
+@click.option("--paste-objects", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of cut-outs with alpha to paste onto training crops (copy-paste augmentation).")
+@click.option("--paste-fraction", type=click.FloatRange(0, 1), default=TrainConfig.paste_fraction,
+              help="Share of training crops that get a pasted cut-out (with --paste-objects).")
+@click.option("--decoded-l1-weight", type=click.FloatRange(0), default=TrainConfig.decoded_l1_weight,
+              help="distribution head: weight of L1 on the annealed-mean a*b* (0 = off).")
 @click.option("--epochs", type=click.IntRange(1), default=TrainConfig.epochs, help="Total epochs, warm-up included.")
 @click.option("--pretrain-epochs", type=click.IntRange(0), default=TrainConfig.pretrain_epochs,
               help="L1-only generator warm-up epochs before the GAN phase.")
@@ -128,25 +156,33 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 @click.option("--channels-last", is_flag=True, help="channels_last memory layout for both networks.")
 @click.option("--workers", type=click.IntRange(0), default=2, help="DataLoader decode workers.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch instead).")
+@click.option("--stop-after", type=click.FloatRange(0, min_open=True), default=None, metavar="MINUTES",
+              help="Stop after the first epoch that ends past this many minutes (resume with --resume).")
 @click.pass_context
 def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, device: str, amp: bool | None,
-         channels_last: bool, workers: int, no_progress: bool, **options: Any) -> None:
+         channels_last: bool, workers: int, no_progress: bool, stop_after: float | None,
+         **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
     with exits_when_extra_missing("colorize-train", "training"):
         from retint.model.train import RunOptions, train
 
     try:
-        for unset in ("base_channels", "init_from"):
+        for unset in ("base_channels", "init_from", "paste_objects"):
             if options[unset] is None:
                 options.pop(unset)
         if resume:
             config = _resumed_config(ctx, Path(run_dir), data, options)
         else:
             config = build_config(data, options)
+        if config.generator.head == "distribution" and config.generator.arch != "effnet-unet":
+            raise RetintError("--head distribution needs --arch effnet-unet")
+        if config.generator.head == "distribution" and (config.a_quantile != 0.5 or config.recon != "l1"):
+            raise RetintError("--a-quantile and --recon shape the regression head's L1; the distribution head "
+                              "is trained by cross-entropy (pass --head regression to use them)")
         if config.a_quantile != 0.5 and config.recon != "l1":
             raise RetintError(f"--a-quantile needs --recon l1 (got --recon {config.recon})")
         run_options = RunOptions(device=device, amp=amp, channels_last=channels_last, workers=workers,
-                                 progress=not no_progress)
+                                 progress=not no_progress, stop_after_minutes=stop_after)
 
         def report(record: dict[str, Any]) -> None:
             validation = ""

@@ -20,6 +20,14 @@ DEFAULT_BASE_CHANNELS = {"unet256": 64, "effnet-unet": 32}
 # dropped on load (the scales are constants of model/color.py).
 RETIRED_FIELDS = {"l_scale": 50.0, "ab_scale": 110.0}
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp")
+# regression: tanh a*b* trained by L1 (the first model). distribution: logits
+# over a*b* bins, cross-entropy against soft targets, decoded by the annealed
+# mean, with hint inputs (model/bins.py, networks/effnet_distribution.py).
+GENERATOR_HEADS = ("regression", "distribution")
+# What `colorize-train` builds unless --head says otherwise. GeneratorConfig's
+# own default stays "regression": checkpoints written before the field
+# existed hold a regression generator.
+DEFAULT_HEAD_FOR_NEW_RUNS = "distribution"
 RECONSTRUCTION_LOSSES = ("l1", "huber")
 
 
@@ -36,6 +44,11 @@ class GeneratorConfig:
     # The square size the generator sees at inference (the exported graph's
     # render size) and trains on.
     render_size: int = 256
+    head: str = "regression"
+    # distribution only: how many a*b* bins (model/bins.py) and whether the
+    # generator takes a global hint (an a*b* histogram) beside the point hints.
+    bin_count: int = 0
+    global_hint: bool = False
 
     @classmethod
     def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":
@@ -97,6 +110,19 @@ class TrainConfig:
     # Start from this checkpoint's generator (and discriminator, where it has
     # one) instead of fresh weights: a GAN phase branched from a warm-up run.
     init_from: str = ""
+    # distribution head only. Zhang's class rebalancing: the prior is mixed
+    # with a uniform one by this share (0.5 in the paper; 1 = no rebalancing).
+    rebalance: float = 0.5
+    # Share of training samples given simulated point hints (the rest are
+    # coloured automatically) and share given the global hint, drawn apart.
+    hint_fraction: float = 0.4
+    global_hint_fraction: float = 0.2
+    # Folder of photographic cut-outs with alpha pasted onto training crops
+    # (copy-paste augmentation teaches object colours), and how often.
+    paste_objects: str = ""
+    paste_fraction: float = 0.3
+    # Weight of L1 on the decoded a*b* (distribution head; 0 = off).
+    decoded_l1_weight: float = 0.0
 
     def crop_size(self, epoch: int) -> int:
         """Training crop size of epoch `epoch` (0-based)."""

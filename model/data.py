@@ -1,6 +1,7 @@
 """Training data: find colour photos, split off whole held-out sources,
 decode each photo once, random resized crops and flips, optional old-photo
-damage on the grey input, and a deterministic validation view.
+damage on the grey input, photographic cut-outs pasted onto crops, and a
+deterministic validation view.
 
 A file that cannot be decoded, or that holds a grey image, is skipped and
 counted, never a crash: the dataset yields a status code with every sample and
@@ -39,6 +40,10 @@ CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 # downscaled (never upscaled) to the render size, and 400 photos take about
 # 250 MB instead of being decoded again for every crop.
 KEPT_SIDE_IN_RENDER_SIZES = 2
+# A pasted cut-out's longest side, as a share of the crop's side.
+PASTE_SIZE_RANGE = (0.25, 0.6)
+# Cut-outs are kept with their longest side at most this many pixels.
+CUT_OUT_KEPT_SIDE = 256
 
 
 def find_images(folders: tuple[str, ...] | list[str]) -> list[Path]:
@@ -115,6 +120,47 @@ def decode_colour(path: Path) -> tuple[np.ndarray | None, int]:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), STATUS_OK
 
 
+def load_cut_outs(folder: Path) -> list[np.ndarray]:
+    """The RGBA cut-outs (uint8 [H,W,4], at most CUT_OUT_KEPT_SIDE on a side) of `folder`;
+    files without an alpha channel or that do not decode are skipped."""
+    if not folder.is_dir():
+        raise InputError(f"--paste-objects {folder}: not a folder")
+    cut_outs = []
+    for path in find_images([str(folder)]):
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if image is None or image.ndim != 3 or image.shape[2] != 4:
+            continue
+        rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+        height, width = rgba.shape[:2]
+        scale = min(1.0, CUT_OUT_KEPT_SIDE / max(height, width))
+        if scale < 1.0:
+            rgba = cv2.resize(rgba, (max(2, round(width * scale)), max(2, round(height * scale))),
+                              interpolation=cv2.INTER_AREA)
+        cut_outs.append(rgba)
+    if not cut_outs:
+        raise InputError(f"--paste-objects {folder}: no image with an alpha channel in it")
+    return cut_outs
+
+
+def paste_cut_out(crop: np.ndarray, cut_out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`crop` (RGB uint8 [S,S,3]) with the RGBA `cut_out` alpha-blended at a random size and place."""
+    size = crop.shape[0]
+    height, width = cut_out.shape[:2]
+    scale = rng.uniform(*PASTE_SIZE_RANGE) * size / max(height, width)
+    new_w, new_h = max(2, round(width * scale)), max(2, round(height * scale))
+    resized = cv2.resize(cut_out, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        resized = resized[:, ::-1]
+    top = int(rng.integers(0, size - new_h + 1))
+    left = int(rng.integers(0, crop.shape[1] - new_w + 1))
+    alpha = resized[..., 3:].astype(np.float32) / 255.0
+    region = crop[top: top + new_h, left: left + new_w].astype(np.float32)
+    blended = region * (1.0 - alpha) + resized[..., :3].astype(np.float32) * alpha
+    pasted = crop.copy()
+    pasted[top: top + new_h, left: left + new_w] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return pasted
+
+
 def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     height, width = image.shape[:2]
     area = height * width
@@ -177,13 +223,16 @@ class RandomCropDataset(Dataset):
     """
 
     def __init__(self, paths: list[Path], size: int, crops_per_image: int, seed: int,
-                 degrade: float = 0.0, progress: bool = False):
+                 degrade: float = 0.0, progress: bool = False, objects: list[np.ndarray] | None = None,
+                 paste_fraction: float = 0.0):
         self.paths = paths
         self.size = size
         self.render_size = size
         self.crops_per_image = crops_per_image
         self.seed = seed
         self.degrade = degrade
+        self.objects = objects or []
+        self.paste_fraction = paste_fraction if self.objects else 0.0
         self.epoch = 0
         self.photos: list[tuple[np.ndarray | None, int]] = []
         from tqdm import tqdm
@@ -208,6 +257,8 @@ class RandomCropDataset(Dataset):
         if rgb is not None:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             rgb = random_resized_crop(rgb, self.size, rng)
+            if self.paste_fraction and rng.random() < self.paste_fraction:
+                rgb = paste_cut_out(rgb, self.objects[int(rng.integers(len(self.objects)))], rng)
             if self.degrade and rng.random() < self.degrade:
                 damaged = degrade_grey(grey_from_rgb(rgb), rng)
         return _to_sample(rgb, status, self.size, damaged)

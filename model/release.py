@@ -23,6 +23,7 @@ import click
 import torch
 
 from retint.errors import RetintError
+from retint.model.distribution_training import automatic_colouriser
 from retint.model.checkpoint import average_generators, generator_only, load_checkpoint, load_generator, save_checkpoint
 from retint.model.config import train_config_from_dict
 from retint.model.data import STATUS_OK, ValidationDataset, find_images, split_train_validation
@@ -68,7 +69,7 @@ def main(checkpoints: tuple[Path, ...], output: Path, data: tuple[str, ...], gri
                                     for name, tensor in release["generator"].items()}
         save_checkpoint(output, release)
         # The figures are those of the file as shipped (FP16 rounding included).
-        generator = load_generator(output)
+        generator = automatic_colouriser(load_generator(output))
         figures = evaluate(generator, [batch], torch.device("cpu"))
         sidecar = {"checkpoint": output.name, "source_checkpoints": [str(checkpoint) for checkpoint in checkpoints],
                    "weights_stored_as": "float16" if fp16_weights else "float32", "trained_epochs": payload.get("epoch"), "step": payload.get("step"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -42,13 +43,23 @@ from retint.model.config import (
     config_to_dict,
     train_config_from_dict,
 )
+from retint.model.bins import annealed_mean, rebalancing_weights
 from retint.model.data import (
     STATUS_GREY,
     STATUS_OK,
     RandomCropDataset,
     ValidationDataset,
     find_images,
+    load_cut_outs,
     split_train_validation,
+)
+from retint.model.distribution_training import (
+    automatic_colouriser,
+    colour_prior,
+    distribution_loss,
+    head_sized,
+    simulate_global_hint,
+    simulate_point_hints,
 )
 from retint.model.evaluate import evaluate, sample_grid
 from retint.files import write_bytes_atomically, write_text_atomically
@@ -60,6 +71,7 @@ from retint.model.losses import (
     reconstruction_loss,
 )
 from retint.model.networks import build_generator
+from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.networks.patchgan import PatchGAN
 
 SAMPLE_IMAGES = 4
@@ -76,6 +88,9 @@ class RunOptions:
     channels_last: bool = False
     workers: int = 2
     progress: bool = True
+    # Stop after the first epoch that ends past this many minutes of this
+    # process (a fixed GPU lease); the run resumes with --resume.
+    stop_after_minutes: float | None = None
 
 
 def autocast_wanted(amp: bool | None, device: torch.device) -> bool:
@@ -122,13 +137,20 @@ class Trainer:
         self.training_paths, self.validation_paths = split_train_validation(
             paths, config.val_fraction, config.seed, config.holdout)
         size = config.generator.render_size
+        objects = load_cut_outs(Path(config.paste_objects)) if config.paste_objects else []
         self.training_set = RandomCropDataset(self.training_paths, size, config.crops_per_image, config.seed,
-                                              degrade=config.degrade, progress=options.progress)
+                                              degrade=config.degrade, progress=options.progress,
+                                              objects=objects, paste_fraction=config.paste_fraction)
         self.validation_set = ValidationDataset(self.validation_paths, size)
 
         torch.manual_seed(config.seed)
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.generator = build_generator(config.generator).to(self.device, memory_format=self.memory_format)
+        self.distribution = config.generator.head == "distribution"
+        if self.distribution:
+            self._set_rebalancing_weights()
+        # What validation, sample grids and the fixed-batch L1 call: L -> ab / 110.
+        self.colouriser = automatic_colouriser(self.generator)
         norm = "none" if config.gan == "wgan-gp" else "batch"
         self.discriminator = PatchGAN(norm=norm).to(self.device, memory_format=self.memory_format)
         self.features = None
@@ -154,6 +176,14 @@ class Trainer:
         elif config.init_from:
             self._initialise_from(Path(config.init_from))
         self.fixed_batch = self._fixed_batch()
+
+    def _set_rebalancing_weights(self) -> None:
+        """Zhang's class rebalancing from the training crops' colour prior, into the generator's
+        buffer (so the checkpoint carries them)."""
+        centres = self.generator.bin_centres.cpu().numpy()
+        prior = colour_prior([photo for photo, _ in self.training_set.photos], centres)
+        weights = rebalancing_weights(prior, centres, self.config.rebalance)
+        self.generator.bin_weights.copy_(torch.from_numpy(weights))
 
     def _generator_parameter_groups(self) -> list[dict[str, Any]]:
         """The encoder (where the generator has one) at lr * encoder_lr_scale."""
@@ -251,13 +281,18 @@ class Trainer:
 
     def _generator_losses(self, lightness, target_ab, predicted_ab, adversarial: bool,
                           rgb: torch.Tensor, true_lightness: torch.Tensor,
-                          degraded: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                          degraded: torch.Tensor | None = None,
+                          with_reconstruction: bool = True) -> dict[str, torch.Tensor]:
         """`rgb` is the true uint8 RGB and `true_lightness` its Lab L, both on
-        the device; `degraded` marks the samples whose input was damaged."""
+        the device; `degraded` marks the samples whose input was damaged.
+        `with_reconstruction` False leaves out the L1 term (a distribution head has its own)."""
         config = self.config
-        losses = {"recon": reconstruction_loss(config.recon, predicted_ab.float(), target_ab,
-                                                 a_quantile_per_sample(config, degraded))}
-        total = config.lambda_recon * losses["recon"]
+        losses: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=predicted_ab.device)
+        if with_reconstruction:
+            losses["recon"] = reconstruction_loss(config.recon, predicted_ab.float(), target_ab,
+                                                  a_quantile_per_sample(config, degraded))
+            total = config.lambda_recon * losses["recon"]
         if config.chroma_weight:
             losses["chroma"] = chroma_regulariser(predicted_ab.float())
             total = total + config.chroma_weight * losses["chroma"]
@@ -308,6 +343,8 @@ class Trainer:
         # The discriminator judges chroma against the lightness it was drawn
         # for: the generator's own (possibly damaged) input.
         lightness = self._input_lightness(clean_lightness, grey, degraded)
+        if self.distribution:
+            return self._distribution_step(lightness, target_ab, adversarial, degraded, rgb, lab[:, :1])
         with self._autocast():
             predicted_ab = self.generator(lightness)
         losses: dict[str, torch.Tensor] = {}
@@ -322,6 +359,46 @@ class Trainer:
         self.step += 1
         return {name: float(value.detach()) for name, value in losses.items()}
 
+    def _distribution_step(self, lightness: torch.Tensor, target_ab: torch.Tensor, adversarial: bool,
+                           degraded: torch.Tensor | None, rgb: torch.Tensor,
+                           true_lightness: torch.Tensor) -> dict[str, float]:
+        """One step of the distribution head: simulated hints in, rebalanced cross-entropy on the
+        bins; the PatchGAN (where adversarial), --decoded-l1-weight, --chroma-weight and
+        --perceptual-weight judge the annealed-mean colours at the render size."""
+        config = self.config
+        true_ab = denormalize_ab(target_ab)
+        hint_ab, hint_mask = simulate_point_hints(true_ab, config.hint_fraction)
+        head_size = (lightness.shape[-2] // HEAD_STRIDE, lightness.shape[-1] // HEAD_STRIDE)
+        small_truth = head_sized(true_ab, head_size)
+        global_hint = (simulate_global_hint(small_truth, self.generator.bin_centres, config.global_hint_fraction)
+                       if config.generator.global_hint else None)
+        with self._autocast():
+            logits = self.generator(lightness, hint_ab, hint_mask, global_hint)
+        losses = {"recon": distribution_loss(logits, small_truth, self.generator.bin_centres,
+                                             self.generator.bin_weights)}
+        total = config.lambda_recon * losses["recon"]
+        if adversarial or config.decoded_l1_weight or config.chroma_weight or self.features is not None:
+            decoded = annealed_mean(logits.float(), self.generator.bin_centres)
+            predicted_ab = normalize_ab(F.interpolate(decoded, size=lightness.shape[-2:], mode="bilinear",
+                                                      align_corners=False))
+            if config.decoded_l1_weight:
+                losses["decoded_l1"] = F.l1_loss(predicted_ab, target_ab)
+                total = total + config.decoded_l1_weight * losses["decoded_l1"]
+            if adversarial:
+                losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
+            # The regression's extra terms (chroma, perceptual, adversarial) on the decoded colours.
+            extra = self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, true_lightness,
+                                           degraded, with_reconstruction=False)
+            losses |= {name: value for name, value in extra.items() if name != "g_total"}
+            total = total + extra["g_total"]
+        losses["g_total"] = total
+        self.optimizer_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        self.step += 1
+        return {name: float(value.detach()) for name, value in losses.items()}
+
     @torch.no_grad()
     def fixed_batch_l1(self) -> float:
         if not len(self.fixed_batch):
@@ -329,7 +406,7 @@ class Trainer:
         was_training = self.generator.training
         self.generator.eval()
         lightness, target_ab = self._split_lab(rgb_uint8_to_lab(self.fixed_batch.to(self.device)))
-        value = float(torch.nn.functional.l1_loss(self.generator(lightness).float(), target_ab))
+        value = float(torch.nn.functional.l1_loss(self.colouriser(lightness).float(), target_ab))
         self.generator.train(was_training)
         return value
 
@@ -383,7 +460,7 @@ class Trainer:
             **{f"loss_{name}": value / steps for name, value in totals.items()},
             "fixed_batch_l1_start": l1_at_start, "fixed_batch_l1": self.fixed_batch_l1(),
         }
-        validation = evaluate(self.generator, self._validation_batches(), self.device)
+        validation = evaluate(self.colouriser, self._validation_batches(), self.device)
         record |= {f"val_{name}": value for name, value in validation.items()}
         self._commit(epoch, record)
         return record
@@ -398,7 +475,7 @@ class Trainer:
 
     def _commit(self, epoch: int, record: dict[str, Any]) -> None:
         if len(self.fixed_batch):
-            grid = sample_grid(self.generator, self.fixed_batch[:SAMPLE_IMAGES], self.device)
+            grid = sample_grid(self.colouriser, self.fixed_batch[:SAMPLE_IMAGES], self.device)
             write_bytes_atomically(self.run_dir / "samples" / f"epoch-{epoch + 1:03d}.png", grid)
         self.history.append(record)
         write_text_atomically(self.run_dir / "metrics.jsonl",
@@ -426,10 +503,14 @@ class Trainer:
         }
 
     def fit(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        started = time.monotonic()
+        limit = self.options.stop_after_minutes
         for epoch in range(self.start_epoch, self.config.epochs):
             record = self.run_epoch(epoch)
             if on_epoch:
                 on_epoch(record)
+            if limit is not None and time.monotonic() - started > 60.0 * limit:
+                break
         return self.history
 
 

@@ -69,10 +69,16 @@ def test_checkpoint_is_plain_and_rebuilds_the_generator(full_run):
     assert payload["generator_config"]["render_size"] == 64
     assert payload["train_config"]["gan"] == "vanilla"
     assert "optimizer_g" in payload and "optimizer_d" in payload
+    assert payload["generator_config"]["head"] == "distribution"  # colorize-train's default
     generator = load_generator(full_run / "last.pth")
     assert not generator.training
+    bins = generator.bin_centres.shape[0]
+    assert payload["generator"]["bin_centres"].shape == (bins, 2)
+    # The rebalancing weights were fitted to the training photos' colours, not left at one.
+    assert not torch.allclose(payload["generator"]["bin_weights"], torch.ones(bins))
     with torch.no_grad():
-        assert generator(torch.zeros(1, 1, 64, 64)).shape == (1, 2, 64, 64)
+        # Logits over the a*b* bins at half the render size.
+        assert generator(torch.zeros(1, 1, 64, 64)).shape == (1, bins, 32, 32)
 
 
 def test_resume_repeats_an_uninterrupted_run(dataset, full_run, tmp_path):
@@ -89,7 +95,7 @@ def test_resume_repeats_an_uninterrupted_run(dataset, full_run, tmp_path):
 @pytest.mark.parametrize("gan,recon", [("lsgan", "huber"), ("wgan-gp", "l1")])
 def test_other_losses_train(dataset, tmp_path, gan, recon):
     result = run_cli(dataset, "-o", tmp_path / "run", "--epochs", 2, "--gan", gan, "--recon", recon,
-                     "--chroma-weight", 1, *TINY)
+                     "--chroma-weight", 1, "--head", "regression", *TINY)
     assert result.exit_code == 0, result.output
     metrics = read_metrics(tmp_path / "run")
     assert np.isfinite(metrics[-1]["loss_g_total"])
@@ -127,7 +133,8 @@ def test_no_images_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_quantile_without_l1_is_one_line_and_exit_2(dataset, tmp_path):
-    code, stderr = cli_error(dataset, "-o", tmp_path / "run", "--recon", "huber", "--a-quantile", 0.6, *TINY)
+    code, stderr = cli_error(dataset, "-o", tmp_path / "run", "--recon", "huber", "--a-quantile", 0.6,
+                             "--head", "regression", *TINY)
     assert code == 2
     assert stderr.strip().count("\n") == 0 and "--a-quantile needs --recon l1" in stderr
     assert not (tmp_path / "run").exists()
@@ -221,7 +228,7 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
     result = run_cli(dataset, "-o", run_dir, "--epochs", 3, "--holdout", "img0", "--degrade", 0.5,
                      "--perceptual-weight", 0.1, "--encoder-lr-scale", 0.1, "--low-res-epochs", 2,
                      "--low-res-size", 32, "--no-amp", "--channels-last", "--a-quantile", 0.6,
-                     "--a-quantile-clean-only", *TINY)
+                     "--a-quantile-clean-only", "--head", "regression", *TINY)
     assert result.exit_code == 0, result.output
     metrics = read_metrics(run_dir)
     assert [m["crop_size"] for m in metrics] == [32, 32, 64]

@@ -1,0 +1,129 @@
+"""The a*b* bins of the distribution head (Zhang, Isola and Efros 2016).
+
+The colour plane is cut into cells of `BIN_STEP` CIELAB units; a cell is a
+bin when some colour inside it is displayable in sRGB at some lightness (the
+in-gamut cells). The generator predicts, per pixel, logits over these bins;
+this module owns everything that speaks in bins:
+
+- `gamut_bin_centres`: the bins themselves (computed, not downloaded);
+- `soft_encode`: a true a*b* as weights on its nearest bins (Gaussian);
+- `rebalancing_weights`: Zhang's class rebalancing from a colour prior;
+- `annealed_mean`: the decoder, softmax(logits / T) then the expectation
+  over bin centres (T = 1 is the mean, T -> 0 approaches the mode);
+- `ab_histogram`: a normalised histogram over the bins (the global hint).
+
+All torch functions are batched over [N, C, H, W] and traced into the
+exported graph where they decode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from retint.model.color import D65_WHITE, RGB_FROM_XYZ
+
+BIN_STEP = 10.0
+# The a*b* plane searched for in-gamut cells.
+AB_LIMIT = 110.0
+# Zhang et al.: the five nearest bins, Gaussian sigma 5, for soft targets.
+SOFT_NEIGHBOURS = 5
+SOFT_SIGMA = 5.0
+# The prior is smoothed with this Gaussian (in ab units) before rebalancing.
+PRIOR_SMOOTHING_SIGMA = 5.0
+# Where the grey or a damaged photo gives the network nothing, the annealed
+# mean at Zhang's 0.38 picks a colour instead of averaging two; the default
+# is chosen on held-out photos (MODEL_CARD.md).
+DEFAULT_TEMPERATURE = 0.38
+
+
+def _in_srgb_gamut(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """True where Lab (L, a, b) maps into linear sRGB [0, 1] (no clipping)."""
+    fy = (lightness + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = fy - b / 200.0
+
+    def inverse(f: np.ndarray) -> np.ndarray:
+        return np.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / 7.787)
+
+    xyz = np.stack([inverse(fx) * D65_WHITE[0], inverse(fy), inverse(fz) * D65_WHITE[2]], axis=-1)
+    linear = xyz @ np.asarray(RGB_FROM_XYZ).T
+    return ((linear >= 0.0) & (linear <= 1.0)).all(axis=-1) & (fz >= 0.0)
+
+
+def gamut_bin_centres(step: float = BIN_STEP) -> np.ndarray:
+    """Centres [Q, 2] (a, b) of the cells of `step` units that hold an sRGB colour.
+
+    A cell counts when any of a 5 x 5 grid of points inside it is in gamut at
+    any of 101 lightness levels: 10-unit cells give 262 bins (Zhang et al. kept the
+    313 that occur in ImageNet, whose grid reached outside the sRGB gamut).
+    """
+    grid = np.arange(-AB_LIMIT, AB_LIMIT + step / 2, step)
+    lightness = np.linspace(0.0, 100.0, 101)
+    offsets = np.linspace(-step / 2, step / 2, 5)
+    centres = []
+    for a in grid:
+        for b in grid:
+            pa, pb, pl = np.meshgrid(a + offsets, b + offsets, lightness, indexing="ij")
+            if _in_srgb_gamut(pl, pa, pb).any():
+                centres.append((a, b))
+    return np.asarray(centres, dtype=np.float32)
+
+
+def pairwise_squared_distance(ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """ab [N,2,H,W], centres [Q,2] -> squared distances [N,Q,H,W]."""
+    a, b = ab[:, :1], ab[:, 1:]
+    return (a - centres[:, 0].view(1, -1, 1, 1)) ** 2 + (b - centres[:, 1].view(1, -1, 1, 1)) ** 2
+
+
+def soft_encode(ab: torch.Tensor, centres: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """True ab [N,2,H,W] -> (soft targets [N,Q,H,W] summing to 1, nearest bin [N,H,W])."""
+    distances = pairwise_squared_distance(ab, centres)
+    nearest, index = distances.topk(SOFT_NEIGHBOURS, dim=1, largest=False)
+    weights = torch.softmax(-nearest / (2 * SOFT_SIGMA**2), dim=1)
+    targets = torch.zeros_like(distances).scatter_(1, index, weights)
+    return targets, index[:, 0]
+
+
+def nearest_bin(ab: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """ab [N,2,H,W] -> index of the nearest bin [N,H,W]."""
+    return pairwise_squared_distance(ab, centres).argmin(dim=1)
+
+
+def ab_histogram(ab: torch.Tensor, centres: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised histogram [N,Q] of the nearest bins of ab [N,2,H,W] (over `mask` [N,1,H,W] if given)."""
+    index = nearest_bin(ab, centres)
+    counts = F.one_hot(index, centres.shape[0]).to(ab.dtype)  # [N,H,W,Q]
+    if mask is not None:
+        counts = counts * mask[:, 0, :, :, None]
+    totals = counts.sum(dim=(1, 2))
+    return totals / totals.sum(dim=1, keepdim=True).clamp(min=1e-6)
+
+
+def rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> np.ndarray:
+    """Zhang's class rebalancing: w ∝ 1 / ((1 - mix) * smoothed prior + mix / Q),
+    normalised so that the prior's expectation of w is 1. `mix` 1 gives equal
+    weights (no rebalancing); Zhang used 0.5."""
+    prior = np.asarray(prior, dtype=np.float64)
+    prior = prior / max(prior.sum(), 1e-12)
+    squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    kernel = np.exp(-squared / (2 * PRIOR_SMOOTHING_SIGMA**2))
+    smoothed = kernel @ prior
+    smoothed = smoothed / smoothed.sum()
+    weights = 1.0 / ((1.0 - mix) * smoothed + mix / len(centres))
+    weights = weights / (smoothed * weights).sum()
+    return weights.astype(np.float32)
+
+
+def annealed_mean(logits: torch.Tensor, centres: torch.Tensor,
+                  temperature: torch.Tensor | float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """logits [N,Q,H,W] -> ab [N,2,H,W] in Lab units: E[centre] under softmax(logits / T).
+
+    `temperature` may be a tensor (an input of the exported graph), so T is a
+    run-time setting rather than a constant baked in at export.
+    """
+    probabilities = torch.softmax(logits / temperature, dim=1)
+    a = (probabilities * centres[:, 0].view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
+    b = (probabilities * centres[:, 1].view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
+    return torch.cat((a, b), dim=1)

@@ -1,0 +1,92 @@
+"""`effnet-unet` with a distribution head: L + hints -> logits over a*b* bins.
+
+The encoder is the EfficientNet-Lite0 of `effnet_unet`, with a four-channel
+stem: the normalised lightness, a sparse hint plane of a*b* (divided by 110)
+and its mask (Zhang, Zhu et al. 2017). The hint filters start at zero, so
+before training the stem answers a grey photo exactly as the ImageNet weights
+do, and zero planes mean automatic colouring.
+
+A global hint (a normalised a*b* histogram over the bins plus a flag saying
+it is given) is mapped to the bottleneck's width and added to the stride-32
+features, where every pixel sees it; zeros mean none.
+
+The decoder climbs from stride 32 to stride 2 (skips at 16, 8, 4, 2) and a
+1x1 convolution gives logits over the bins there, at half the render size:
+chroma is smooth, the 262 logits per pixel cost four times less than at full
+size, and the compose upsamples the decoded a*b* to the photo's own size
+anyway. The bin centres and the rebalancing weights are buffers, so the
+checkpoint and the exported graph carry them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from retint.model.networks.effnet_unet import DECODER_WIDTH_HALVES, UpBlock
+from retint.model.networks.efficientnet_lite import (
+    SKIP_CHANNELS,
+    STEM_CHANNELS,
+    EfficientNetLite0,
+    TfSameConv2d,
+    pretrained_lite0,
+)
+
+HINT_CHANNELS = 3  # a*/110, b*/110, mask
+# Logits are predicted at render size / this.
+HEAD_STRIDE = 2
+
+
+class EffNetDistributionUNet(nn.Module):
+    def __init__(self, bin_centres: torch.Tensor, decoder_width: int = 32, pretrained: bool = True,
+                 global_hint: bool = True):
+        super().__init__()
+        bins = int(bin_centres.shape[0])
+        encoder = pretrained_lite0(in_channels=1) if pretrained else EfficientNetLite0(in_channels=1)
+        del encoder._conv_head, encoder._bn1, encoder._fc
+        grey_stem = encoder._conv_stem.weight.detach()
+        stem = TfSameConv2d(1 + HINT_CHANNELS, STEM_CHANNELS, 3, 2)
+        with torch.no_grad():
+            stem.weight.zero_()
+            stem.weight[:, :1] = grey_stem
+        encoder._conv_stem = stem
+        self.encoder = encoder
+
+        self.global_hint = nn.Linear(bins + 1, SKIP_CHANNELS[-1]) if global_hint else None
+        widths = [max(1, decoder_width * halves // 2) for halves in DECODER_WIDTH_HALVES]
+        skips_top_down = SKIP_CHANNELS[-2::-1]  # 112, 40, 24, 16 at strides 16..2
+        blocks = []
+        previous = SKIP_CHANNELS[-1]
+        for skip_channels, width in zip(skips_top_down, widths[:-1]):
+            blocks.append(UpBlock(previous, skip_channels, width))
+            previous = width
+        self.decoder = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(previous, bins, 1)
+        nn.init.normal_(self.head.weight, 0.0, 0.02)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("bin_centres", bin_centres.float().clone())
+        self.register_buffer("bin_weights", torch.ones(bins))
+
+    @property
+    def bins(self) -> int:
+        return int(self.bin_centres.shape[0])
+
+    def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None,
+                global_hint: torch.Tensor | None = None) -> torch.Tensor:
+        """lightness [N,1,R,R] (L/50 - 1), hint_ab [N,2,R,R] (ab/110), hint_mask [N,1,R,R],
+        global_hint [N,Q+1] -> logits [N,Q,R/2,R/2]. Missing hints are zeros."""
+        batch, _, height, width = lightness.shape
+        if hint_ab is None:
+            hint_ab = lightness.new_zeros(batch, 2, height, width)
+        if hint_mask is None:
+            hint_mask = lightness.new_zeros(batch, 1, height, width)
+        skips = self.encoder.features(torch.cat((lightness, hint_ab, hint_mask), dim=1))
+        x = skips.pop()
+        if self.global_hint is not None:
+            if global_hint is None:
+                global_hint = lightness.new_zeros(batch, self.bins + 1)
+            x = x + self.global_hint(global_hint.to(x.dtype))[:, :, None, None]
+        for block, skip in zip(self.decoder, reversed(skips)):
+            x = block(x, skip)
+        return self.head(x)

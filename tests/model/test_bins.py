@@ -1,0 +1,97 @@
+"""The a*b* bins of the distribution head: gamut, soft targets, rebalancing, decoding, histograms."""
+
+import numpy as np
+import pytest
+import torch
+
+from retint.model.bins import (
+    BIN_STEP,
+    ab_histogram,
+    annealed_mean,
+    gamut_bin_centres,
+    nearest_bin,
+    rebalancing_weights,
+    soft_encode,
+)
+from retint.model.color import lab_to_rgb, rgb_to_lab
+
+
+@pytest.fixture(scope="module")
+def centres():
+    return gamut_bin_centres()
+
+
+def test_bins_are_the_in_gamut_cells_of_a_10_unit_grid(centres):
+    assert centres.shape == (262, 2)
+    assert np.all(np.mod(centres, BIN_STEP) == 0)
+    assert [0.0, 0.0] in centres.tolist()
+    # Every sRGB primary and secondary falls in a bin whose centre is within half a cell per axis.
+    primaries = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]],
+                             dtype=torch.float32).view(6, 3, 1, 1)
+    ab = rgb_to_lab(primaries)[:, 1:, 0, 0].numpy()
+    nearest = np.abs(ab[:, None] - centres[None]).max(-1).min(1)
+    assert nearest.max() <= BIN_STEP / 2 + 1e-4
+    # A cell far outside sRGB (saturated magenta-blue corner) is not a bin.
+    assert [110.0, -110.0] not in centres.tolist()
+
+
+def test_soft_targets_sum_to_one_and_peak_at_the_nearest_bin(centres):
+    torch.manual_seed(0)
+    ab = torch.randn(2, 2, 5, 7) * 40
+    targets, nearest = soft_encode(ab, torch.from_numpy(centres))
+    assert torch.allclose(targets.sum(1), torch.ones(2, 5, 7), atol=1e-6)
+    assert (targets > 0).sum(1).eq(5).all()  # five neighbours
+    assert torch.equal(targets.argmax(1), nearest)
+    assert torch.equal(nearest, nearest_bin(ab, torch.from_numpy(centres)))
+
+
+def test_annealed_mean_goes_from_the_mean_to_the_mode(centres):
+    centres_t = torch.from_numpy(centres)
+    logits = torch.zeros(1, len(centres), 1, 1)
+    red, green = nearest_bin(torch.tensor([[[[50.0]], [[30.0]]], [[[-50.0]], [[30.0]]]]), centres_t).flatten()
+    logits[0, red] = 3.0
+    logits[0, green] = 2.5
+    mode = centres_t[red]
+    cold = annealed_mean(logits, centres_t, 0.01)[0, :, 0, 0]
+    warm = annealed_mean(logits, centres_t, 0.38)[0, :, 0, 0]
+    mean = annealed_mean(logits, centres_t, 1.0)[0, :, 0, 0]
+    assert torch.allclose(cold, mode, atol=1e-3)
+    # Lower temperatures move toward the mode, away from the hedged average.
+    assert (cold - mode).norm() < (warm - mode).norm() < (mean - mode).norm()
+    uniform = annealed_mean(torch.zeros(1, len(centres), 1, 1), centres_t, 1.0)[0, :, 0, 0]
+    assert torch.allclose(uniform, centres_t.mean(0), atol=1e-4)
+    # A tensor temperature (the exported graph's input) gives the same.
+    assert torch.allclose(annealed_mean(logits, centres_t, torch.tensor([0.38]))[0, :, 0, 0], warm)
+
+
+def test_rebalancing_weights_favour_rare_colours(centres):
+    prior = np.ones(len(centres))
+    grey = int(np.argmin(np.abs(centres).sum(1)))
+    prior[grey] = 1000.0
+    flat = rebalancing_weights(prior, centres, mix=1.0)
+    assert np.allclose(flat, 1.0)
+    weights = rebalancing_weights(prior, centres, mix=0.5)
+    smoothed_prior = prior / prior.sum()
+    assert weights[grey] < 1.0 < weights.max()
+    far = int(np.argmax(np.abs(centres).sum(1)))
+    assert weights[far] > weights[grey] * 1.5
+    assert weights.min() > 0 and np.isfinite(weights).all()
+    assert smoothed_prior[grey] > 0.5
+
+
+def test_histogram_of_one_colour_is_one_bin(centres):
+    centres_t = torch.from_numpy(centres)
+    ab = torch.zeros(1, 2, 4, 4)
+    ab[:, 0] = 41.0
+    ab[:, 1] = 19.0
+    histogram = ab_histogram(ab, centres_t)
+    assert histogram.shape == (1, len(centres))
+    assert float(histogram.sum()) == pytest.approx(1.0)
+    assert centres[int(histogram.argmax())].tolist() == [40.0, 20.0]
+
+
+def test_gamut_check_agrees_with_the_colour_maths(centres):
+    # Decoded bin centres at mid lightness come back through lab_to_rgb without NaN.
+    lab = torch.cat([torch.full((1, 1, len(centres), 1), 60.0),
+                     torch.from_numpy(centres).T.reshape(1, 2, len(centres), 1)], dim=1)
+    assert torch.isfinite(lab_to_rgb(lab)).all()

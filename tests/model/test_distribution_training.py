@@ -1,0 +1,80 @@
+"""Training pieces of the distribution head: simulated hints, global hints, the loss, pasting."""
+
+import numpy as np
+import torch
+
+from retint.model.bins import gamut_bin_centres, nearest_bin
+from retint.model.color import AB_SCALE
+from retint.model.data import paste_cut_out
+from retint.model.distribution_training import (
+    distribution_loss,
+    head_sized,
+    simulate_global_hint,
+    simulate_point_hints,
+)
+
+CENTRES = torch.from_numpy(gamut_bin_centres())
+
+
+def test_no_hints_when_the_fraction_is_zero():
+    ab = torch.randn(4, 2, 32, 32) * 30
+    hint_ab, mask = simulate_point_hints(ab, 0.0, torch.Generator().manual_seed(0))
+    assert hint_ab.abs().sum() == 0 and mask.sum() == 0
+
+
+def test_hints_hold_the_truths_patch_colour():
+    ab = torch.zeros(8, 2, 32, 32)
+    ab[:, 0], ab[:, 1] = 35.0, -20.0  # one flat colour: every patch mean is that colour
+    hint_ab, mask = simulate_point_hints(ab, 1.0, torch.Generator().manual_seed(1))
+    assert (mask.flatten(1).sum(1) > 0).all()  # every sample got at least one point
+    hinted = mask[:, 0] > 0
+    assert torch.allclose(hint_ab[:, 0][hinted] * AB_SCALE, torch.tensor(35.0), atol=1e-4)
+    assert torch.allclose(hint_ab[:, 1][hinted] * AB_SCALE, torch.tensor(-20.0), atol=1e-4)
+    assert (hint_ab.abs().sum(1) > 0).eq(mask[:, 0] > 0).all()  # colour only where the mask is
+    assert mask.unique().tolist() == [0.0, 1.0]
+
+
+def test_hints_are_seeded():
+    ab = torch.randn(4, 2, 32, 32) * 30
+    first = simulate_point_hints(ab, 0.5, torch.Generator().manual_seed(2))
+    second = simulate_point_hints(ab, 0.5, torch.Generator().manual_seed(2))
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_global_hint_is_the_windows_histogram_with_a_flag():
+    ab = torch.zeros(16, 2, 16, 16)
+    ab[:, 0], ab[:, 1] = -40.0, 40.0
+    hints = simulate_global_hint(ab, CENTRES, 0.5, torch.Generator().manual_seed(3))
+    assert hints.shape == (16, len(CENTRES) + 1)
+    given = hints[:, -1] == 1
+    assert given.any() and (~given).any()
+    assert hints[~given].abs().sum() == 0
+    expected_bin = int(nearest_bin(ab[:1, :, :1, :1], CENTRES).flatten())
+    assert torch.allclose(hints[given][:, expected_bin], torch.ones(int(given.sum())))
+
+
+def test_loss_prefers_logits_on_the_true_colour():
+    ab = torch.zeros(2, 2, 8, 8)
+    ab[:, 0], ab[:, 1] = 20.0, 50.0
+    weights = torch.ones(len(CENTRES))
+    right = torch.zeros(2, len(CENTRES), 8, 8)
+    right[:, int(nearest_bin(ab[:1, :, :1, :1], CENTRES).flatten())] = 8.0
+    uniform = torch.zeros_like(right)
+    assert distribution_loss(right, ab, CENTRES, weights) < distribution_loss(uniform, ab, CENTRES, weights)
+    # Rebalancing weights scale the loss of the pixels whose colour they weigh.
+    assert torch.isclose(distribution_loss(uniform, ab, CENTRES, 2 * weights),
+                         2 * distribution_loss(uniform, ab, CENTRES, weights))
+    assert head_sized(torch.randn(1, 2, 16, 16), (8, 8)).shape == (1, 2, 8, 8)
+
+
+def test_pasted_cut_out_covers_where_opaque():
+    rng = np.random.default_rng(0)
+    crop = np.zeros((64, 64, 3), np.uint8)
+    cut_out = np.zeros((40, 40, 4), np.uint8)
+    cut_out[..., 0] = 200
+    cut_out[..., 3] = 255  # fully opaque
+    pasted = paste_cut_out(crop, cut_out, rng)
+    red = pasted[..., 0] == 200
+    assert red.sum() >= (0.25 * 64) ** 2 * 0.9  # at least the smallest paste size
+    assert (pasted[~red] == 0).all()
+    assert crop.sum() == 0  # the crop itself is untouched
