@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean
 from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.color import (
     GreyTerms,
@@ -33,6 +34,7 @@ from retint.model.color import (
     grey_terms,
     linear_rgb_in_gamut,
     linear_to_srgb_uint8,
+    normalize_ab,
     normalize_lightness,
 )
 
@@ -99,7 +101,14 @@ class LightnessStage(nn.Module):
 
 
 class GeneratorStage(_AlwaysEval):
-    """L/50 - 1 float32 [N,1,R,R] -> ab float32 [N,2,R,R] in Lab units (FP16 inside the fp16 graph)."""
+    """L/50 - 1 float32 [N,1,R,R] -> ab float32 [N,2,R,R] in Lab units (FP16 inside the fp16 graph).
+
+    A distribution head (colour model v2) also takes its colour controls, hint_ab [N,2,R,R] in
+    Lab units, hint_mask [N,1,R,R], global_hint [N,Q+1] (where the generator has that input) and
+    temperature [1], and gives the annealed mean of its bins at its own size, R/2: the softmax
+    and the expectation run in float32 after the generator's Cast back. Missing controls
+    (PyTorch callers) are automatic colouring.
+    """
 
     def __init__(self, generator: nn.Module, precision: str = "fp32"):
         super().__init__()
@@ -107,14 +116,26 @@ class GeneratorStage(_AlwaysEval):
             raise ValueError(f"precision must be one of {PRECISIONS}")
         self.generator = generator.eval()
         self.precision = precision
+        self.distribution = is_distribution_head(generator)
+        if self.distribution:
+            # Kept in float32 outside the half-precision generator.
+            self.register_buffer("bin_centres", generator.bin_centres.detach().float().clone())
         if precision == "fp16":
             self.generator.half()
         self.eval()
 
-    def forward(self, lightness: torch.Tensor) -> torch.Tensor:
-        if self.precision == "fp16":
-            lightness = lightness.half()
-        return denormalize_ab(self.generator(lightness).float())
+    def forward(self, lightness: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor:
+        """`controls`: as `control_examples` orders them, or none (automatic)."""
+        dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        if not self.distribution:
+            return denormalize_ab(self.generator(lightness.to(dtype)).float())
+        if not controls:
+            controls = control_examples(self.generator, lightness.shape[0], lightness.shape[-1])
+        hint_ab, hint_mask, *global_hint, temperature = controls
+        global_input = global_hint[0].to(dtype) if global_hint else None
+        logits = self.generator(lightness.to(dtype), normalize_ab(hint_ab).to(dtype), hint_mask.to(dtype),
+                                global_input)
+        return annealed_mean(logits.float(), self.bin_centres, temperature)
 
 
 class IntervalStage(_AlwaysEval):
@@ -154,7 +175,8 @@ def compose(grey: GreyTerms, ab: torch.Tensor) -> torch.Tensor:
 
 
 class DeployColorizer(_AlwaysEval):
-    """gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3]: the fused graph."""
+    """gray uint8 [N,1,H,W] (+ a distribution head's colour controls) -> rgb uint8 [N,H,W,3]:
+    the fused graph."""
 
     def __init__(self, generator: nn.Module, render_size: int, precision: str = "fp32"):
         super().__init__()
@@ -162,7 +184,24 @@ class DeployColorizer(_AlwaysEval):
         self.generator = GeneratorStage(generator, precision)
         self.eval()
 
-    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+    def forward(self, gray: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor:
         grey = grey_terms(gray)
         lightness = area_resize(normalize_lightness(grey.lightness), self.render_size)
-        return compose(grey, self.generator(lightness))
+        return compose(grey, self.generator(lightness, *controls))
+
+
+def is_distribution_head(generator: nn.Module) -> bool:
+    """Whether `generator` predicts logits over a*b* bins (colour model v2)."""
+    return hasattr(generator, "bin_centres")
+
+
+def control_examples(generator: nn.Module, batch: int, render_size: int) -> tuple[torch.Tensor, ...]:
+    """Example colour controls for tracing a distribution head, in its input order:
+    hint_ab, hint_mask, [global_hint,] temperature. Empty for a regression generator."""
+    if not is_distribution_head(generator):
+        return ()
+    controls = [torch.zeros(batch, 2, render_size, render_size), torch.zeros(batch, 1, render_size, render_size)]
+    if generator.global_hint is not None:
+        controls.append(torch.zeros(batch, generator.bins + 1))
+    controls.append(torch.full((1,), DEFAULT_TEMPERATURE))
+    return tuple(controls)

@@ -7,6 +7,7 @@ one file (fine below the 2 GB protobuf limit). N, H and W stay dynamic.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 from pathlib import Path
@@ -19,7 +20,9 @@ import torch
 from torch import nn
 
 from retint.errors import RetintError
+from retint.export.deploy import control_examples
 from retint.files import write_bytes_atomically
+from retint.runtime.colour_controls import GLOBAL_HINT_NAME, HINT_AB_NAME, HINT_MASK_NAME, TEMPERATURE_NAME
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
@@ -44,9 +47,24 @@ class ExportError(RetintError):
 
 
 def export_colorizer(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
-    """The fused colouriser graph: gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3]."""
+    """The fused colouriser graph: gray uint8 [N,1,H,W] (+ a distribution head's colour
+    controls) -> rgb uint8 [N,H,W,3]."""
     example = torch.zeros(2, 1, 96, 64, dtype=torch.uint8)
-    return _export(module, (example,), [INPUT_NAME], [OUTPUT_NAME], {INPUT_NAME: _image_dims(limits)})
+    dims = _image_dims(limits)
+    names, controls, control_shapes = _controls(module.generator.generator, module.render_size, dims[0])
+    return _export(module, (example, *controls), [INPUT_NAME, *names], [OUTPUT_NAME],
+                   {INPUT_NAME: dims, **control_shapes})
+
+
+def _controls(generator: nn.Module, render_size: int, batch_dim) -> tuple[list[str], tuple, dict]:
+    """Names, example tensors and dynamic shapes of a distribution head's colour controls
+    (none for a regression generator); only N is dynamic, the temperature is [1]."""
+    examples = control_examples(generator, 2, render_size)
+    if not examples:
+        return [], (), {}
+    names = [HINT_AB_NAME, HINT_MASK_NAME] + ([GLOBAL_HINT_NAME] if len(examples) == 4 else []) + [TEMPERATURE_NAME]
+    shapes = {name: ({0: batch_dim} if name != TEMPERATURE_NAME else None) for name in names}
+    return names, examples, shapes
 
 
 def export_lightness(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
@@ -56,9 +74,13 @@ def export_lightness(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
 
 
 def export_generator(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
-    """The second stage: lightness float32 [N,1,R,R] -> ab float32 [N,2,R,R] (Lab units); only N is dynamic."""
+    """The second stage: lightness float32 [N,1,R,R] (+ a distribution head's colour controls)
+    -> ab float32 [N,2,r,r] (Lab units; r = R, or R/2 for a distribution head); only N is dynamic."""
     example = torch.zeros(2, 1, render_size, render_size)
-    return _export(module, (example,), [LIGHTNESS_NAME], [AB_NAME], {LIGHTNESS_NAME: {0: _image_dims(limits)[0]}})
+    batch = _image_dims(limits)[0]
+    names, controls, control_shapes = _controls(module.generator, render_size, batch)
+    return _export(module, (example, *controls), [LIGHTNESS_NAME, *names], [AB_NAME],
+                   {LIGHTNESS_NAME: {0: batch}, **control_shapes})
 
 
 def export_interval(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
@@ -69,10 +91,11 @@ def export_interval(module: nn.Module, limits: SizeLimits, render_size: int) -> 
                    {LIGHTNESS_NAME: batch, AB_NAME: batch})
 
 
-def export_composer(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
-    """The third stage: gray uint8 [N,1,H,W] + ab float32 [N,2,R,R] -> rgb uint8 [N,H,W,3]."""
+def export_composer(module: nn.Module, limits: SizeLimits, ab_side: int) -> onnx.ModelProto:
+    """The third stage: gray uint8 [N,1,H,W] + ab float32 [N,2,r,r] -> rgb uint8 [N,H,W,3]
+    (r: the generator stage's output side)."""
     dims = _image_dims(limits)
-    example = (torch.zeros(2, 1, 96, 64, dtype=torch.uint8), torch.zeros(2, 2, render_size, render_size))
+    example = (torch.zeros(2, 1, 96, 64, dtype=torch.uint8), torch.zeros(2, 2, ab_side, ab_side))
     return _export(module, example, [INPUT_NAME, AB_NAME], [OUTPUT_NAME],
                    {INPUT_NAME: dims, AB_NAME: {0: dims[0]}})
 
@@ -91,7 +114,7 @@ def _export(module: nn.Module, example: tuple, input_names: list[str], output_na
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module, example, input_names=input_names, output_names=output_names,
-                dynamic_shapes=dynamic_shapes, opset_version=OPSET, external_data=False,
+                dynamic_shapes=_by_argument(module, [dynamic_shapes.get(name) for name in input_names]), opset_version=OPSET, external_data=False,
                 dynamo=True, verbose=False)
         model = program.model_proto
     except Exception as error:
@@ -101,6 +124,16 @@ def _export(module: nn.Module, example: tuple, input_names: list[str], output_na
     except onnx.checker.ValidationError as error:
         raise ExportError(f"the exported graph fails onnx.checker: {str(error).splitlines()[0]}") from error
     return model
+
+
+def _by_argument(module: nn.Module, shapes: list) -> tuple:
+    """Dynamic shapes in input order, grouped as torch.export wants them: the deploy modules
+    take a distribution head's colour controls as one *args parameter, whose shapes form one tuple."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    fixed = [p for p in parameters if p.kind != inspect.Parameter.VAR_POSITIONAL]
+    if len(fixed) == len(parameters) or len(shapes) == len(fixed):
+        return tuple(shapes)
+    return (*shapes[: len(fixed)], tuple(shapes[len(fixed):]))
 
 
 def with_metadata(model: onnx.ModelProto, metadata: ArtefactMetadata) -> onnx.ModelProto:
@@ -119,11 +152,15 @@ def save_model(model: onnx.ModelProto, path: Path) -> None:
 
 
 def generator_output_name(model: onnx.ModelProto) -> str:
-    """The generator's last tensor (its tanh), where NaN or Inf would first show."""
+    """The generator's last tensor, where NaN or Inf would first show: its tanh (a regression
+    head) or the input of the softmax over its bins (a distribution head)."""
     tanh_outputs = [node.output[0] for node in model.graph.node if node.op_type == "Tanh"]
-    if not tanh_outputs:
-        raise ExportError("no Tanh node in the graph: cannot find the generator's output")
-    return tanh_outputs[-1]
+    if tanh_outputs:
+        return tanh_outputs[-1]
+    softmax_inputs = [node.input[0] for node in model.graph.node if node.op_type == "Softmax"]
+    if softmax_inputs:
+        return softmax_inputs[-1]
+    raise ExportError("no Tanh or Softmax node in the graph: cannot find the generator's output")
 
 
 class NonfiniteProbe:
@@ -135,8 +172,9 @@ class NonfiniteProbe:
 
     def __init__(self, model: onnx.ModelProto,
                  inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None):
-        """`inputs(gray)` gives the graph's inputs for a grey image (default: the grey itself)."""
-        self.inputs = inputs or (lambda gray: {INPUT_NAME: gray})
+        """`inputs(gray)` gives the graph's inputs for a grey image (default: the grey itself,
+        and automatic colour controls where the graph takes them)."""
+        self.inputs = inputs or (lambda gray: {INPUT_NAME: gray, **automatic_controls(model, gray.shape[0])})
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         self.name = generator_output_name(probe)
@@ -151,3 +189,17 @@ class NonfiniteProbe:
     def __call__(self, gray: np.ndarray) -> int:
         values = self.session.run([self.name], self.inputs(gray))[0]
         return int((~np.isfinite(values.astype(np.float32))).sum())
+
+
+def automatic_controls(model: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
+    """Zero hints and the default temperature for the colour-control inputs `model` has."""
+    from retint.model.bins import DEFAULT_TEMPERATURE
+
+    feeds = {}
+    for graph_input in model.graph.input:
+        if graph_input.name in (HINT_AB_NAME, HINT_MASK_NAME, GLOBAL_HINT_NAME):
+            dims = [batch] + [dim.dim_value for dim in graph_input.type.tensor_type.shape.dim[1:]]
+            feeds[graph_input.name] = np.zeros(dims, np.float32)
+        elif graph_input.name == TEMPERATURE_NAME:
+            feeds[graph_input.name] = np.array([DEFAULT_TEMPERATURE], np.float32)
+    return feeds

@@ -20,9 +20,17 @@ import torch
 from retint import __version__
 from retint.errors import BackendUnavailable, InputError
 from retint.export.config import ExportConfig
-from retint.export.deploy import Composer, DeployColorizer, GeneratorStage, IntervalStage, LightnessStage
+from retint.export.deploy import (
+    Composer,
+    DeployColorizer,
+    GeneratorStage,
+    IntervalStage,
+    LightnessStage,
+    is_distribution_head,
+)
 from retint.export.onnx_export import (
     NonfiniteProbe,
+    automatic_controls,
     export_colorizer,
     export_composer,
     export_generator,
@@ -44,7 +52,9 @@ from retint.export.parity import (
     parity_cases,
 )
 from retint.export.triton import write_triton_repository
+from retint.model.bins import DEFAULT_TEMPERATURE
 from retint.model.checkpoint import generator_of, load_checkpoint
+from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.uncertainty import load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
@@ -59,6 +69,7 @@ from retint.runtime.metadata import (
     sidecar_path,
 )
 from retint.runtime.backends import OPENVINO_BF16_GATE
+from retint.runtime.colour_controls import ColourControls
 from retint.runtime.onnx_runner import OnnxEngine
 
 
@@ -103,6 +114,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         checkpoint_sha256=sha256_of(config.checkpoint), checkpoint_name=config.checkpoint.name,
         generator_config=config_to_dict(generator_config),
         versions={"retint": __version__, "torch": torch.__version__, "onnx": onnx.__version__},
+        colour_bins=colour_bins_metadata(generator),
     )
     result = ExportResult()
     for precision, suffix in (("fp32", ".onnx"), ("fp16", ".fp16.onnx")):
@@ -110,7 +122,8 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         log(f"exporting {precision} graph -> {path}")
         module = DeployColorizer(copy.deepcopy(generator), render_size, precision).eval()
         model = export_colorizer(module, limits)
-        report = gate_onnx(model, reference, cases, precision, path)
+        report = gate_onnx(model, reference, cases, precision, path,
+                           ArtefactMetadata(precision=precision, **base_metadata))
         log(f"  parity vs PyTorch FP32: {describe(report)}")
         metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32",
                                                                  **report.summary()}, **base_metadata)
@@ -118,7 +131,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         result.reports[precision] = report
 
     export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
-    head = load_interval_head(checkpoint)
+    head = load_interval_head(checkpoint) if not is_distribution_head(generator) else None
     if head is not None:
         export_interval_stage(config, name, generator, *head, render_size, limits, base_metadata, cases, result, log)
     elif (stale := config.output_dir / f"{name}.interval.onnx").exists():
@@ -141,6 +154,15 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
     return result
 
 
+def colour_bins_metadata(generator) -> dict:
+    """What the runtime needs of a distribution head's bins (empty for a regression generator)."""
+    if not is_distribution_head(generator):
+        return {}
+    return {"centres": generator.bin_centres.tolist(), "weights": generator.bin_weights.tolist(),
+            "default_temperature": DEFAULT_TEMPERATURE, "global_hint": generator.global_hint is not None,
+            "head_stride": HEAD_STRIDE}
+
+
 def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path, result: ExportResult) -> None:
     """Write a gated graph with its metadata (in metadata_props and the sidecar)."""
     save_model(with_metadata(model, metadata), path)
@@ -154,13 +176,17 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
     against PyTorch. Backends run them where each is fastest; video smoothing runs between them."""
     paths = {stage: config.output_dir / f"{name}.{stage}.onnx" for stage in ("lightness", "compose")}
     log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
+    ab_side = render_size // HEAD_STRIDE if is_distribution_head(generator) else render_size
     models = {"lightness": export_lightness(LightnessStage(render_size).eval(), limits),
-              "compose": export_composer(Composer().eval(), limits, render_size)}
+              "compose": export_composer(Composer().eval(), limits, ab_side)}
     sessions = {stage: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
                 for stage, model in models.items()}
 
     def lightness_of(gray):
         return {LIGHTNESS_NAME: sessions["lightness"].run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]}
+
+    def generator_inputs(model):
+        return lambda gray: {**lightness_of(gray), **automatic_controls(model, gray.shape[0])}
 
     def compose(gray, ab):
         return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
@@ -170,16 +196,17 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
         model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
         generator_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
-        def chained(gray, generator_session=generator_session):
-            return compose(gray, generator_session.run([AB_NAME], lightness_of(gray))[0])
+        def chained(gray, generator_session=generator_session, inputs=generator_inputs(model)):
+            return compose(gray, generator_session.run([AB_NAME], inputs(gray))[0])
 
-        report = measure_parity(reference, chained, cases, NonfiniteProbe(model, lightness_of))
+        report = measure_parity(reference, chained, cases, NonfiniteProbe(model, generator_inputs(model)))
         check_gate(report, GATES[precision], path.name)
         log(f"  lightness + {path.name} + compose vs PyTorch FP32: {describe(report)}")
         parity = {"reference": "pytorch-fp32", "chained_with": [paths["lightness"].name, paths["compose"].name],
                   **report.summary()}
         if precision == "fp32":
-            bf16 = openvino_bf16_parity(model, path, render_size, lightness_of, compose, reference, cases, log)
+            bf16 = openvino_bf16_parity(model, path, render_size, generator_inputs(model), compose, reference,
+                                        cases, log)
             if bf16 is not None:
                 parity[OPENVINO_BF16_GATE] = bf16
         metadata = ArtefactMetadata(precision=precision, parity=parity, **{**base_metadata, "kind": "generator"})
@@ -229,7 +256,7 @@ def export_interval_stage(config: ExportConfig, name: str, generator, head, cali
         f"{calibration.get('calibration_photos')} photos of {', '.join(calibration.get('calibration_sources', []))}")
 
 
-def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, lightness_of, compose,
+def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, generator_inputs, compose,
                          reference, cases, log) -> dict | None:
     """The fp32 generator run by OpenVINO in bf16, chained with the ONNX Runtime stages, against
     PyTorch FP32: recorded in the generator's sidecar, where the runtime looks before it runs bf16.
@@ -246,8 +273,13 @@ def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, l
     try:
         generator = OpenVinoGenerator(staged, "bf16", render_size)
         try:
-            report = measure_parity(reference, lambda gray: compose(gray, generator(lightness_of(gray)[LIGHTNESS_NAME])),
-                                    cases)
+            def run(gray):
+                inputs = generator_inputs(gray)
+                lightness = inputs.pop(LIGHTNESS_NAME)
+                controls = ColourControls.from_feeds(inputs) if inputs else None
+                return compose(gray, generator(lightness, controls))
+
+            report = measure_parity(reference, run, cases)
         finally:
             generator.close()
     finally:
@@ -259,10 +291,12 @@ def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, l
             "cpu": cpu_model(), "bf16_flags": list(native_bf16_flags()), "openvino": generator.version}
 
 
-def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path) -> ParityReport:
-    """Run the graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails."""
+def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path,
+              metadata: ArtefactMetadata) -> ParityReport:
+    """Run the graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails.
+    `metadata` (without parity yet) goes with it: the engine reads a distribution head's bins there."""
     staged = path.with_name(f".{path.name}.gating")
-    save_model(model, staged)
+    save_model(with_metadata(model, metadata), staged)
     try:
         engine = OnnxEngine(staged, device="cpu")
         report = measure_parity(reference, engine.colorize, cases, NonfiniteProbe(model))

@@ -64,6 +64,14 @@ def build_plan(onnx_path: Path, plan_path: Path, profile: ShapeProfile, workspac
     optimisation_profile = builder.create_optimization_profile()
     minimum, optimum, maximum = profile.as_nchw()
     optimisation_profile.set_shape(INPUT_NAME, minimum, optimum, maximum)
+    # A distribution head's colour controls (hint planes, global hint) share the batch axis; the
+    # temperature [1] is static and needs no profile.
+    for index in range(network.num_inputs):
+        tensor = network.get_input(index)
+        shape = list(tensor.shape)
+        if tensor.name != INPUT_NAME and shape and shape[0] == -1:
+            optimisation_profile.set_shape(tensor.name, *(tuple([batch, *shape[1:]])
+                                                          for batch in (minimum[0], optimum[0], maximum[0])))
     config.add_optimization_profile(optimisation_profile)
 
     serialized = builder.build_serialized_network(network, config)

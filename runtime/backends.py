@@ -140,7 +140,10 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
     # and 15-19 ms without (ONNX Runtime's fused graph: 19-24 ms).
     spinning = choice.backend != "openvino"
     lightness = open_session(stages.lightness, chosen, cpu_threads, spinning)
-    compose = OnnxCompose(open_session(stages.compose, chosen, cpu_threads, spinning))
+    compose_session = open_session(stages.compose, chosen, cpu_threads, spinning)
+    compose = OnnxCompose(compose_session)
+    # The chroma the compose takes: render size, or half of it for a distribution head.
+    ab_side = compose_session.get_inputs()[1].shape[-1]
     if not render_size:
         render_size = int(lightness.get_outputs()[0].shape[-1])
     if choice.backend == "openvino":
@@ -149,7 +152,9 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
         precision, why = openvino_precision(generator_metadata)
         threads = cpu_threads * streams if cpu_threads else 0
         generator = OpenVinoGenerator(stages.generator, precision, render_size, streams=streams, threads=threads)
-        compose, compose_note = _compose_on_openvino(stages.compose, compose, render_size, streams, threads)
+        compose, compose_note = _compose_on_openvino(stages.compose, compose,
+                                                     ab_side if isinstance(ab_side, int) else render_size,
+                                                     streams, threads)
         provider = f"OpenVINO {generator.version} CPU for the generator{compose_note}"
         reason = f"{choice.reason}; {why}"
     else:
@@ -160,11 +165,12 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
     spec = EngineSpec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
                       render_size=render_size, limits=_limits(artefact, generator_metadata),
                       metadata=artefact.metadata or generator_metadata, reason=reason,
-                      uncertainty_alpha=_uncertainty_alpha(artefact), mute_uncertain=mute_uncertain)
+                      uncertainty_alpha=_uncertainty_alpha(artefact), mute_uncertain=mute_uncertain,
+                      colour_bins=generator_metadata.bins() if generator_metadata else None)
     return StagedEngine(lightness, generator, compose, spec, interval)
 
 
-def _compose_on_openvino(path, on_onnxruntime, render_size: int, streams: int, threads: int):
+def _compose_on_openvino(path, on_onnxruntime, ab_side: int, streams: int, threads: int):
     """(compose, provider note): OpenVINO's compose where it compiles and agrees with ONNX Runtime's.
 
     Its graph is rewritten and compiled with a property OpenVINO does not list
@@ -178,7 +184,7 @@ def _compose_on_openvino(path, on_onnxruntime, render_size: int, streams: int, t
         on_openvino = OpenVinoCompose(path, streams=streams, threads=threads)
     except EngineError as error:
         return on_onnxruntime, f", ONNX Runtime for the rest (OpenVINO's compose failed: {error})"
-    gray, ab = _compose_check_case(render_size)
+    gray, ab = _compose_check_case(ab_side)
     difference = np.abs(on_openvino(gray, ab).astype(np.int16) - on_onnxruntime(gray, ab).astype(np.int16)).max()
     if difference > COMPOSE_TOLERANCE:
         on_openvino.close()
@@ -188,12 +194,12 @@ def _compose_on_openvino(path, on_onnxruntime, render_size: int, streams: int, t
     return on_openvino, " and the compose (f32), ONNX Runtime for the lightness"
 
 
-def _compose_check_case(render_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every grey level, at an odd size, under strong chroma of both signs."""
+def _compose_check_case(ab_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every grey level, at an odd size, under strong chroma of both signs (ab at ab_side)."""
     generator = np.random.default_rng(0)
     levels = np.concatenate([np.arange(256), generator.integers(0, 256, 37 * 41 - 256)])
     gray = generator.permutation(levels).astype(np.uint8).reshape(1, 1, 37, 41)
-    ab = (generator.standard_normal((1, 2, render_size, render_size)) * 45).astype(np.float32)
+    ab = (generator.standard_normal((1, 2, ab_side, ab_side)) * 45).astype(np.float32)
     return gray, ab
 
 

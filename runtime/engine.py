@@ -3,7 +3,9 @@
 `Engine.colorize(gray)` takes uint8 grey images as [N,1,H,W], [N,H,W] or
 [H,W] and returns uint8 RGB [N,H,W,3]. Batches larger than the artefact's
 `max_batch` are split and run in pieces; sides outside [min_side, max_side]
-are refused with an `EngineError`.
+are refused with an `EngineError`. A distribution-head artefact (colour
+model v2) also takes point hints, a reference photo and a temperature
+(`colour_controls`); without them it colours automatically.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from retint.errors import EngineError
+from retint.runtime.colour_controls import ColourBins, ColourControls, Hint, colour_controls
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 
@@ -32,6 +35,8 @@ class EngineSpec:
     # alpha of the artefact's calibrated intervals (colorize(..., with_uncertainty=True)); None without a head.
     uncertainty_alpha: float | None = None
     mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
+    # A distribution-head model's bins (it takes hints, a reference and a temperature); None for a regression.
+    colour_bins: ColourBins | None = None
 
     def as_dict(self) -> dict[str, str]:
         """What summaries, manifests and the server's /v1/spec say of the engine that ran."""
@@ -72,10 +77,20 @@ class Engine:
 
     spec: EngineSpec
 
-    def colorize(self, gray: np.ndarray, with_uncertainty: bool = False):
+    def colorize(self, gray: np.ndarray, with_uncertainty: bool = False, *,
+                 hints: Sequence[Sequence[Hint]] | None = None, temperature: float | None = None,
+                 reference: np.ndarray | None = None):
         """rgb uint8 [N,H,W,3]; with_uncertainty: (rgb, ab_interval float32 [N,H,W,4] = a_low,
-        a_high, b_low, b_high in CIELAB units, calibrated at spec.uncertainty_alpha)."""
+        a_high, b_low, b_high in CIELAB units, calibrated at spec.uncertainty_alpha).
+
+        Distribution-head engines only: `hints`, one list per image of (x, y, a, b) points (x, y
+        in the input's pixels, a and b in CIELAB); `reference`, a uint8 RGB photo whose palette
+        guides every image of the batch; `temperature`, the annealed mean's T (lower: bolder,
+        mode-seeking colours; default: the artefact's). None of them: automatic colouring."""
         batch = as_batch(gray, self.spec.limits)
+        controls = self.controls_for(batch, hints, temperature, reference)
+        if controls is not None:
+            return self._colorize_controlled(batch, controls, with_uncertainty)
         run = self._run
         if with_uncertainty:
             if self.spec.uncertainty_alpha is None:
@@ -90,7 +105,34 @@ class Engine:
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return np.concatenate(parts)
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def controls_for(self, batch: np.ndarray, hints: Sequence[Sequence[Hint]] | None = None,
+                     temperature: float | None = None, reference: np.ndarray | None = None) -> ColourControls | None:
+        """The extra inputs of a distribution-head engine for `batch` (automatic where nothing is
+        given); None for a regression engine, which refuses hints, references and temperatures."""
+        bins = self.spec.colour_bins
+        if bins is None:
+            given = [name for name, value in (("hints", hints), ("temperature", temperature),
+                                              ("reference", reference)) if value is not None]
+            if given:
+                raise EngineError(f"{self.spec.path.name} predicts one colour per pixel (a regression model): "
+                                  f"it takes no {', '.join(given)}; colour model v2 artefacts do")
+            return None
+        return colour_controls(bins, batch.shape[0], batch.shape[2:], self.spec.render_size, hints, temperature,
+                               reference)
+
+    def _automatic_unless(self, batch: np.ndarray, controls: ColourControls | None) -> ColourControls | None:
+        """`controls`, or automatic ones where a distribution-head engine was given none."""
+        return controls if controls is not None else self.controls_for(batch)
+
+    def _colorize_controlled(self, batch: np.ndarray, controls: ColourControls, with_uncertainty: bool):
+        if with_uncertainty:
+            raise EngineError(f"{self.spec.path.name} has no uncertainty head")
+        step = self.spec.limits.max_batch
+        parts = [self._run(batch[i: i + step], controls.part(i, i + step)) for i in range(0, batch.shape[0], step)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _run(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
+        """One batch of at most max_batch; `controls` None is automatic colouring."""
         raise NotImplementedError
 
     # Set by backends.open_engine where the artefact has an interval stage and this engine runs

@@ -12,9 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from retint.errors import EngineError
+
+if TYPE_CHECKING:
+    from retint.runtime.colour_controls import ColourBins
 
 METADATA_FORMAT = "retint-artefact"
 METADATA_KEY = "retint"
@@ -57,7 +62,23 @@ class ArtefactMetadata:
     # Where the checkpoint had a calibrated uncertainty head: alpha, lambda, calibration sources,
     # the guarantee (see model/uncertainty.py). Empty otherwise.
     uncertainty: dict[str, Any] = field(default_factory=dict)
+    # A distribution-head model's a*b* bins: centres [[a, b], ...], rebalancing weights,
+    # default_temperature, global_hint (whether the graph takes one). Empty for a regression model.
+    colour_bins: dict[str, Any] = field(default_factory=dict)
     format: str = METADATA_FORMAT
+
+    def bins(self) -> "ColourBins | None":
+        """The bins as the runtime uses them, or None for a regression model."""
+        if not self.colour_bins:
+            return None
+        from retint.runtime.colour_controls import ColourBins
+
+        try:
+            centres = np.asarray(self.colour_bins["centres"], np.float32).reshape(-1, 2)
+            return ColourBins(centres=centres, default_temperature=float(self.colour_bins["default_temperature"]),
+                              global_hint=bool(self.colour_bins.get("global_hint", False)))
+        except (KeyError, TypeError, ValueError) as error:
+            raise EngineError(f"malformed colour_bins metadata: {error}") from error
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

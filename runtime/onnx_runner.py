@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from retint.errors import BackendUnavailable, EngineError
+from retint.runtime.colour_controls import ColourControls
 from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.metadata import (
     AB_NAME,
@@ -75,13 +76,15 @@ def open_session(path: Path, providers: list[str], threads: int = 0, spinning: b
 
 
 class OnnxGenerator:
-    """The generator stage on ONNX Runtime: lightness [N,1,R,R] -> ab [N,2,R,R]."""
+    """The generator stage on ONNX Runtime: lightness [N,1,R,R] (+ a distribution head's colour
+    controls) -> ab [N,2,r,r]."""
 
     def __init__(self, session: ort.InferenceSession):
         self._session = session
 
-    def __call__(self, lightness: np.ndarray) -> np.ndarray:
-        return self._session.run([AB_NAME], {LIGHTNESS_NAME: lightness})[0]
+    def __call__(self, lightness: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
+        feeds = {LIGHTNESS_NAME: lightness, **(controls.feeds() if controls is not None else {})}
+        return self._session.run([AB_NAME], feeds)[0]
 
     def close(self) -> None:
         self._session = None
@@ -121,8 +124,10 @@ class OnnxEngine(Engine):
             raise EngineError(f"{path}: expected uint8 input and output, got "
                               f"{inputs[INPUT_NAME].type} -> {outputs[OUTPUT_NAME].type}")
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    def _run(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
+        controls = self._automatic_unless(batch, controls)
+        feeds = {INPUT_NAME: batch, **(controls.feeds() if controls is not None else {})}
+        return self.session.run([OUTPUT_NAME], feeds)[0]
 
     def close(self) -> None:
         self.session = None
@@ -135,4 +140,5 @@ def _spec(path: Path, provider: str, metadata: ArtefactMetadata | None) -> Engin
         return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision="unknown",
                           render_size=0, limits=SizeLimits(), metadata=None)
     return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision=metadata.precision,
-                      render_size=metadata.render_size, limits=metadata.limits, metadata=metadata)
+                      render_size=metadata.render_size, limits=metadata.limits, metadata=metadata,
+                      colour_bins=metadata.bins())

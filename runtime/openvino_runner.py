@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from retint.errors import BackendUnavailable, EngineError
+from retint.runtime.colour_controls import TEMPERATURE_NAME, ColourControls
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME
 
 # OpenVINO's CPU plugin leaves nodes with dynamic shapes out of its fused element-wise kernels
@@ -104,8 +105,16 @@ class OpenVinoGenerator:
         if precision not in OPENVINO_PRECISION:
             raise EngineError(f"OpenVINO precision must be one of {sorted(OPENVINO_PRECISION)}, not {precision!r}")
         model = _read(path)
+        # Every input fixed at N = 1 (a distribution head also takes its colour controls).
+        shapes = {LIGHTNESS_NAME: [1, 1, render_size, render_size]}
+        for model_input in model.inputs:
+            name = model_input.get_any_name()
+            if name != LIGHTNESS_NAME:
+                shape = model_input.get_partial_shape()
+                shapes[name] = [1 if axis == 0 and name != TEMPERATURE_NAME else dimension.get_length()
+                                for axis, dimension in enumerate(shape)]
         try:
-            model.reshape({LIGHTNESS_NAME: [1, 1, render_size, render_size]})
+            model.reshape(shapes)
         except Exception as error:  # OpenVINO raises RuntimeError with its own message
             raise EngineError(f"{path}: OpenVINO cannot fix its input at {render_size}x{render_size} "
                               f"({_first_line(error)})") from error
@@ -114,9 +123,13 @@ class OpenVinoGenerator:
         self.precision = precision
         self.version = openvino_version()
 
-    def __call__(self, lightness: np.ndarray) -> np.ndarray:
+    def __call__(self, lightness: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
         lightness = np.asarray(lightness, np.float32)
-        return np.concatenate([self._model.infer({LIGHTNESS_NAME: image[None]}) for image in lightness])
+        if controls is None:
+            return np.concatenate([self._model.infer({LIGHTNESS_NAME: image[None]}) for image in lightness])
+        return np.concatenate([self._model.infer({LIGHTNESS_NAME: lightness[i: i + 1],
+                                                  **controls.part(i, i + 1).feeds()})
+                               for i in range(len(lightness))])
 
     def close(self) -> None:
         self._model.close()

@@ -13,12 +13,14 @@ from typing import Callable
 
 import numpy as np
 
+from retint.runtime.colour_controls import ColourControls
 from retint.runtime.engine import Engine, EngineSpec, as_batch
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME
 from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
-Generator = Callable[[np.ndarray], np.ndarray]  # lightness [N,1,R,R] -> ab [N,2,R,R]
-Compose = Callable[[np.ndarray, np.ndarray], np.ndarray]  # gray [N,1,H,W], ab [N,2,R,R] -> rgb [N,H,W,3]
+# lightness [N,1,R,R] (+ a distribution head's controls) -> ab [N,2,r,r]
+Generator = Callable[..., np.ndarray]
+Compose = Callable[[np.ndarray, np.ndarray], np.ndarray]  # gray [N,1,H,W], ab [N,2,r,r] -> rgb [N,H,W,3]
 
 
 class StagedEngine(Engine):
@@ -39,17 +41,22 @@ class StagedEngine(Engine):
         self.spec = spec
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
+        """ab [N,2,r,r] of automatic colouring (r: the generator's output size)."""
         return self._predict(as_batch(gray, self.spec.limits))
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
         return self._compose(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
 
-    def _lightness_and_ab(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _lightness_and_ab(self, batch: np.ndarray,
+                          controls: ColourControls | None = None) -> tuple[np.ndarray, np.ndarray]:
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
-        return lightness, self._generator(lightness)
+        controls = self._automatic_unless(batch, controls)
+        if controls is None:
+            return lightness, self._generator(lightness)
+        return lightness, self._generator(lightness, controls)
 
-    def _predict(self, batch: np.ndarray) -> np.ndarray:
-        lightness, ab = self._lightness_and_ab(batch)
+    def _predict(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
+        lightness, ab = self._lightness_and_ab(batch, controls)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, self._intervals(lightness, ab))
         return ab
@@ -64,8 +71,8 @@ class StagedEngine(Engine):
             ab = mute_uncertain(ab, interval)
         return self._compose(batch, ab), upsample_interval(interval, *batch.shape[2:])
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        return self._compose(batch, self._predict(batch))
+    def _run(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
+        return self._compose(batch, self._predict(batch, controls))
 
     def close(self) -> None:
         for stage in (self._generator, self._compose):

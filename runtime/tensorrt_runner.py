@@ -18,6 +18,7 @@ import numpy as np
 
 from retint.errors import BackendUnavailable, EngineError
 from retint.runtime import cuda_memory
+from retint.runtime.colour_controls import CONTROL_NAMES, ColourControls
 from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.metadata import INPUT_NAME, OUTPUT_NAME, SizeLimits, read_sidecar
 
@@ -55,6 +56,8 @@ class TensorRTEngine(Engine):
         self._stream = cuda_memory.Stream()
         self._input = cuda_memory.Buffer()
         self._output = cuda_memory.Buffer()
+        # A distribution head's colour controls (hint planes, global hint, temperature), where the plan has them.
+        self._control_buffers = {name: cuda_memory.Buffer() for name in CONTROL_NAMES if name in names}
         self._lock = threading.Lock()
         minimum, _, maximum = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)
         limits = SizeLimits(min_side=max(minimum[2], minimum[3]), max_side=min(maximum[2], maximum[3]),
@@ -62,14 +65,29 @@ class TensorRTEngine(Engine):
         self.spec = EngineSpec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
                                precision=metadata.precision if metadata else "unknown",
                                render_size=metadata.render_size if metadata else 0,
-                               limits=limits, metadata=metadata)
+                               limits=limits, metadata=metadata,
+                               colour_bins=metadata.bins() if metadata else None)
+        if self._control_buffers and self.spec.colour_bins is None:
+            raise EngineError(f"{path} takes colour hints but its sidecar has no colour_bins; re-export it")
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
         count, _, height, width = batch.shape
         output_shape = (count, height, width, 3)
+        controls = self._automatic_unless(batch, controls)
+        feeds = {name: np.ascontiguousarray(array, np.float32)
+                 for name, array in (controls.feeds() if controls is not None else {}).items()
+                 if name in self._control_buffers}
         with self._lock:
             if not self._context.set_input_shape(INPUT_NAME, batch.shape):
                 raise EngineError(f"shape {list(batch.shape)} is outside the engine's optimisation profile")
+            for name, array in feeds.items():
+                if not self._context.set_input_shape(name, array.shape):
+                    raise EngineError(f"{name} shape {list(array.shape)} is outside the engine's profile")
+                buffer = self._control_buffers[name]
+                buffer.reserve(array.nbytes)
+                buffer.host_array(array.shape, np.float32)[...] = array
+                self._context.set_tensor_address(name, int(buffer.device))
+                buffer.to_device(array.nbytes, self._stream)
             self._input.reserve(batch.nbytes)
             self._output.reserve(int(np.prod(output_shape)))
             self._input.host_array(batch.shape, np.uint8)[...] = batch
@@ -86,6 +104,8 @@ class TensorRTEngine(Engine):
         with self._lock:
             self._input.free()
             self._output.free()
+            for buffer in self._control_buffers.values():
+                buffer.free()
             self._stream.close()
             self._context = self._engine = self._runtime = None
         self._close_uncertainty_stages()

@@ -81,3 +81,48 @@ def exported(tiny_checkpoints, tmp_path_factory):
                             log=lambda line: None)
         results[arch] = result
     return results
+
+
+@pytest.fixture(scope="session")
+def distribution_checkpoint(tmp_path_factory):
+    """A seeded tiny colour-model-v2 generator (distribution head, hint and global-hint inputs).
+
+    Untrained hint filters start at zero (automatic colouring is unchanged by them), so they are
+    given random values here: a hint must then change the colours, as a trained model's does."""
+    import torch
+
+    from retint.model.checkpoint import save_checkpoint
+    from retint.model.config import GeneratorConfig, config_to_dict
+    from retint.model.networks import build_generator
+
+    torch.manual_seed(11)
+    config = GeneratorConfig(arch="effnet-unet", base_channels=8, pretrained_encoder=False, render_size=64,
+                             head="distribution", global_hint=True)
+    generator = build_generator(config)
+    generator.train()
+    with torch.no_grad():
+        for _ in range(3):
+            generator(torch.rand(4, 1, 64, 64) * 2 - 1)
+        generator.encoder._conv_stem.weight[:, 1:].normal_(0.0, 0.5)
+        generator.global_hint.weight.normal_(0.0, 2.0)
+        # Logits a few units apart, as a trained head's are: the temperature then matters.
+        features = generator.head.weight.shape[1]
+        generator.head.weight.normal_(0.0, 2.0 / features ** 0.5)
+        generator.eval()
+        spread = generator(torch.rand(2, 1, 64, 64) * 2 - 1).std(dim=1).mean()
+        generator.head.weight.mul_(2.0 / float(spread))
+    path = tmp_path_factory.mktemp("v2") / "tiny-v2.pth"
+    save_checkpoint(path, {"generator_config": config_to_dict(config), "generator": generator.state_dict(),
+                           "epoch": 0, "step": 0})
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported_distribution(distribution_checkpoint, tmp_path_factory):
+    """The tiny v2 generator exported with `export-trt --onnx-only` (gates included)."""
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+
+    output = tmp_path_factory.mktemp("export-v2")
+    return run_export(ExportConfig(checkpoint=distribution_checkpoint, output_dir=output, onnx_only=True),
+                      log=lambda line: None)
