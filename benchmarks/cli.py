@@ -190,10 +190,18 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("--seed", type=int, default=0, help="Seed of the damage (photo i uses (seed, i)).")
 @click.option("--render-size", type=click.IntRange(32), default=256,
               help="Each photo is resized whole to this square (what the generator sees).")
+@click.option("--temperature", type=float, default=None,
+              help="Distribution-head engines: the annealed mean's temperature  [default: the engine's].")
+@click.option("--hints", type=click.IntRange(0), default=0,
+              help="Distribution-head engines: this many hints per photo taken from its truth (random pixels "
+                   "of chroma 10 or more, the mean a*b* of the 5x5 patch around each); 0 colours automatically.")
+@click.option("--people", multiple=True, metavar="PREFIX",
+              help="Also report the photos whose names start with PREFIX as a group (repeatable).")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write quality.md, quality.json and contact-sheet.png (grey | model | truth) here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mute_uncertain: bool, degrade: bool, seed: int, render_size: int,
+def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mute_uncertain: bool, degrade: bool,
+            seed: int, render_size: int, temperature: float | None, hints: int, people: tuple[str, ...],
             output_dir: Path | None, json_path: Path | None) -> None:
     """Colour quality on PHOTOS (colour photos, or folders of them): mean CIEDE2000, PSNR,
     colourfulness and an EfficientNet-Lite0 Frechet distance, next to grey and the truth."""
@@ -210,27 +218,29 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         grey_inputs,
         markdown_report,
         score,
+        truth_hints,
     )
     from retint.benchmarks.report import environment, write_json
     from retint.files import write_bytes_atomically, write_text_atomically
 
     try:
-        config = QualityConfig(render_size=render_size, degrade=degrade, seed=seed)
+        config = QualityConfig(render_size=render_size, degrade=degrade, seed=seed, hints=hints, people=people)
         names, truth, skipped = collect_photos([str(p) for p in photos], config)
         if not names:
             raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
                               f"({len(skipped)} grey or unreadable)")
-        label, colorize = _quality_engine(engine_path, backend, mute_uncertain)
+        label, colorize = _quality_engine(engine_path, backend, mute_uncertain, temperature)
         greys = grey_inputs(truth, config)
         with tqdm(total=len(greys), desc="colouring", unit="photo", leave=False) as bar:
-            output = colour_with(colorize, greys, bar.update)
+            output = colour_with(colorize, greys, bar.update, truth_hints(truth, config) if hints else None)
         scored = ScoredPhotos(names, truth, np.repeat(greys[..., None], 3, axis=3), output, skipped)
-        result = score(scored)
+        result = score(scored, people)
         report = markdown_report(result, label, config)
         click.echo(report, nl=False)
         document = {"benchmark": "quality", "environment": environment(), "engine": label,
                     "config": {"render_size": render_size, "degrade": degrade, "seed": seed,
-                               "mute_uncertain": mute_uncertain}, **result}
+                               "mute_uncertain": mute_uncertain, "temperature": temperature, "hints": hints,
+                               "people": list(people)}, **result}
         write_json(json_path, document)
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
@@ -241,28 +251,47 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         _fail(error)
 
 
-def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool = False):
-    """(label, colorize gray uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3])."""
+def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool = False,
+                    temperature: float | None = None):
+    """(label, colorize gray uint8 [N,1,H,W] (, hints=...) -> rgb uint8 [N,H,W,3])."""
     if engine_path is not None and engine_path.suffix.lower() == ".pth" and not mute_uncertain:
         import torch
 
-        from retint.export.deploy import DeployColorizer
+        from retint.export.deploy import DeployColorizer, is_distribution_head
+        from retint.export.pipeline import colour_bins_metadata
         from retint.model.checkpoint import load_generator
+        from retint.runtime.metadata import ArtefactMetadata, SizeLimits
+        from retint.runtime.colour_controls import colour_controls
 
         generator = load_generator(engine_path)
-        graph = DeployColorizer(generator, generator.retint_config.render_size).eval()
+        render_size = generator.retint_config.render_size
+        graph = DeployColorizer(generator, render_size).eval()
+        bins = ArtefactMetadata(kind="colorizer", precision="fp32", render_size=render_size, arch="",
+                                limits=SizeLimits(), colour_bins=colour_bins_metadata(generator)).bins()
 
-        def colorize(gray: np.ndarray) -> np.ndarray:
+        def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
+            controls = ()
+            if bins is not None:
+                feeds = colour_controls(bins, gray.shape[0], gray.shape[2:], render_size, hints, temperature).feeds()
+                controls = tuple(torch.from_numpy(feeds[name]) for name in
+                                 ("hint_ab", "hint_mask", "global_hint", "temperature") if name in feeds)
+            elif hints is not None or temperature is not None:
+                raise RetintError(f"{engine_path.name} is a regression model: it takes no hints or temperature")
             with torch.no_grad():
-                return graph(torch.from_numpy(gray)).numpy()
+                return graph(torch.from_numpy(gray), *controls).numpy()
 
-        return f"{engine_path.name} [pytorch/cpu/fp32]", colorize
+        kind = "distribution" if is_distribution_head(generator) else "regression"
+        return f"{engine_path.name} [pytorch/cpu/fp32, {kind}]", colorize
     from retint.runtime import load_engine
 
     engine = load_engine(engine_path, backend=backend, mute_uncertain=mute_uncertain)
     name = engine_path.name if engine_path else "bundled default model"
     muted = ", chroma muted where the interval is wide" if mute_uncertain else ""
-    return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}{muted}]", engine.colorize
+
+    def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
+        return engine.colorize(gray, hints=hints, temperature=temperature)
+
+    return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}{muted}]", colorize
 
 
 def _fail(error: RetintError) -> None:

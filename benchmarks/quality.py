@@ -20,6 +20,15 @@ truth.
   the share of green (foliage, grass: hue 100-170 degrees) pixels the model
   kept green (`metrics.foliage_kept_green`): a model that cannot tell sand
   from grass can clear the first only by failing the second;
+- colour families (issue 31): over the reference pixels of chroma >= 10,
+  the share the engine colours in the right family (chroma >= 5, hue within
+  30 degrees) and the share it gets clearly wrong (hue over 60 degrees off),
+  pooled; grey scores 0 on both (`metrics.colour_families`);
+- with `--hints N`, each photo gets N hints taken from its truth (random
+  pixels of chroma >= 10, the true mean a*b* of the 5x5 patch around them,
+  seeded), as a user's clicks would give them (distribution-head engines);
+- `--people PREFIX` repeats the headline figures for the photos whose names
+  start with a prefix (the held-out photos of people);
 - the Frechet distance between pooled ImageNet EfficientNet-Lite0 features
   of the outputs and of the truths. It is not FID: FID is defined on
   Inception-v3 features, whose weights cannot ship here, so its values are
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import cv2
@@ -41,6 +51,7 @@ from retint.model.degrade import degrade_grey, grey_from_rgb
 from retint.model.metrics import (
     GREEN_A_STAR,
     ciede2000,
+    colour_families,
     colourfulness,
     foliage_kept_green,
     psnr,
@@ -59,6 +70,10 @@ class QualityConfig:
     degrade: bool = False
     # Seeds the damage of photo i as (seed, i): a rerun damages alike.
     seed: int = 0
+    # Hints from the truth per photo (0: automatic colouring), seeded by (seed, i) too.
+    hints: int = 0
+    # Photo-name prefixes whose photos are also scored as their own group ("people").
+    people: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,11 +111,36 @@ def grey_inputs(truth: np.ndarray, config: QualityConfig) -> np.ndarray:
     return np.stack(greys)
 
 
-def colour_with(colorize: Callable[[np.ndarray], np.ndarray], greys: np.ndarray,
-                progress: Callable[[int], None] = lambda done: None) -> np.ndarray:
+# Hints from the truth: pixels of at least this chroma, the mean a*b* of this square around them.
+HINT_MIN_CHROMA = 10.0
+HINT_PATCH = 5
+
+
+def truth_hints(truth: np.ndarray, config: QualityConfig) -> list[list[tuple[float, float, float, float]]]:
+    """Per photo, `config.hints` (x, y, a, b) hints from the truth (uint8 RGB [N,S,S,3]): random
+    pixels of chroma >= 10 holding the mean a*b* of the 5x5 patch around them."""
+    hints = []
+    lab = rgb_uint8_to_lab(_to_tensor(truth))
+    patch = torch.nn.functional.avg_pool2d(lab[:, 1:], HINT_PATCH, 1, HINT_PATCH // 2, count_include_pad=False)
+    for index in range(len(truth)):
+        rng = np.random.default_rng((config.seed, index, 1))
+        rows, columns = np.nonzero((torch.hypot(lab[index, 1], lab[index, 2]) >= HINT_MIN_CHROMA).numpy())
+        chosen = rng.choice(len(rows), size=min(config.hints, len(rows)), replace=False) if len(rows) else []
+        hints.append([(float(columns[k]), float(rows[k]), float(patch[index, 0, rows[k], columns[k]]),
+                       float(patch[index, 1, rows[k], columns[k]])) for k in chosen])
+    return hints
+
+
+def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
+                progress: Callable[[int], None] = lambda done: None,
+                hints: list[list[tuple[float, float, float, float]]] | None = None) -> np.ndarray:
     outputs = []
     for start in range(0, len(greys), ENGINE_BATCH):
-        outputs.append(colorize(np.ascontiguousarray(greys[start: start + ENGINE_BATCH, None])))
+        batch = np.ascontiguousarray(greys[start: start + ENGINE_BATCH, None])
+        if hints is None:
+            outputs.append(colorize(batch))
+        else:
+            outputs.append(colorize(batch, hints=hints[start: start + ENGINE_BATCH]))
         progress(len(outputs[-1]))
     return np.concatenate(outputs)
 
@@ -150,20 +190,39 @@ def _mean_ciede2000(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) ->
     return ciede2000(candidate_lab, reference_lab).flatten(1).mean(1).numpy()
 
 
+def _group_summary(chosen: list[int], per_photo: dict[str, np.ndarray], output_lab: torch.Tensor,
+                   reference_lab: torch.Tensor) -> dict[str, Any]:
+    """The headline figures over the photos `chosen` (indices)."""
+    if not chosen:
+        return {"photos": 0}
+    family = colour_families(output_lab[chosen], reference_lab[chosen])
+    return {"photos": len(chosen),
+            "mean_output_ciede2000": float(per_photo["output_ciede2000"][chosen].mean()),
+            "mean_grey_ciede2000": float(per_photo["grey_ciede2000"][chosen].mean()),
+            "colourfulness_ratio": float(per_photo["output_colourfulness"][chosen].mean()
+                                         / max(per_photo["truth_colourfulness"][chosen].mean(), 1e-9)),
+            "family_right": family.right, "family_clearly_wrong": family.clearly_wrong}
+
+
 @torch.no_grad()
-def score(photos: ScoredPhotos) -> dict[str, Any]:
-    """Per-photo and mean figures of output and grey against the reference."""
+def score(photos: ScoredPhotos, people: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per-photo and mean figures of output and grey against the reference; `people`: name
+    prefixes of photos also summed up as their own group."""
     truth = _to_tensor(photos.truth)
     truth_lab = rgb_uint8_to_lab(truth)
     reference = reference_colours(truth_lab, _to_tensor(photos.grey))
     reference_lab = rgb_uint8_to_lab(reference)
     per_photo: dict[str, np.ndarray] = {}
     bands = {}
+    families = {}
+    candidate_labs = {}
     for label, candidate in (("output", photos.output), ("grey", photos.grey)):
         tensor = _to_tensor(candidate)
         candidate_lab = rgb_uint8_to_lab(tensor)
+        candidate_labs[label] = candidate_lab
         bands[label] = (warm_hue_cast(candidate_lab, reference_lab),
                         foliage_kept_green(candidate_lab, reference_lab))
+        families[label] = colour_families(candidate_lab, reference_lab)
         per_photo[f"{label}_ciede2000"] = _mean_ciede2000(candidate_lab, reference_lab)
         per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(candidate_lab, truth_lab)
         per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
@@ -183,6 +242,12 @@ def score(photos: ScoredPhotos) -> dict[str, Any]:
     summary["ciede2000_below_grey"] = summary["mean_grey_ciede2000"] - summary["mean_output_ciede2000"]
     summary["warm_pixel_share"] = bands["output"][0].share_of_pixels
     summary["foliage_pixel_share"] = bands["output"][1].share_of_pixels
+    for label, family in families.items():
+        summary[f"{label}_family_right"] = family.right
+        summary[f"{label}_family_clearly_wrong"] = family.clearly_wrong
+    if people:
+        chosen = [i for i, name in enumerate(photos.names) if Path(name).name.startswith(people)]
+        summary["people"] = _group_summary(chosen, per_photo, candidate_labs["output"], reference_lab)
     for label, (warm, foliage) in bands.items():
         summary[f"{label}_warm_turned_green"] = warm.green_side
         summary[f"{label}_warm_a_shift"] = warm.mean_a_shift
@@ -210,7 +275,8 @@ def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) 
         f"| truth | 0 | - | {s['mean_truth_colourfulness']:.1f} | 0 |",
         "",
         f"Model closer to the truth than grey on {100 * s['share_better_than_grey']:.0f}% of photos; "
-        f"mean CIEDE2000 {s['ciede2000_below_grey']:+.2f} below grey. CIEDE2000 and PSNR are taken "
+        f"mean CIEDE2000 {s['ciede2000_below_grey']:.2f} below grey (negative: above). "
+        "CIEDE2000 and PSNR are taken "
         "against the truth's colours on the input's own lightness (retint keeps the input's L); "
         f"against the untouched truth: model {s['mean_output_ciede2000_to_untouched_truth']:.2f}, "
         f"grey {s['mean_grey_ciede2000_to_untouched_truth']:.2f}.",
@@ -227,6 +293,22 @@ def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) 
         f"{s['output_foliage_a_shift']:+.1f} (grey: {100 * s['grey_foliage_kept_green']:.0f}%, "
         f"{s['grey_foliage_a_shift']:+.1f}).",
     ]
+    lines.append(
+        f"Colour families (reference chroma 10 or more): the model gives {100 * s['output_family_right']:.0f}% "
+        f"of those pixels the right family (chroma 5 or more, hue within 30 degrees) and "
+        f"{100 * s['output_family_clearly_wrong']:.0f}% a clearly wrong one (hue over 60 degrees off); "
+        f"grey {100 * s['grey_family_right']:.0f}% and {100 * s['grey_family_clearly_wrong']:.0f}%.")
+    group = s.get("people")
+    if group and group["photos"]:
+        lines.append(
+            f"Photos of people ({group['photos']}): mean CIEDE2000 {group['mean_output_ciede2000']:.2f} "
+            f"(grey {group['mean_grey_ciede2000']:.2f}), colourfulness "
+            f"{100 * group['colourfulness_ratio']:.0f}% of the truth's, colour family right "
+            f"{100 * group['family_right']:.0f}%, clearly wrong {100 * group['family_clearly_wrong']:.0f}%.")
+    if config.hints:
+        lines.append(f"Coloured with {config.hints} hints per photo taken from the truth (random pixels of "
+                     f"chroma {HINT_MIN_CHROMA:g} or more, the mean a*b* of the {HINT_PATCH}x{HINT_PATCH} "
+                     "patch around each).")
     if result["skipped"]:
         lines.append(f"Skipped {len(result['skipped'])} files (grey or unreadable): see the JSON.")
     return "\n".join(lines) + "\n"

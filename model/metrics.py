@@ -88,6 +88,13 @@ HUE_MIN_CHROMA = 8.0
 # An output pixel leans green when its a* is below this (not 0: uint8 rounding of a grey
 # gives |a*| of a few tenths).
 GREEN_A_STAR = -1.0
+# Colour families (issue 31): a reference pixel of chroma >= 10 is coloured in
+# the right family when the candidate has chroma >= 5 and a hue within 30
+# degrees of the reference's, clearly wrong when over 60 degrees off.
+FAMILY_MIN_REFERENCE_CHROMA = 10.0
+FAMILY_MIN_CANDIDATE_CHROMA = 5.0
+FAMILY_RIGHT_DEGREES = 30.0
+FAMILY_WRONG_DEGREES = 60.0
 
 
 @dataclass(frozen=True)
@@ -127,3 +134,30 @@ def foliage_kept_green(candidate_lab: torch.Tensor, reference_lab: torch.Tensor)
     """Of the pixels whose reference is green (hue 100-170 degrees), the share the candidate kept
     green (`green_side`; higher is better). A grey candidate scores 0."""
     return hue_band_rendering(candidate_lab, reference_lab, FOLIAGE_HUE_DEGREES)
+
+
+@dataclass(frozen=True)
+class ColourFamilies:
+    """How often the candidate gives a coloured reference pixel its colour family."""
+
+    pixels: int  # reference pixels with chroma >= FAMILY_MIN_REFERENCE_CHROMA
+    right: float  # share with candidate chroma >= FAMILY_MIN_CANDIDATE_CHROMA, hue within 30 degrees
+    clearly_wrong: float  # share with candidate chroma >= FAMILY_MIN_CANDIDATE_CHROMA, hue over 60 degrees off
+
+
+def colour_families(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> ColourFamilies:
+    """Over the reference pixels of chroma >= 10, the share the candidate colours in the right
+    family (chroma >= 5 and hue within 30 degrees) and the share clearly wrong (chroma >= 5 and
+    hue more than 60 degrees off). A grey candidate scores 0 on both. Lab tensors [N,3,H,W]."""
+    a, b = reference_lab[:, 1], reference_lab[:, 2]
+    coloured = torch.hypot(a, b) >= FAMILY_MIN_REFERENCE_CHROMA
+    count = int(coloured.sum())
+    if count == 0:
+        return ColourFamilies(0, 0.0, 0.0)
+    ca, cb = candidate_lab[:, 1][coloured], candidate_lab[:, 2][coloured]
+    shown = torch.hypot(ca, cb) >= FAMILY_MIN_CANDIDATE_CHROMA
+    difference = torch.rad2deg(torch.atan2(cb, ca) - torch.atan2(b[coloured], a[coloured])).abs() % 360.0
+    difference = torch.minimum(difference, 360.0 - difference)
+    return ColourFamilies(pixels=count,
+                          right=float((shown & (difference <= FAMILY_RIGHT_DEGREES)).double().mean()),
+                          clearly_wrong=float((shown & (difference > FAMILY_WRONG_DEGREES)).double().mean()))

@@ -109,3 +109,31 @@ def test_no_colour_photos_is_one_line_and_exit_2(tmp_path):
     process = bench(tmp_path)
     assert process.returncode == 2
     assert process.stderr.strip().count("\n") == 0 and "no colour photos" in process.stderr
+
+
+def test_distribution_engine_families_people_and_hints(photo_folder, exported_distribution, distribution_checkpoint,
+                                                      tmp_path):
+    """Colour families and a people group are reported; hints from the truth go into the engine and
+    the PyTorch checkpoint alike."""
+    engine = next(p for p in exported_distribution.artefacts if p.name == "tiny-v2.onnx")
+    figures = {}
+    for name, path, extra in (("auto", engine, []), ("hints", engine, ["--hints", 5]),
+                              ("pth-hints", distribution_checkpoint, ["--hints", 5])):
+        process = bench(photo_folder, "--engine", path, "--backend", "onnxruntime", "--render-size", 64,
+                        "--people", "photo1", "--people", "photo2", "--json", tmp_path / f"{name}.json", *extra)
+        assert process.returncode == 0, process.stderr
+        figures[name] = json.loads((tmp_path / f"{name}.json").read_text())["summary"]
+        assert "Colour families" in process.stdout and "Photos of people (2)" in process.stdout
+    auto = figures["auto"]
+    assert 0.0 <= auto["output_family_right"] <= 1.0 and auto["grey_family_right"] == 0.0
+    assert auto["people"]["photos"] == 2 and np.isfinite(auto["people"]["mean_output_ciede2000"])
+    assert figures["hints"]["mean_output_ciede2000"] != auto["mean_output_ciede2000"]
+    assert figures["hints"]["mean_output_ciede2000"] == pytest.approx(figures["pth-hints"]["mean_output_ciede2000"],
+                                                                      abs=0.05)
+
+
+def test_hints_on_a_regression_engine_are_one_line(photo_folder, exported):
+    process = bench(photo_folder, "--engine", exported["effnet-unet"].artefacts[0], "--render-size", 64,
+                    "--hints", 3)
+    assert process.returncode == 2
+    assert process.stderr.strip().count("\n") == 0 and "takes no hints" in process.stderr

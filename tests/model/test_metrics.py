@@ -66,3 +66,27 @@ def test_foliage_kept_green_shows_what_a_global_warm_shift_costs():
     assert foliage_kept_green(beige_leaves, leaves).mean_a_shift == pytest.approx(23.0)
     # The bands do not overlap: sand is not foliage, leaves are not warm.
     assert foliage_kept_green(sand, sand).pixels == 0 and warm_hue_cast(leaves, leaves).pixels == 0
+
+
+def test_colour_families_count_right_and_clearly_wrong_hues():
+    from retint.model.metrics import colour_families
+
+    def lab(a, b):
+        return torch.tensor([[[[50.0]], [[float(a)]], [[float(b)]]]])
+
+    reference = torch.cat([lab(30, 30)] * 4, dim=3)  # hue 45 degrees, chroma 42
+    candidate = reference.clone()
+    candidate[0, 1:, 0, 1] = torch.tensor([35.0, 10.0])   # hue 16: within 30 degrees, right
+    candidate[0, 1:, 0, 2] = torch.tensor([-30.0, 10.0])  # hue 162: clearly wrong
+    candidate[0, 1:, 0, 3] = torch.tensor([1.0, 1.0])     # chroma 1.4: too grey to count either way
+    families = colour_families(candidate, reference)
+    assert families.pixels == 4
+    assert families.right == pytest.approx(0.5) and families.clearly_wrong == pytest.approx(0.25)
+    grey = reference.clone()
+    grey[:, 1:] = 0
+    assert colour_families(grey, reference).right == 0 == colour_families(grey, reference).clearly_wrong
+    # Hue differences wrap around: 350 and 10 degrees are 20 apart.
+    wrap_reference, wrap_candidate = lab(40, -7), lab(40, 7)
+    assert colour_families(wrap_candidate, wrap_reference).right == 1.0
+    # Nearly grey reference pixels are left out.
+    assert colour_families(candidate, lab(3, 3)).pixels == 0
