@@ -126,14 +126,18 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
         sys.exit(EXIT_BACKEND_UNAVAILABLE)
     except RetintError as error:
         click.echo(f"colorize-batch: {'error: ' if error.exit_code != 130 else ''}{error}", err=True)
-        sys.exit(error.exit_code)
+        _exit(error.exit_code, now=error.exit_code == 130)
     except KeyboardInterrupt:
         click.echo("colorize-batch: interrupted", err=True)
-        sys.exit(130)
-    code = 3 if summary.failed else 0
-    if summary.abandoned_inputs:
-        # A read given up on may never return, and Python waits for every pool thread at exit:
-        # leave now (the manifest is closed and the summary printed).
+        _exit(130, now=True)
+    _exit(3 if summary.failed else 0, now=bool(summary.abandoned_inputs))
+
+
+def _exit(code: int, now: bool) -> None:
+    """Exit with `code`. `now`: a read given up on (or in flight at Ctrl-C) may never return, and
+    Python waits for every pool thread at exit, so leave at once: the manifest is closed, the lock
+    released and the last line printed by then."""
+    if now:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

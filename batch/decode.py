@@ -321,7 +321,10 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
         values = np.asarray(image).astype(np.float32)
         notes.append("16-bit input written as 8-bit")
         return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L"), None
-    if mode in ("L", "1"):
+    if mode == "L":
+        image.load()
+        return image, None  # no convert(): a copy of a 150 MP plane is 150 MB more at the peak
+    if mode == "1":
         return image.convert("L"), None
     if mode == "LA":
         grey, alpha = image.split()

@@ -147,8 +147,9 @@ class Manifest:
                     continue
                 line["source"] = identity_of(Path(line["source"]))  # as older versions spelled it, too
                 writer = planned_writers.get(line.get("output") or "")
-                if writer and writer != line["source"] and not os.path.lexists(line["source"]):
-                    line["source"] = writer  # the archive moved (see above)
+                if (writer and writer != line["source"] and os.path.basename(writer) == os.path.basename(line["source"])
+                        and not os.path.lexists(line["source"])):
+                    line["source"] = writer  # the archive moved (see above); a file of another name never takes it
                 if line["source"] in self.done or line.get("output") in claimed:
                     continue
                 if self._keeps(line, output_root):

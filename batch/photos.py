@@ -86,6 +86,7 @@ class PhotoPipeline:
         self.encoders = ThreadPoolExecutor(self.config.workers, thread_name_prefix="encode")
         pending: deque[tuple[PlannedOutput, float, Future]] = deque()
         photos = iter(photos)
+        interrupted = False
         try:
             while True:
                 if self.stop.is_set():
@@ -102,13 +103,15 @@ class PhotoPipeline:
                 self._infer(size)
             self._drain(0)
         except KeyboardInterrupt:
+            interrupted = True
             for *_, future in pending:
                 future.cancel()
             self._drain(0)
             raise
         finally:
-            # A decode given up on (see _await_decode) may never return: do not wait for it.
-            decoders.shutdown(wait=not self.abandoned, cancel_futures=True)
+            # A decode given up on (see _await_decode), or one in flight at Ctrl-C, may be stuck in a
+            # read that never returns: do not wait for it (its result would be discarded anyway).
+            decoders.shutdown(wait=not (self.abandoned or interrupted), cancel_futures=True)
             self.inferrers.shutdown(wait=True)
             self.encoders.shutdown(wait=True)
 

@@ -118,7 +118,7 @@ class BatchRun:
                 f"(no manifest line names it); move it away, or rerun with --overwrite to replace it")
 
     def run(self) -> Summary:
-        bar = tqdm(total=len(self.planned), unit="img", disable=not self.config.progress, desc="colouring")
+        bar = tqdm(total=len(self.planned), unit="input", disable=not self.config.progress, desc="colouring")
         record = Recorder(self.manifest, self.summary, bar)
         started = time.perf_counter()
         try:

@@ -148,7 +148,8 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
                    on_frames: Callable[[int], None] = lambda count: None,
                    should_stop: Callable[[], bool] = lambda: False,
                    replace_existing: bool = True,
-                   before_publish: Callable[[dict[str, Any], os.stat_result], None] | None = None) -> dict[str, Any]:
+                   before_publish: Callable[[dict[str, Any], os.stat_result], None] | None = None,
+                   on_open: Callable[[int | None], None] = lambda frames: None) -> dict[str, Any]:
     """Write the coloured `source` to `destination`; returns the manifest's video figures.
 
     A full or read-only output disk raises OutputError; `replace_existing` False never
@@ -173,6 +174,7 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
             before_publish(figures, finished)
 
     with VideoReader(source, queue_size) as reader:
+        on_open(reader.promised_frames)  # the frames its container declares: a progress bar's total
         limits = engine.spec.limits
         if not limits.admits(reader.height, reader.width):
             raise DecodeFailure(f"{reader.width}x{reader.height} is outside the engine's "

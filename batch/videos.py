@@ -20,6 +20,13 @@ from retint.errors import EngineError, OutputError
 from retint.runtime import Artefact, BackendChoice, Engine, open_engine
 
 
+def _set_total(bar: tqdm, frames: int | None) -> None:
+    """Give the frame bar its total (and so an ETA) once the container has said how many frames."""
+    if frames:
+        bar.total = frames
+        bar.refresh()
+
+
 class VideoPhase:
     def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, summary: Summary,
                  record: Callable[[Entry], None], stop: threading.Event, artefact: Artefact, choice: BackendChoice,
@@ -54,6 +61,7 @@ class VideoPhase:
             figures = colorize_video(task.source, output, self._one_stream_engine(), halves, self.options,
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set,
                                      replace_existing=config.overwrite,
+                                     on_open=lambda frames: _set_total(frames_bar, frames),
                                      before_publish=lambda figures, finished: journal_entry(
                                          config.output, self._entry(planned, figures, halves, started), finished))
         except (DecodeFailure, EngineError) as failure:

@@ -14,6 +14,7 @@ import resource
 import signal
 import struct
 import subprocess
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -341,15 +342,22 @@ def test_videos_named_like_ffmpeg_protocols_are_read_as_files(engine, tmp_path):
     pytest.importorskip("av")
     from fuzzing import small_video
 
-    (tmp_path / "films").mkdir()
+    films = tmp_path / "films"
+    films.mkdir()
     for name in ("pipe:0.mkv", "Scene1:Take2.mkv", "file:x.mkv"):
-        (tmp_path / "films" / name).write_bytes(small_video(1))
-    process = batch("films", "-o", "out", "--engine", engine, "--preset", "ultrafast", cwd=tmp_path,
-                    stdin=subprocess.DEVNULL, timeout=300)
-    assert process.returncode == 0, process.stderr
-    found = by_name(tmp_path / "out")
-    assert {name: entry["status"] for name, entry in found.items()} == {
-        "pipe:0.mkv": "ok", "Scene1:Take2.mkv": "ok", "file:x.mkv": "ok"}
+        (films / name).write_bytes(small_video(1))
+    before = {path.name: path.read_bytes() for path in films.iterdir()}
+    # A relative source whose paths have no folder in front: "pipe:0.mkv" was read from stdin,
+    # "Scene1:Take2.mkv" failed "Protocol not found". (batchrun's snapshot would read "." as the
+    # runner's folder: the originals are compared below.)
+    for sources, output in ((["."], "../out-folder"), (["pipe:0.mkv", "Scene1:Take2.mkv"], "../out-files")):
+        process = batch(*sources, "-o", output, "--engine", engine, "--preset", "ultrafast", cwd=films,
+                        stdin=subprocess.DEVNULL, timeout=300, check_originals=False)
+        assert process.returncode == 0, process.stderr
+        found = by_name(tmp_path / output[3:])
+        assert all(entry["status"] == "ok" for entry in found.values()), found
+        assert len(found) == len(sources) if sources != ["."] else len(found) == 3
+    assert {path.name: path.read_bytes() for path in films.iterdir()} == before
 
 
 # 8. The CLI boundary.
@@ -496,3 +504,27 @@ def test_manifest_lines_are_json_after_concurrent_writes(engine, tmp_path):
         json.loads(line)
     for line in (tmp_path / "out" / journal_name()).read_text().splitlines():
         json.loads(line)
+
+
+def test_a_large_grey_png_decodes_in_about_three_bytes_a_pixel(tmp_path):
+    # The grey plane (1 byte a pixel) and Pillow's own copy while it hands the pixels over;
+    # the decode made a third copy (convert("L") of an image already grey) before issue 29.
+    height, width = 5000, 6000
+    ramp = (np.arange(height)[:, None] // 20 + np.arange(width)[None, :] // 30).astype(np.uint8)
+    Image.fromarray(ramp, "L").save(tmp_path / "scan.png", compress_level=1)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking (pytest) process.
+    probe = ("import sys\nfrom pathlib import Path\nfrom retint.batch.decode import decode\n"
+             "def peak():\n"
+             "    return next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+             "before = peak()\n"
+             "decoded = decode(Path(sys.argv[1]), 150_000_000, False)\n"
+             "print((peak() - before) * 1024 / decoded.gray.size)\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "scan.png")], capture_output=True,
+                            text=True, check=True)
+    assert float(result.stdout) < 3.5, result.stdout
+
+
+def test_the_max_pixels_reason_keeps_its_figures(tmp_path):
+    photo(tmp_path / "a.png", size=(40, 50))
+    with pytest.raises(DecodeFailure, match=r"0\.002 MP, over --max-pixels 1000 \(0\.001 MP\)"):
+        decode(tmp_path / "a.png", 1000, False)
