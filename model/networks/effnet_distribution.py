@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from retint.model.networks.effnet_unet import DECODER_WIDTH_HALVES, UpBlock
+from retint.model.networks.effnet_unet import decoder_to_stride_two
 from retint.model.networks.efficientnet_lite import (
     SKIP_CHANNELS,
     STEM_CHANNELS,
@@ -53,15 +53,9 @@ class EffNetDistributionUNet(nn.Module):
         self.encoder = encoder
 
         self.global_hint = nn.Linear(bins + 1, SKIP_CHANNELS[-1]) if global_hint else None
-        widths = [max(1, decoder_width * halves // 2) for halves in DECODER_WIDTH_HALVES]
-        skips_top_down = SKIP_CHANNELS[-2::-1]  # 112, 40, 24, 16 at strides 16..2
-        blocks = []
-        previous = SKIP_CHANNELS[-1]
-        for skip_channels, width in zip(skips_top_down, widths[:-1]):
-            blocks.append(UpBlock(previous, skip_channels, width))
-            previous = width
+        blocks, widths = decoder_to_stride_two(decoder_width)
         self.decoder = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(previous, bins, 1)
+        self.head = nn.Conv2d(widths[-2], bins, 1)
         nn.init.normal_(self.head.weight, 0.0, 0.02)
         nn.init.zeros_(self.head.bias)
         self.register_buffer("bin_centres", bin_centres.float().clone())

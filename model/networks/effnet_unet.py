@@ -49,6 +49,19 @@ class UpBlock(nn.Module):
         return self.body(torch.cat((x, skip), dim=1))
 
 
+def decoder_to_stride_two(decoder_width: int) -> tuple[list[UpBlock], list[int]]:
+    """The up blocks from stride 32 to stride 2 (skips at 16, 8, 4, 2), and the decoder widths
+    at strides 16, 8, 4, 2 and 1."""
+    widths = [max(1, decoder_width * halves // 2) for halves in DECODER_WIDTH_HALVES]
+    skips_top_down = SKIP_CHANNELS[-2::-1]  # 112, 40, 24, 16 at strides 16..2
+    blocks = []
+    previous = SKIP_CHANNELS[-1]
+    for skip_channels, width in zip(skips_top_down, widths[:-1]):
+        blocks.append(UpBlock(previous, skip_channels, width))
+        previous = width
+    return blocks, widths
+
+
 class EffNetUNet(nn.Module):
     def __init__(self, decoder_width: int = 32, pretrained: bool = True, out_channels: int = 2):
         super().__init__()
@@ -57,13 +70,8 @@ class EffNetUNet(nn.Module):
         del encoder._conv_head, encoder._bn1, encoder._fc
         self.encoder = encoder
 
-        widths = [max(1, decoder_width * halves // 2) for halves in DECODER_WIDTH_HALVES]
-        skips_top_down = SKIP_CHANNELS[-2::-1]  # 112, 40, 24, 16 at strides 16..2
-        blocks = []
-        previous = SKIP_CHANNELS[-1]
-        for skip_channels, width in zip(skips_top_down, widths[:-1]):
-            blocks.append(UpBlock(previous, skip_channels, width))
-            previous = width
+        blocks, widths = decoder_to_stride_two(decoder_width)
+        previous = widths[-2]
         # Full resolution: one conv is enough where the input L is the skip.
         blocks.append(UpBlock(previous, 1, widths[-1], convs=1))
         self.decoder = nn.ModuleList(blocks)
