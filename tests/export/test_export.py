@@ -199,3 +199,21 @@ def test_tensorrt_plan_is_built_and_matches_fp32_onnx(tiny_checkpoints, tmp_path
         rgb = engine.colorize(gray)
         assert rgb.shape == (2, 480, 640, 3) and rgb.dtype == np.uint8
         assert engine.spec.backend == "tensorrt" and engine.spec.precision == "fp16"
+
+
+@pytest.mark.gpu
+def test_tensorrt_plan_of_a_v2_model_takes_hints_like_onnx(distribution_checkpoint, tmp_path):
+    """Runs only on a GPU host with TensorRT: a distribution head's plan binds the hint planes, the
+    global hint and the temperature, and colours as its FP32 ONNX graph does with the same controls."""
+    from retint.runtime import load_engine
+
+    process = export_cli(distribution_checkpoint, "-o", tmp_path, "--name", "v2", "--max-shape", "4x1024x1024")
+    assert process.returncode == 0, process.stderr
+    gray = np.random.default_rng(0).integers(0, 256, (2, 1, 240, 320), dtype=np.uint8)
+    reference = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    controls = dict(hints=[[(20, 30, 50, 20)], []], temperature=0.6, reference=reference)
+    with load_engine(tmp_path / "v2.fp16.plan") as plan, load_engine(tmp_path / "v2.onnx", device="cpu") as onnx:
+        assert plan.spec.colour_bins is not None
+        for kwargs in ({}, controls):
+            difference = np.abs(plan.colorize(gray, **kwargs).astype(int) - onnx.colorize(gray, **kwargs))
+            assert difference.mean() < 1.0, kwargs
