@@ -76,8 +76,8 @@ Exit codes:
 @click.option("--max-pixels", type=click.IntRange(1), default=150_000_000,
               help="Refuse larger images (a decompression-bomb guard).")
 @click.option("--timeout-per-input", type=click.FloatRange(0, min_open=True), default=600.0,
-              help="Seconds one photo's read and decode may take; past it the photo fails and the run goes on "
-                   "(a stalled disk or network share).")
+              help="Seconds one photo's read and decode may take, and a video may go without a frame; past "
+                   "it that input fails and the run goes on (a stalled disk or network share).")
 @click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
 @click.option("--codec", default="libx264", help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")

@@ -24,7 +24,7 @@ class BatchConfig:
     include_colour: bool = False
     overwrite: bool = False
     progress: bool = True
-    timeout_per_input: float = 600.0  # seconds one photo's read and decode may take before it fails
+    timeout_per_input: float = 600.0  # seconds a photo's read and decode, or a video's wait for a frame, may take
     # video
     codec: str = "libx264"
     crf: int = 18

@@ -53,6 +53,7 @@ class VideoOptions:
     preset: str = "medium"
     batch_size: int = 8
     temporal_smoothing: float = 0.0
+    stall_seconds: float | None = None  # no frame for this long: the video fails (--timeout-per-input)
 
 
 class ChromaSmoother:
@@ -199,7 +200,7 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
 
                 reader.start()
                 try:
-                    for item in reader.items():
+                    for item in reader.items(should_stop, options.stall_seconds):
                         if should_stop():
                             raise KeyboardInterrupt
                         if not isinstance(item, GreyFrame):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 from retint.batch.decode import DecodeFailure, describe_exception, open_regular_file
 
 END = object()
+WAIT_SLICE_SECONDS = 0.2  # how often a wait for the next frame looks at Ctrl-C and the stall limit
+STOP_GRACE_SECONDS = 10.0  # how long stop() waits for the decode thread before leaving it behind
 
 
 def import_av():
@@ -99,6 +102,7 @@ class VideoReader:
         # Set when the stream breaks off after some frames decoded (a cut-off file):
         # the frames before it are kept, and the video is reported partial.
         self.broken_off: str = ""
+        self.stalled = False  # the decode thread was left behind, stuck in a read (see stop)
         self.frames_read = 0
         self._av_error = av.error.FFmpegError
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -144,8 +148,12 @@ class VideoReader:
         try:
             self.stop()
         finally:
-            self.container.close()
-            self._file.close()
+            # A decode thread stuck in a read still uses the container: closing it under that
+            # thread could crash FFmpeg, so a stalled video's file is left open (the thread is a
+            # daemon and dies with the process).
+            if not self.stalled:
+                self.container.close()
+                self._file.close()
 
     def start(self) -> None:
         self._thread.start()
@@ -201,17 +209,44 @@ class VideoReader:
             self._queue.put(GreyFrame(frame.to_ndarray(format="gray"), frame.pts, frame.time_base))
         return True
 
-    def items(self) -> Iterator[Any]:
-        """GreyFrame objects and copied packets, in demux order, until the end."""
-        while (item := self._queue.get()) is not END:
+    def items(self, should_stop: Callable[[], bool] = lambda: False,
+              stall_seconds: float | None = None) -> Iterator[Any]:
+        """GreyFrame objects and copied packets, in demux order, until the end.
+
+        Waits in short slices: raises KeyboardInterrupt once `should_stop()` (Ctrl-C), and
+        DecodeFailure when nothing has come for `stall_seconds` (a read that hangs: a stalled
+        disk or network share), so neither a stalled file nor Ctrl-C can hold the run.
+        """
+        last = time.monotonic()
+        while True:
+            try:
+                item = self._queue.get(timeout=WAIT_SLICE_SECONDS)
+            except queue.Empty:
+                if should_stop():
+                    raise KeyboardInterrupt from None
+                if stall_seconds is not None and time.monotonic() - last > stall_seconds:
+                    raise DecodeFailure(f"no frame came for {stall_seconds:g} s (--timeout-per-input); "
+                                        f"given up (a stalled disk or network share?)") from None
+                continue
+            if item is END:
+                return
+            last = time.monotonic()
             yield item
 
     def stop(self) -> None:
-        """Stop the decode thread (draining its queue so it cannot block) and raise its error, if any."""
+        """Stop the decode thread (draining its queue so it cannot block) and raise its error, if any.
+
+        A thread that does not end within STOP_GRACE_SECONDS is stuck in a read: it is left
+        behind (`stalled`), never waited for.
+        """
         if self._thread.ident is None or self._stop.is_set():
             return  # never started, or already stopped
         self._stop.set()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self._thread.is_alive():
+            if time.monotonic() > deadline:
+                self.stalled = True
+                return
             try:
                 self._queue.get(timeout=0.05)
             except queue.Empty:

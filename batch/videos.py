@@ -44,7 +44,8 @@ class VideoPhase:
         self._video_engine: Engine | None = None  # a one-stream engine, opened for the first video if needed
         self.options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
                                     batch_size=config.batch_size or VIDEO_BATCH,
-                                    temporal_smoothing=config.temporal_smoothing)
+                                    temporal_smoothing=config.temporal_smoothing,
+                                    stall_seconds=config.timeout_per_input)
 
     def run(self, videos: list[PlannedOutput]) -> None:
         for planned in videos:

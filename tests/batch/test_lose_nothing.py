@@ -317,6 +317,23 @@ def test_a_photo_that_outlasts_the_time_limit_fails_and_the_run_goes_on(engine, 
     assert "zz-small.png" in found
 
 
+def test_waiting_for_a_videos_frames_is_bounded_and_sees_ctrl_c(tmp_path):
+    pytest.importorskip("av")
+    from fuzzing import small_video
+
+    from retint.batch.video_reader import VideoReader
+
+    (tmp_path / "clip.mkv").write_bytes(small_video(1))
+    # Not started: no frame ever comes, as from a read that hangs on a stalled share.
+    with VideoReader(tmp_path / "clip.mkv", 4) as reader:
+        began = time.monotonic()
+        with pytest.raises(DecodeFailure, match="--timeout-per-input"):
+            next(reader.items(stall_seconds=0.3))
+        assert time.monotonic() - began < 5
+        with pytest.raises(KeyboardInterrupt):
+            next(reader.items(should_stop=lambda: True))
+
+
 # 7. One input once; names FFmpeg would read as protocols.
 
 def test_a_file_named_as_a_source_and_inside_a_folder_source_is_one_input(engine, tmp_path):
