@@ -25,7 +25,7 @@ __all__ = ["BACKENDS", "DEFAULT_MODEL", "Artefact", "BackendChoice", "Engine", "
 
 def load_engine(path: str | Path | None = None, *, backend: str = "auto", device: str = "auto",
                 providers: Sequence[str] | None = None, cpu_threads: int = 0, streams: int = 1,
-                staged: bool = False, mute_uncertain: bool = False) -> Engine:
+                staged: bool = False, mute_uncertain: bool = False, temperature: float | None = None) -> Engine:
     """Open an engine on `backend` ("auto", "onnxruntime", "openvino" or "tensorrt"; see `backends`).
 
     `device` is "auto" (CUDA when ONNX Runtime has it, else CPU), "cpu" or
@@ -37,8 +37,10 @@ def load_engine(path: str | Path | None = None, *, backend: str = "auto", device
     (`predict`/`compose` for chroma processing) even on ONNX Runtime.
     `mute_uncertain` shrinks chroma toward grey where the artefact's calibrated
     interval is wide (`runtime.uncertainty`; needs an artefact with a head).
+    `temperature` sets a colour-model-v2 engine's annealed-mean temperature for every call
+    (lower: bolder, mode-seeking colours); a regression model refuses it.
     """
     artefact = resolve_artefact(path)
     choice = choose_backend(artefact, backend, device, providers)
     return open_engine(artefact, choice, providers=providers, cpu_threads=cpu_threads, streams=streams,
-                       staged=staged, mute_uncertain=mute_uncertain)
+                       staged=staged, mute_uncertain=mute_uncertain, temperature=temperature)

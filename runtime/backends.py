@@ -28,6 +28,7 @@ import numpy as np
 from retint.cpu import native_bf16_flags
 from retint.errors import EngineError
 from retint.runtime.artefact import Artefact, require_stages
+from retint.runtime.colour_controls import check_temperature
 from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
@@ -91,11 +92,26 @@ def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "a
 
 def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequence[str] | None = None,
                 cpu_threads: int = 0, streams: int = 1, staged: bool = False,
-                mute_uncertain: bool = False) -> Engine:
+                mute_uncertain: bool = False, temperature: float | None = None) -> Engine:
     """An engine on `choice`. `cpu_threads`: ONNX Runtime's threads per call (0: one per core);
     `streams`: concurrent callers OpenVINO prepares for; `staged`: a StagedEngine (predict/compose)
     even where the fused graph would do; `mute_uncertain`: shrink chroma toward grey where the
-    artefact's interval is wide (needs its interval stage, so it runs by stages)."""
+    artefact's interval is wide (needs its interval stage, so it runs by stages); `temperature`:
+    a distribution-head engine's annealed-mean temperature for every call that names none
+    (None: the artefact's default)."""
+    engine = _open(artefact, choice, providers, cpu_threads, streams, staged, mute_uncertain)
+    if temperature is not None:
+        bins = engine.spec.colour_bins
+        if bins is None:
+            engine.close()
+            raise EngineError(f"{artefact.name} is a regression model: it has no temperature to set "
+                              "(colour model v2 artefacts do)")
+        engine.spec = replace(engine.spec, colour_bins=replace(bins, default_temperature=check_temperature(temperature)))
+    return engine
+
+
+def _open(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
+          streams: int, staged: bool, mute_uncertain: bool) -> Engine:
     alpha = _uncertainty_alpha(artefact)
     if mute_uncertain and alpha is None:
         raise EngineError(f"{artefact.name} has no uncertainty head: --mute-uncertain needs its "

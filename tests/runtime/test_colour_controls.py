@@ -102,3 +102,14 @@ def test_a_regression_engine_refuses_hints(exported):
     engine = load_engine(path, backend="onnxruntime")
     with pytest.raises(EngineError, match="takes no hints"):
         engine.colorize(grey_images(1), hints=[[(1, 1, 10, 10)]])
+
+
+def test_an_engines_temperature_is_the_default_of_every_call(exported_distribution, exported):
+    gray = grey_images()
+    with load_engine(fused(exported_distribution), backend="onnxruntime", temperature=1.5) as warm, \
+            load_engine(fused(exported_distribution), backend="onnxruntime") as default:
+        assert warm.spec.colour_bins.default_temperature == 1.5
+        assert np.array_equal(warm.colorize(gray), default.colorize(gray, temperature=1.5))
+        assert np.array_equal(warm.colorize(gray, temperature=0.38), default.colorize(gray))
+    with pytest.raises(EngineError, match="regression model"):
+        load_engine(exported["effnet-unet"].artefacts[0], backend="onnxruntime", temperature=0.5)
