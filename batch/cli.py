@@ -96,13 +96,16 @@ Exit codes:
                    "at the same paths on every node (a shared filesystem). Needs the 'ray' extra.")
 @click.option("--ray-actors", type=click.IntRange(1), default=None,
               help="Engine actors under --ray  [default: one per GPU; else one per 4 CPUs, leaving one free].")
+@click.option("--temperature", type=click.FloatRange(0.01, 10.0), default=None,
+              help="Colour model v2 engines: the annealed mean's temperature (lower: bolder, the most probable "
+                   "colour; higher: safer averages)  [default: the engine's]. A regression engine refuses it.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
 def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: str, device: str,
          batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, uncertainty: bool,
          mute_uncertain: bool, use_ray: bool,
-         ray_actors: int | None, no_progress: bool, timeout_per_input: float) -> None:
+         ray_actors: int | None, no_progress: bool, timeout_per_input: float, temperature: float | None) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     try:
         # From here Ctrl-C is KeyboardInterrupt, caught below (retint.batch's start-up handler until now).
@@ -118,7 +121,7 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
                              progress=not no_progress, codec=codec, crf=crf, preset=preset,
                              temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
                              mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
-                             timeout_per_input=timeout_per_input)
+                             timeout_per_input=timeout_per_input, temperature=temperature)
         summary = run_batch(config, log=lambda line: click.echo(line, err=True))
         _print_summary(summary, Path(output))
     except BackendUnavailable as error:

@@ -33,6 +33,8 @@ class BatchConfig:
     # uncertainty (photos only; the engine needs an interval stage, see retint.runtime.uncertainty)
     uncertainty: bool = False  # <output stem>.uncertainty.png beside each output, widths in the manifest
     mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
+    # colour model v2 engines: the annealed mean's temperature (None: the artefact's default)
+    temperature: float | None = None
     # scale out (retint.batch.ray_runner)
     ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
     ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free

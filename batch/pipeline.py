@@ -148,7 +148,7 @@ def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
     choice = choose_backend(artefact, config.backend, config.device)
     plan = inference_plan(choice, config.batch_size, config.streams)
     engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams,
-                         mute_uncertain=config.mute_uncertain)
+                         mute_uncertain=config.mute_uncertain, temperature=config.temperature)
     return LocalColouring(config, engine, plan, artefact, choice, log)
 
 

@@ -72,7 +72,7 @@ class EngineActor:
         cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
         self.plan = inference_plan(choice, config.batch_size, config.streams, cores)
         self.engine = open_engine(artefact, choice, cpu_threads=self.plan.cpu_threads, streams=self.plan.streams,
-                                  mute_uncertain=config.mute_uncertain)
+                                  mute_uncertain=config.mute_uncertain, temperature=config.temperature)
         self.config = replace(config, progress=False)  # the driver's bar counts the rows
         self.description = self.engine.spec.describe()
         self.no_stop = threading.Event()  # the driver stops the run; a unit always finishes

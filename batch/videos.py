@@ -94,7 +94,8 @@ class VideoPhase:
             return self.engine
         if self._video_engine is None:
             self._video_engine = open_engine(self.artefact, self.choice,
-                                             mute_uncertain=self.engine.spec.mute_uncertain)
+                                             mute_uncertain=self.engine.spec.mute_uncertain,
+                                             temperature=self.engine.spec.temperature)
         return self._video_engine
 
     def _halves(self) -> Engine:
@@ -106,7 +107,8 @@ class VideoPhase:
                 choice = BackendChoice("onnxruntime", choice.device, "temporal smoothing: a TensorRT plan has no "
                                  "stages, so its ONNX stages run on ONNX Runtime")
             self._staged_engine = open_engine(self.artefact, choice, staged=True,
-                                              mute_uncertain=self.engine.spec.mute_uncertain)
+                                              mute_uncertain=self.engine.spec.mute_uncertain,
+                                              temperature=self.engine.spec.temperature)
             if choice is not self.choice:
                 self.log(f"temporal smoothing runs on {self._staged_engine.spec.describe()}")
         return self._staged_engine

@@ -96,6 +96,11 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     if "train_config" not in payload:
         raise InputError(f"{checkpoint} has no training config: cannot tell which photos its generator saw")
     train_config = train_config_from_dict(payload["train_config"])
+    if train_config.generator.head != "regression":
+        # The interval head brackets one regressed colour; a distribution head's intervals come
+        # from its own distribution (issue 32), not from this head.
+        raise InputError(f"{checkpoint} has a {train_config.generator.head} head; colorize-uncertainty "
+                         "trains an interval head for regression models only")
     paths = find_images(data or train_config.data)
     training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
                                                 train_config.holdout)

@@ -44,10 +44,17 @@ class EngineSpec:
                 "reason": self.reason, "description": self.describe(),
                 "uncertainty_alpha": self.uncertainty_alpha, "mute_uncertain": self.mute_uncertain}
 
+    @property
+    def temperature(self) -> float | None:
+        """A distribution-head engine's temperature (its calls' default); None for a regression."""
+        return self.colour_bins.default_temperature if self.colour_bins is not None else None
+
     def describe(self) -> str:
-        """One line for summaries and manifests: backend, precision, provider and why."""
+        """One line for summaries and manifests: backend, precision, provider and why (and a
+        colour model v2 engine's temperature)."""
         why = f"; {self.reason}" if self.reason else ""
-        return f"{self.backend} {self.precision} ({self.provider}{why})"
+        temperature = f", temperature {self.temperature:g}" if self.temperature is not None else ""
+        return f"{self.backend} {self.precision}{temperature} ({self.provider}{why})"
 
 
 def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:

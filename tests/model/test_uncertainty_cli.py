@@ -24,7 +24,8 @@ def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     result = CliRunner().invoke(train_main, [str(a) for a in (
         data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
-        "--size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5)],
+        "--size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
+        "--head", "regression")],
         catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return run_dir / "last.pth"
@@ -67,4 +68,18 @@ def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, messa
     # Progress bars may come first; the error is one line, the last.
     last_line = process.stderr.strip().splitlines()[-1]
     assert last_line.startswith("colorize-uncertainty: error:") and message in last_line
+    assert not (tmp_path / "out.pth").exists()
+
+
+def test_a_distribution_head_is_refused_in_one_line(distribution_checkpoint, tmp_path):
+    """The interval head brackets a regressed colour; a v2 checkpoint is refused before any work."""
+    payload = torch.load(distribution_checkpoint, weights_only=True)
+    payload["train_config"] = {"data": [str(tmp_path)], "generator": payload["generator_config"]}
+    with_config = tmp_path / "v2.pth"
+    torch.save(payload, with_config)
+    process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(with_config),
+                              "-o", str(tmp_path / "out.pth"), "--calibrate-on", "x"],
+                             capture_output=True, text=True)
+    assert process.returncode == 2, process.stderr
+    assert "distribution head" in process.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out.pth").exists()
