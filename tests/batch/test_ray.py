@@ -56,7 +56,9 @@ def test_a_driver_killed_with_sigkill_is_finished_by_a_rerun(tmp_path):
     assert killed_summary is None and 20 <= len(killed_entries) < 242
 
     rerun = batch(archive, "-o", out, "--ray", "--no-progress", timeout=600)
-    assert rerun.returncode == 3, rerun.stderr  # the two bad files
+    # The two bad files: exit 3 if this run failed them, 0 if the killed run already had (issue 29:
+    # an unreadable file that has not changed keeps its failed line).
+    assert rerun.returncode in (0, 3), rerun.stderr
     entries, summary = read_manifest(out)
     by_source = sources_once(entries)
     assert len(by_source) == 242
@@ -67,13 +69,15 @@ def test_a_driver_killed_with_sigkill_is_finished_by_a_rerun(tmp_path):
                 image.load()  # every output decodes whole
                 assert image.size == (320, 240)
     assert not [path for path in out.rglob("*") if ".partial" in path.name]
-    assert summary["counts"].get("failed") == 2
+    assert sorted(entry["status"] for entry in by_source.values()).count("failed") == 2
 
     again = batch(archive, "-o", out, "--ray", "--no-progress", timeout=600)
-    assert again.returncode == 3 and "240 already done" in again.stderr, again.stderr
+    assert again.returncode in (0, 3) and "already done" in again.stderr, again.stderr
     entries, summary = read_manifest(out)
     assert len(sources_once(entries)) == 242
-    assert summary["already_done"] == 240 and summary["counts"] == {"failed": 2}
+    # Nothing is coloured again; the two unchanged bad files keep their lines.
+    assert summary["counts"].get("ok", 0) == 0
+    assert summary["already_done"] + sum(summary["counts"].values()) == 242
 
 
 @pytest.fixture(scope="module")
@@ -125,5 +129,7 @@ def test_ray_gives_a_local_runs_statuses_and_outputs(local_ray, tmp_path, option
     rerun = run_batch(BatchConfig(sources=(archive,), output=tmp_path / "ray", progress=False, ray=True, **options),
                       log=logs.append)
     assert rerun.counts.get("ok", 0) == 0
-    assert rerun.already_done == sum(1 for entry in ray_entries.values() if entry["output"])
+    # Every input is accounted for and none is coloured again (issue 29: an unreadable file that
+    # has not changed keeps its failed line and counts as done).
+    assert rerun.already_done + sum(rerun.counts.values()) == len(ray_entries)
     assert len(sources_once(read_manifest(tmp_path / "ray")[0])) == len(ray_entries)
