@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms
 
+from retint.batch.manifest import read_manifest
+
 from imagemaker import grey_photo, natural_like_image
 
 CAMERA_MODEL_TAG = 0x0110
 ORIENTATION_TAG = 0x0112
+
+
+def photo(path: Path, seed: int = 1, size=(48, 64), **save) -> Path:
+    """A grey photo (size = height, width) saved at `path` with Pillow's `save` options."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grey_photo(*size, seed)).save(path, **save)
+    return path
+
+
+def entries_by_name(output: Path) -> dict[str, dict]:
+    """The manifest lines of the run in `output`, by their source's file name."""
+    entries, _ = read_manifest(output)
+    return {os.path.basename(entry["source"]): entry for entry in entries}
 
 
 def sepia(grey: np.ndarray) -> np.ndarray:

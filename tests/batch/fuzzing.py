@@ -86,14 +86,15 @@ def base_files(seed: int = 0) -> dict[str, bytes]:
     return files
 
 
-def small_video(seed: int, frames: int = 4, size: tuple[int, int] = (32, 32)) -> bytes:
-    """A tiny H.264 Matroska file (moving block on noise)."""
+def small_video(seed: int, frames: int = 4, size: tuple[int, int] = (32, 32),
+                container_format: str = "matroska") -> bytes:
+    """A tiny H.264 file (moving block on noise), size = (width, height), Matroska unless told."""
     import av
 
     rng = np.random.default_rng(seed)
     width, height = size
     buffer = io.BytesIO()
-    container = av.open(buffer, "w", format="matroska")
+    container = av.open(buffer, "w", format=container_format)
     video = container.add_stream("libx264", rate=10)
     video.width, video.height, video.pix_fmt = width, height, "yuv420p"
     video.options = {"preset": "ultrafast", "tune": "zerolatency"}

@@ -26,11 +26,6 @@ def digest_tree(root):
 
 
 @pytest.fixture(scope="module")
-def engine(exported):
-    return exported["effnet-unet"].artefacts[0]
-
-
-@pytest.fixture(scope="module")
 def archive_run(engine, tmp_path_factory):
     root = tmp_path_factory.mktemp("archive")
     source = root / "archive"

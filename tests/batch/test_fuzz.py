@@ -33,11 +33,6 @@ from fuzzing import FORMATS, SUFFIX, base_files, mutate
 SECONDS_PER_FILE = 5.0
 
 
-@pytest.fixture(scope="module")
-def engine(exported):
-    return exported["effnet-unet"].artefacts[0]
-
-
 def write_mutants(folder: Path, per_format: int, first_seed: int = 0,
                   formats: tuple[str, ...] = FORMATS) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)

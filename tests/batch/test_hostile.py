@@ -17,24 +17,9 @@ from PIL import Image
 
 from retint.batch.manifest import read_manifest
 
-from archive import grey_photo
+from archive import entries_by_name as statuses
+from archive import grey_photo, photo
 from batchrun import batch
-
-
-@pytest.fixture(scope="module")
-def engine(exported):
-    return exported["effnet-unet"].artefacts[0]
-
-
-def photo(path: Path, seed: int = 1, size=(48, 64), **save) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grey_photo(*size, seed)).save(path, **save)
-    return path
-
-
-def statuses(output: Path) -> dict[str, dict]:
-    entries, _ = read_manifest(output)
-    return {os.path.basename(e["source"]): e for e in entries}
 
 
 def assert_no_two_ok_lines_share_an_output(output: Path) -> None:

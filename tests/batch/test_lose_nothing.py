@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,9 @@ from retint.batch.naming import plan_outputs
 from retint.batch.sources import Task
 from retint.files import remove_partials
 
-from archive import grey_photo
+from archive import entries_by_name as by_name
+from archive import grey_photo, photo
+from fuzzing import small_video
 from batchrun import COMMAND, batch
 
 
@@ -38,22 +39,6 @@ def journal_name() -> str:
     from retint.batch.manifest import JOURNAL_NAME  # imported here: the old code has none (a test fails, not all)
 
     return JOURNAL_NAME
-
-
-@pytest.fixture(scope="module")
-def engine(exported):
-    return exported["effnet-unet"].artefacts[0]
-
-
-def photo(path: Path, seed: int = 1, size=(48, 64), **save) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grey_photo(*size, seed)).save(path, **save)
-    return path
-
-
-def by_name(output: Path) -> dict[str, dict]:
-    entries, _ = read_manifest(output)
-    return {os.path.basename(entry["source"]): entry for entry in entries}
 
 
 def raw_exif(entries: list[tuple[int, int, int, bytes]]) -> bytes:
@@ -90,22 +75,8 @@ def test_damaged_metadata_costs_no_run_and_no_photo(engine, tmp_path):
 
 
 def mpegts_clip(size: tuple[int, int], frames: int, seed: int) -> bytes:
-    import av
-
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    container = av.open(buffer, "w", format="mpegts")
-    video = container.add_stream("libx264", rate=10)
-    video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-    video.options = {"preset": "ultrafast"}
-    for index in range(frames):
-        grey = (rng.random((size[1], size[0])) * 80 + 80).astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, -1), format="rgb24")
-        frame.pts, frame.time_base = index, Fraction(1, 10)
-        container.mux(video.encode(frame))
-    container.mux(video.encode(None))
-    container.close()
-    return buffer.getvalue()
+    """An H.264 MPEG-TS clip: two of them end to end make a stream whose frame size changes."""
+    return small_video(seed, frames, size, container_format="mpegts")
 
 
 def test_a_video_whose_frame_size_changes_keeps_the_frames_before_it(engine, tmp_path):
@@ -319,7 +290,6 @@ def test_a_photo_that_outlasts_the_time_limit_fails_and_the_run_goes_on(engine, 
 
 def test_waiting_for_a_videos_frames_is_bounded_and_sees_ctrl_c(tmp_path):
     pytest.importorskip("av")
-    from fuzzing import small_video
 
     from retint.batch.video_reader import VideoReader
 
@@ -357,7 +327,6 @@ def test_one_folder_spelled_three_ways_is_one_source(engine, tmp_path):
 
 def test_videos_named_like_ffmpeg_protocols_are_read_as_files(engine, tmp_path):
     pytest.importorskip("av")
-    from fuzzing import small_video
 
     films = tmp_path / "films"
     films.mkdir()
