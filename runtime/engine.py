@@ -96,18 +96,20 @@ class Engine:
         mode-seeking colours; default: the artefact's). None of them: automatic colouring."""
         batch = as_batch(gray, self.spec.limits)
         controls = self.controls_for(batch, hints, temperature, reference)
-        if controls is not None:
-            return self._colorize_controlled(batch, controls, with_uncertainty)
-        run = self._run
-        if with_uncertainty:
-            if self.spec.uncertainty_alpha is None:
-                raise EngineError(f"{self.spec.path.name} has no uncertainty head (export-trt writes "
-                                  "NAME.interval.onnx from a checkpoint made by colorize-uncertainty)")
-            run = self._run_with_interval
+        if with_uncertainty and self.spec.uncertainty_alpha is None:
+            raise EngineError(f"{self.spec.path.name} has no uncertainty head (export-trt writes "
+                              "NAME.interval.onnx from a checkpoint made by colorize-uncertainty)")
         step = self.spec.limits.max_batch
+
+        def run(start: int):
+            part = batch[start: start + step]
+            if with_uncertainty:
+                return self._run_with_interval(part)
+            return self._run(part, None if controls is None else controls.part(start, start + step))
+
         if batch.shape[0] <= step:
-            return run(batch)
-        parts = [run(batch[i: i + step]) for i in range(0, batch.shape[0], step)]
+            return run(0)
+        parts = [run(start) for start in range(0, batch.shape[0], step)]
         if with_uncertainty:
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return np.concatenate(parts)
@@ -130,13 +132,6 @@ class Engine:
     def _automatic_unless(self, batch: np.ndarray, controls: ColourControls | None) -> ColourControls | None:
         """`controls`, or automatic ones where a distribution-head engine was given none."""
         return controls if controls is not None else self.controls_for(batch)
-
-    def _colorize_controlled(self, batch: np.ndarray, controls: ColourControls, with_uncertainty: bool):
-        if with_uncertainty:
-            raise EngineError(f"{self.spec.path.name} has no uncertainty head")
-        step = self.spec.limits.max_batch
-        parts = [self._run(batch[i: i + step], controls.part(i, i + step)) for i in range(0, batch.shape[0], step)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _run(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
         """One batch of at most max_batch; `controls` None is automatic colouring."""

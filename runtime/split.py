@@ -18,8 +18,8 @@ from retint.runtime.engine import Engine, EngineSpec, as_batch
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME
 from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
-# lightness [N,1,R,R] (+ a distribution head's controls) -> ab [N,2,r,r]
-Generator = Callable[..., np.ndarray]
+# lightness [N,1,R,R] and a distribution head's controls (None for a regression) -> ab [N,2,r,r]
+Generator = Callable[[np.ndarray, ColourControls | None], np.ndarray]
 Compose = Callable[[np.ndarray, np.ndarray], np.ndarray]  # gray [N,1,H,W], ab [N,2,r,r] -> rgb [N,H,W,3]
 
 
@@ -50,10 +50,7 @@ class StagedEngine(Engine):
     def _lightness_and_ab(self, batch: np.ndarray,
                           controls: ColourControls | None = None) -> tuple[np.ndarray, np.ndarray]:
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
-        controls = self._automatic_unless(batch, controls)
-        if controls is None:
-            return lightness, self._generator(lightness)
-        return lightness, self._generator(lightness, controls)
+        return lightness, self._generator(lightness, self._automatic_unless(batch, controls))
 
     def _predict(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
         lightness, ab = self._lightness_and_ab(batch, controls)
