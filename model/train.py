@@ -147,8 +147,6 @@ class Trainer:
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         self.generator = build_generator(config.generator).to(self.device, memory_format=self.memory_format)
         self.distribution = config.generator.head == "distribution"
-        if self.distribution:
-            self._set_rebalancing_weights()
         # What validation, sample grids and the fixed-batch L1 call: L -> ab / 110.
         self.colouriser = automatic_colouriser(self.generator)
         norm = "none" if config.gan == "wgan-gp" else "batch"
@@ -175,6 +173,10 @@ class Trainer:
             self._restore(checkpoint)
         elif config.init_from:
             self._initialise_from(Path(config.init_from))
+        if self.distribution and checkpoint is None:
+            # After --init-from, whose generator brings the weights of its own --rebalance;
+            # a resumed run keeps its checkpoint's, fitted to the same photos.
+            self._set_rebalancing_weights()
         self.fixed_batch = self._fixed_batch()
 
     def _set_rebalancing_weights(self) -> None:
@@ -344,14 +346,15 @@ class Trainer:
         # for: the generator's own (possibly damaged) input.
         lightness = self._input_lightness(clean_lightness, grey, degraded)
         if self.distribution:
-            return self._distribution_step(lightness, target_ab, adversarial, degraded, rgb, lab[:, :1])
-        with self._autocast():
-            predicted_ab = self.generator(lightness)
-        losses: dict[str, torch.Tensor] = {}
-        if adversarial:
-            losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
-        losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1],
-                                         degraded)
+            losses = self._distribution_losses(lightness, target_ab, adversarial, degraded, rgb, lab[:, :1])
+        else:
+            with self._autocast():
+                predicted_ab = self.generator(lightness)
+            losses = {}
+            if adversarial:
+                losses |= self._discriminator_step(lightness, target_ab, predicted_ab)
+            losses |= self._generator_losses(lightness, target_ab, predicted_ab, adversarial, rgb, lab[:, :1],
+                                             degraded)
         self.optimizer_g.zero_grad(set_to_none=True)
         self.scaler.scale(losses["g_total"]).backward()
         self.scaler.step(self.optimizer_g)
@@ -359,11 +362,11 @@ class Trainer:
         self.step += 1
         return {name: float(value.detach()) for name, value in losses.items()}
 
-    def _distribution_step(self, lightness: torch.Tensor, target_ab: torch.Tensor, adversarial: bool,
-                           degraded: torch.Tensor | None, rgb: torch.Tensor,
-                           true_lightness: torch.Tensor) -> dict[str, float]:
-        """One step of the distribution head: simulated hints in, rebalanced cross-entropy on the
-        bins; the PatchGAN (where adversarial), --decoded-l1-weight, --chroma-weight and
+    def _distribution_losses(self, lightness: torch.Tensor, target_ab: torch.Tensor, adversarial: bool,
+                             degraded: torch.Tensor | None, rgb: torch.Tensor,
+                             true_lightness: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The distribution head's losses (the discriminator stepped where adversarial):
+        simulated hints in, rebalanced cross-entropy on the bins; the PatchGAN (where adversarial), --decoded-l1-weight, --chroma-weight and
         --perceptual-weight judge the annealed-mean colours at the render size."""
         config = self.config
         true_ab = denormalize_ab(target_ab)
@@ -392,12 +395,7 @@ class Trainer:
             losses |= {name: value for name, value in extra.items() if name != "g_total"}
             total = total + extra["g_total"]
         losses["g_total"] = total
-        self.optimizer_g.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer_g)
-        self.scaler.update()
-        self.step += 1
-        return {name: float(value.detach()) for name, value in losses.items()}
+        return losses
 
     @torch.no_grad()
     def fixed_batch_l1(self) -> float:

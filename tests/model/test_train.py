@@ -287,3 +287,13 @@ def test_release_of_several_checkpoints_ships_their_average(full_run, tmp_path):
     other = {**first, "generator_config": {**first["generator_config"], "base_channels": first["generator_config"]["base_channels"] + 1}}
     with pytest.raises(CheckpointError, match="different shapes"):
         average_generators([first, other])
+
+
+def test_init_from_keeps_this_runs_rebalancing(dataset, full_run, tmp_path):
+    """--init-from brings the other run's weights, not its rebalancing: --rebalance 1 means none."""
+    run_dir = tmp_path / "branched"
+    result = run_cli(dataset, "-o", run_dir, "--epochs", 1, "--init-from", full_run / "last.pth",
+                     "--rebalance", 1.0, *TINY)
+    assert result.exit_code == 0, result.output
+    weights = torch.load(run_dir / "last.pth", weights_only=True)["generator"]["bin_weights"]
+    assert torch.allclose(weights, torch.ones_like(weights))
