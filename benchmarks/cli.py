@@ -260,21 +260,18 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
         from retint.export.deploy import DeployColorizer, is_distribution_head
         from retint.export.pipeline import colour_bins_metadata
         from retint.model.checkpoint import load_generator
-        from retint.runtime.metadata import ArtefactMetadata, SizeLimits
-        from retint.runtime.colour_controls import colour_controls
+        from retint.runtime.colour_controls import bins_of, colour_controls
 
         generator = load_generator(engine_path)
         render_size = generator.retint_config.render_size
         graph = DeployColorizer(generator, render_size).eval()
-        bins = ArtefactMetadata(kind="colorizer", precision="fp32", render_size=render_size, arch="",
-                                limits=SizeLimits(), colour_bins=colour_bins_metadata(generator)).bins()
+        bins = bins_of(colour_bins_metadata(generator))
 
         def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
             controls = ()
             if bins is not None:
                 feeds = colour_controls(bins, gray.shape[0], gray.shape[2:], render_size, hints, temperature).feeds()
-                controls = tuple(torch.from_numpy(feeds[name]) for name in
-                                 ("hint_ab", "hint_mask", "global_hint", "temperature") if name in feeds)
+                controls = tuple(torch.from_numpy(array) for array in feeds.values())
             elif hints is not None or temperature is not None:
                 raise RetintError(f"{engine_path.name} is a regression model: it takes no hints or temperature")
             with torch.no_grad():

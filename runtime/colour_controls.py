@@ -57,6 +57,18 @@ class ColourBins:
         return int(self.centres.shape[0])
 
 
+def bins_of(colour_bins: dict) -> ColourBins | None:
+    """The bins an artefact's `colour_bins` metadata describes (None when empty: a regression)."""
+    if not colour_bins:
+        return None
+    try:
+        centres = np.asarray(colour_bins["centres"], np.float32).reshape(-1, 2)
+        return ColourBins(centres=centres, default_temperature=float(colour_bins["default_temperature"]),
+                          global_hint=bool(colour_bins.get("global_hint", False)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise EngineError(f"malformed colour_bins metadata: {error}") from error
+
+
 @dataclass(frozen=True)
 class ColourControls:
     """The extra inputs of one batch, ready to feed."""
@@ -67,10 +79,12 @@ class ColourControls:
     temperature: np.ndarray
 
     def feeds(self) -> dict[str, np.ndarray]:
-        """Input name -> array, for the inputs this graph has."""
-        feeds = {HINT_AB_NAME: self.hint_ab, HINT_MASK_NAME: self.hint_mask, TEMPERATURE_NAME: self.temperature}
+        """Input name -> array, for the inputs this graph has, in the graph's input order
+        (export/deploy.control_examples)."""
+        feeds = {HINT_AB_NAME: self.hint_ab, HINT_MASK_NAME: self.hint_mask}
         if self.global_hint is not None:
             feeds[GLOBAL_HINT_NAME] = self.global_hint
+        feeds[TEMPERATURE_NAME] = self.temperature
         return feeds
 
     @staticmethod

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from retint.errors import EngineError
 
 if TYPE_CHECKING:
@@ -69,16 +67,9 @@ class ArtefactMetadata:
 
     def bins(self) -> "ColourBins | None":
         """The bins as the runtime uses them, or None for a regression model."""
-        if not self.colour_bins:
-            return None
-        from retint.runtime.colour_controls import ColourBins
+        from retint.runtime.colour_controls import bins_of
 
-        try:
-            centres = np.asarray(self.colour_bins["centres"], np.float32).reshape(-1, 2)
-            return ColourBins(centres=centres, default_temperature=float(self.colour_bins["default_temperature"]),
-                              global_hint=bool(self.colour_bins.get("global_hint", False)))
-        except (KeyError, TypeError, ValueError) as error:
-            raise EngineError(f"malformed colour_bins metadata: {error}") from error
+        return bins_of(self.colour_bins)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
