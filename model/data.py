@@ -130,13 +130,7 @@ def load_cut_outs(folder: Path) -> list[np.ndarray]:
         image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
         if image is None or image.ndim != 3 or image.shape[2] != 4:
             continue
-        rgba = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-        height, width = rgba.shape[:2]
-        scale = min(1.0, CUT_OUT_KEPT_SIDE / max(height, width))
-        if scale < 1.0:
-            rgba = cv2.resize(rgba, (max(2, round(width * scale)), max(2, round(height * scale))),
-                              interpolation=cv2.INTER_AREA)
-        cut_outs.append(rgba)
+        cut_outs.append(shrink_to_side(cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA), CUT_OUT_KEPT_SIDE))
     if not cut_outs:
         raise InputError(f"--paste-objects {folder}: no image with an alpha channel in it")
     return cut_outs
@@ -191,7 +185,11 @@ def resize_for_validation(image: np.ndarray, size: int) -> np.ndarray:
 
 def shrink_for_training(image: np.ndarray, render_size: int) -> np.ndarray:
     """The photo with its longest side at most KEPT_SIDE_IN_RENDER_SIZES render sizes."""
-    longest = KEPT_SIDE_IN_RENDER_SIZES * render_size
+    return shrink_to_side(image, KEPT_SIDE_IN_RENDER_SIZES * render_size)
+
+
+def shrink_to_side(image: np.ndarray, longest: int) -> np.ndarray:
+    """`image` area-downscaled so that its longest side is at most `longest` (never enlarged)."""
     height, width = image.shape[:2]
     if max(height, width) <= longest:
         return image

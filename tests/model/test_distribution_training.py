@@ -78,3 +78,19 @@ def test_pasted_cut_out_covers_where_opaque():
     assert red.sum() >= (0.25 * 64) ** 2 * 0.9  # at least the smallest paste size
     assert (pasted[~red] == 0).all()
     assert crop.sum() == 0  # the crop itself is untouched
+
+
+def test_cut_outs_keep_only_images_with_alpha_shrunk(tmp_path):
+    import cv2
+    import pytest
+
+    from retint.errors import InputError
+    from retint.model.data import CUT_OUT_KEPT_SIDE, load_cut_outs
+
+    cv2.imwrite(str(tmp_path / "cat.png"), np.full((300, 400, 4), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "flat.jpg"), np.full((30, 40, 3), 90, np.uint8))
+    cut_outs = load_cut_outs(tmp_path)
+    assert len(cut_outs) == 1 and cut_outs[0].shape == (192, CUT_OUT_KEPT_SIDE, 4)
+    (tmp_path / "cat.png").unlink()
+    with pytest.raises(InputError, match="alpha"):
+        load_cut_outs(tmp_path)
