@@ -34,11 +34,13 @@ from retint.model.data import (
 from retint.model.degrade import grey_from_rgb
 from retint.model.uncertainty import (
     Calibration,
+    CalibrationError,
     IntervalHead,
     calibrate,
     constant_width_for,
     interval_pinball_loss,
     interval_width,
+    minimum_calibration_photos,
     miscoverage,
     scale_needed,
 )
@@ -70,6 +72,32 @@ class Prepared:
     ab: torch.Tensor  # [N,2,R,R] the generator's prediction, Lab units
     truth: torch.Tensor  # [N,2,R,R] the photo's own ab
     names: list[str]
+
+
+def require_photos_for_alpha(alpha: float, photos: int) -> None:
+    """Refuse, before any work, an --alpha that `photos` calibration photos cannot guarantee:
+    the shipped head is calibrated at it, so there is nothing to fall back on."""
+    needed = minimum_calibration_photos(alpha)
+    if photos < needed:
+        raise CalibrationError(f"--alpha {alpha} needs at least {needed} calibration photos and --calibrate-on "
+                               f"has {photos}: calibrate on more photos, or raise --alpha (the smallest "
+                               f"{photos} photos can guarantee is {1 / (photos + 1):.3g})")
+
+
+def report_alphas_for(config: HeadTrainingConfig, photos: int) -> tuple[list[float], list[float]]:
+    """(the alphas to report, the report alphas left out): --report-alphas only adds figures, so
+    one that `photos` calibration photos cannot guarantee is left out with a note, never refused."""
+    wanted = sorted({*config.report_alphas, config.alpha})
+    left_out = [alpha for alpha in wanted
+                if alpha != config.alpha and photos < minimum_calibration_photos(alpha)]
+    return [alpha for alpha in wanted if alpha not in left_out], left_out
+
+
+def left_out_note(left_out: list[float], photos: int) -> str:
+    """The one line saying which report alphas are left out, and why."""
+    needs = ", ".join(f"{alpha} needs {minimum_calibration_photos(alpha)}" for alpha in left_out)
+    return (f"--report-alphas: leaving out {', '.join(map(str, left_out))}: {photos} calibration photos are "
+            f"too few ({needs}); calibrate on more photos to report them")
 
 
 def sources_of(paths: list[Path], prefixes: tuple[str, ...], option: str) -> list[Path]:
@@ -159,13 +187,15 @@ def measure(spreads: np.ndarray, data: Prepared, calibration: Calibration) -> di
 
 
 def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: Prepared | None,
-                       config: HeadTrainingConfig) -> tuple[Calibration, list[dict[str, Any]]]:
-    """lambda-hat at `config.alpha` (what ships), and at each report alpha its figures on both sets."""
+                       config: HeadTrainingConfig) -> tuple[Calibration, list[dict[str, Any]], list[float]]:
+    """lambda-hat at `config.alpha` (what ships), at each report alpha its figures on both sets,
+    and the report alphas left out (too few calibration photos decoded for them)."""
     calibration_spreads = spreads_of(head, calibration_set)
     needed = scale_needed(calibration_set.ab.numpy(), calibration_spreads, calibration_set.truth.numpy())
     test_spreads = spreads_of(head, test_set) if test_set is not None else None
     rows, shipped = [], None
-    for alpha in sorted({*config.report_alphas, config.alpha}):
+    reported, left_out = report_alphas_for(config, len(calibration_set.names))
+    for alpha in reported:
         calibration = calibrate(needed, alpha)
         if alpha == config.alpha:
             shipped = calibration
@@ -174,4 +204,4 @@ def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: 
         if test_set is not None:
             row["test"] = measure(test_spreads, test_set, calibration)
         rows.append(row)
-    return shipped, rows
+    return shipped, rows, left_out

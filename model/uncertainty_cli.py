@@ -8,7 +8,9 @@ the head and its calibration, which `export-trt` turns into the artefact's
 interval stage. OUT.pth.json holds the coverage and width figures.
 
 Exit codes: 0 done, 2 bad input (unknown or trained-on sources, too few
-calibration photos for alpha, a checkpoint without its training config).
+calibration photos for --alpha, a checkpoint without its training config).
+A --report-alphas value the calibration photos are too few for is left out
+of the report with a note; it never stops the run.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def _alphas(text: str) -> tuple[float, ...]:
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1,
               show_default=True, help="Allowed expected fraction of pixels outside the interval.")
 @click.option("--report-alphas", default="0.05,0.1,0.2", show_default=True,
-              help="Also report coverage and width calibrated at these alphas.")
+              help="Also report coverage and width calibrated at these alphas (those the calibration "
+                   "photos are too few for are left out, with a note).")
 @click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--crops-per-image", type=click.IntRange(0), default=2, show_default=True,
               help="Seeded random crops of each training photo, besides the whole photo.")
@@ -74,6 +77,8 @@ def main(checkpoint: Path, output: Path, calibrate_on: tuple[str, ...], test_on:
         where = (f"test coverage {test['coverage']:.3f}, width {test['mean_width']:.1f} = "
                  f"{test['width_ratio']:.2f}x a constant interval" if test else "no test sources")
         click.echo(f"alpha {row['alpha']}: lambda {row['lambda']:.3f}; {where}")
+    for alpha in report["left_out_report_alphas"]:
+        click.echo(f"alpha {alpha}: left out, too few calibration photos (see --report-alphas)")
 
 
 def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) -> dict:
@@ -86,11 +91,13 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     from retint.model.data import find_images, split_train_validation
     from retint.model.interval_training import (
         calibration_report,
+        left_out_note,
         prepare,
+        report_alphas_for,
+        require_photos_for_alpha,
         sources_of,
         train_head,
     )
-    from retint.model.uncertainty import minimum_calibration_photos
 
     payload = load_checkpoint(checkpoint)
     if "train_config" not in payload:
@@ -108,11 +115,11 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     test_paths = sources_of(held_out, config.test_on, "--test-on") if config.test_on else []
     if set(calibration_paths) & set(test_paths):
         raise InputError("--calibrate-on and --test-on share photos; they must be different sources")
-    # Checked before minutes of head training; calibrate() checks again on the photos that decode.
-    for alpha in (config.alpha, *config.report_alphas):
-        if len(calibration_paths) < minimum_calibration_photos(alpha):
-            raise InputError(f"--calibrate-on has {len(calibration_paths)} photos; alpha {alpha} needs at "
-                             f"least {minimum_calibration_photos(alpha)}")
+    # Checked before minutes of head training; calibration_report checks again on the photos that decode.
+    require_photos_for_alpha(config.alpha, len(calibration_paths))
+    _, left_out = report_alphas_for(config, len(calibration_paths))
+    if left_out:
+        click.echo(left_out_note(left_out, len(calibration_paths)), err=True)
     generator = generator_of(payload, checkpoint).requires_grad_(False)
     render_size = generator.retint_config.render_size
 
@@ -125,7 +132,7 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     calibration_set = prepared(calibration_paths, 0, "calibration")
     test_set = prepared(test_paths, 0, "test") if test_paths else None
     head = train_head(training_set, config, log=lambda line: click.echo(line, err=True))
-    calibration, rows = calibration_report(head, calibration_set, test_set, config)
+    calibration, rows, left_out = calibration_report(head, calibration_set, test_set, config)
     uncertainty = {**calibration.as_dict(), "calibration_sources": list(config.calibrate_on),
                    "test_sources": list(config.test_on), "training_photos": len(training),
                    "head_width": config.head_width, "render_size": render_size, "guarantee": GUARANTEE}
@@ -134,7 +141,8 @@ def run(checkpoint: Path, output: Path, config, data: tuple[str, ...] | None) ->
     release["uncertainty"] = uncertainty
     save_checkpoint(output, release)
     report = {"checkpoint": output.name, "source_checkpoint": str(checkpoint),
-              "config": dataclasses.asdict(config), "uncertainty": uncertainty, "alphas": rows}
+              "config": dataclasses.asdict(config), "uncertainty": uncertainty, "alphas": rows,
+              "left_out_report_alphas": left_out}
     write_text_atomically(Path(str(output) + ".json"), json.dumps(report, indent=2) + "\n")
     return report
 

@@ -55,6 +55,22 @@ def test_head_is_calibrated_on_one_source_and_measured_on_another(trained, tmp_p
     assert all(torch.equal(payload["generator"][name].float(), source[name].float()) for name in source)
 
 
+def test_report_alphas_too_small_for_the_calibration_photos_are_left_out_with_a_note(trained, tmp_path):
+    """Issue 29: the default --report-alphas (0.05, 0.1, 0.2) on 4 calibration photos ran into a
+    refusal of alpha 0.05 that the user never asked for; now 0.05 and 0.1 are left out, saying so."""
+    output = tmp_path / "with-head.pth"
+    process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(trained), "-o", str(output),
+                              "--calibrate-on", "img2", "--alpha", "0.2", "--epochs", "1", "--crops-per-image", "0"],
+                             capture_output=True, text=True)
+    assert process.returncode == 0, process.stderr
+    note = next(line for line in process.stderr.splitlines() if "--report-alphas" in line)
+    assert "leaving out 0.05, 0.1" in note and "0.05 needs 19" in note and "0.1 needs 9" in note
+    report = json.loads((tmp_path / "with-head.pth.json").read_text())
+    assert [row["alpha"] for row in report["alphas"]] == [0.2]
+    assert report["left_out_report_alphas"] == [0.05, 0.1]
+    assert "alpha 0.05: left out" in process.stdout
+
+
 @pytest.mark.parametrize("arguments,message", [
     (("--calibrate-on", "img1"), "no photo among the generator's held-out photos"),
     (("--calibrate-on", "img0", "--test-on", "img0", "--alpha", 0.2, "--report-alphas", "0.2"), "share photos"),
