@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-OUTPUT_FORMATS = ("keep", "jpg", "png")
+from retint.runtime import EngineRequest
+
+from retint.batch.encode import OUTPUT_FORMATS
+
+__all__ = ["OUTPUT_FORMATS", "BatchConfig"]
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,9 @@ class BatchConfig:
     # scale out (retint.batch.ray_runner)
     ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
     ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free
+
+    def engine_request(self, cores: int | None = None) -> EngineRequest:
+        """What this run asks of the runtime (`cores`: a Ray actor plans for its share of a node)."""
+        return EngineRequest(path=self.engine, backend=self.backend, device=self.device, batch_size=self.batch_size,
+                             streams=self.streams, cores=cores, mute_uncertain=self.mute_uncertain,
+                             temperature=self.temperature, uncertainty_for="--uncertainty" if self.uncertainty else "")

@@ -335,5 +335,4 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[s
     rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
     rgb = rgba.convert("RGB")
     _colour_check(np.asarray(rgb), include_colour)
-    alpha = rgba.getchannel("A") if has_alpha else None
-    return rgb.convert("L"), alpha
+    return rgb.convert("L"), (rgba.getchannel("A") if has_alpha else None)

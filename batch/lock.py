@@ -17,6 +17,7 @@ LOCK_NAME = ".retint-batch.lock"
 class OutputLock:
     def __init__(self, output_root: Path):
         self.path = output_root / LOCK_NAME
+        self._fd: int | None = None
         try:
             output_root.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

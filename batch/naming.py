@@ -56,7 +56,8 @@ def _is_video(item: PlannedOutput) -> bool:
 
 def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedOutput], list[PlannedOutput]]:
     """(photos, videos), each in the given order: runs colour photos first, then videos one by one."""
-    photos, videos = [], []
+    photos: list[PlannedOutput] = []
+    videos: list[PlannedOutput] = []
     for item in planned:
         (videos if _is_video(item) else photos).append(item)
     return photos, videos
@@ -65,7 +66,7 @@ def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedO
 def _plain_output(relative: Path, output_format: str) -> Path:
     if relative.suffix.lower() in VIDEO_SUFFIXES:
         return relative.with_suffix(video_output_suffix(relative.suffix))
-    return relative.with_suffix(output_suffix(relative, output_format))
+    return relative.with_suffix(output_suffix(output_format, relative.suffix))
 
 
 def _name_limits(output_root: Path) -> tuple[int, int]:

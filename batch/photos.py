@@ -6,7 +6,7 @@ decoded images of equal size into batches and records the results batch by
 batch, in the order the batches were formed. Every stage is bounded (decodes
 in flight, images waiting for a batch partner, batches in flight with their
 encodes), so memory stays flat however large the archive is. The plan
-(streams, threads, images per call) is `retint.batch.plan`'s.
+(streams, threads, images per call) is `retint.runtime.plan`'s.
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, Unr
 from retint.batch.encode import encode
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
-from retint.batch.plan import InferencePlan
 from retint.batch.recording import StageClock, make_entry
 from retint.errors import EngineError, OutputError
 from retint.files import write_bytes_atomically
-from retint.runtime import Engine
+from retint.runtime import Engine, InferencePlan
 from retint.runtime.uncertainty import heat_map, interval_width, width_summary
 
 WAIT_SLICE_SECONDS = 0.2  # how often a wait for a decode looks at Ctrl-C and the time limit
@@ -158,12 +157,9 @@ class PhotoPipeline:
             self.record(self._entry(planned, STATUS_FAILED, f"cannot decode it ({describe_exception(error)})",
                                     started=started))
             return
-        limits = self.engine.spec.limits
-        height, width = decoded.size
-        if not limits.admits(height, width):
-            self.record(self._entry(planned, STATUS_FAILED, f"{width}x{height} is outside the engine's "
-                                    f"{limits.min_side}..{limits.max_side} px limits", decoded=decoded,
-                                    started=started))
+        refusal = self.engine.spec.limits.refusal(*decoded.size)
+        if refusal:
+            self.record(self._entry(planned, STATUS_FAILED, refusal, decoded=decoded, started=started))
             return
         group = self.groups.setdefault(decoded.size, [])
         group.append(_Waiting(planned, decoded, started))

@@ -2,8 +2,8 @@
 
 The order of a run: check the sources (before anything is created), lock
 the output folder, remove a killed run's partial files, list the inputs
-(`sources`), decide every output name (`naming`), open the engine with the
-inference plan (`plan`), then sort the inputs: done by an earlier run,
+(`sources`), decide every output name (`naming`), open the engines
+(`retint.runtime.open_engines`, which plans their streams), then sort the inputs: done by an earlier run,
 failing before any work (their reason goes straight to the manifest), or to
 do. Photos run first (`photos`), then videos (`videos`); each result is
 recorded as it completes (`recording`). Ctrl-C finishes the work in flight
@@ -27,42 +27,39 @@ from retint.batch.lock import OutputLock
 from retint.batch.manifest import STATUS_FAILED, Manifest
 from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
-from retint.batch.plan import InferencePlan, inference_plan
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
 from retint.batch.videos import VideoPhase
-from retint.errors import EngineError, Interrupted, OutputError
+from retint.errors import Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from retint.runtime import Artefact, BackendChoice, Engine, choose_backend, open_engine, resolve_artefact
+from retint.runtime import Engines, check_request, open_engines
 
 
 class LocalColouring:
-    """Photos through this machine's pipeline, then videos one at a time, on one engine."""
+    """Photos through this machine's pipeline, then videos one at a time, on one set of engines."""
 
-    def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, artefact: Artefact,
-                 choice: BackendChoice, log: Callable[[str], None]):
+    def __init__(self, config: BatchConfig, engines: Engines, log: Callable[[str], None]):
         self.config = config
-        self.engine = engine
-        self.plan = plan
-        self.artefact = artefact
-        self.choice = choice
+        self.engines = engines
         self.log = log
 
     def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
-        summary.engine = self.engine.spec.as_dict()
+        summary.engine = self.engines.main.spec.as_dict()
         clock = StageClock()
         summary.stage_seconds = clock.seconds
         started = time.perf_counter()
         photos, videos = split_photos_and_videos(todo)
-        pipeline = PhotoPipeline(self.config, self.engine, self.plan, clock, record, stop)
+        pipeline = PhotoPipeline(self.config, self.engines.main, self.engines.plan, clock, record, stop)
         try:
             pipeline.run(photos)
         finally:
             summary.abandoned_inputs = pipeline.abandoned
         summary.photo_seconds = time.perf_counter() - started
-        VideoPhase(self.config, self.engine, self.plan, summary, record, stop, self.artefact, self.choice,
-                   self.log).run(videos)
+        VideoPhase(self.config, self.engines, summary, record, stop, self.log).run(videos)
+
+    def close(self) -> None:
+        self.engines.close()
 
 
 class BatchRun:
@@ -134,28 +131,29 @@ class BatchRun:
 
 
 def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
-    """The engine (or the Ray pool's settings), opened before anything is created: a start that
-    fails (a bad engine, no CUDA, no uncertainty head) leaves no output folder and no lock."""
-    artefact = resolve_artefact(config.engine)
-    if (config.uncertainty or config.mute_uncertain) and not artefact.uncertainty:
-        option = "--uncertainty" if config.uncertainty else "--mute-uncertain"
-        raise EngineError(f"{option}: {artefact.name} has no uncertainty head (export-trt writes "
-                          "NAME.interval.onnx from a colorize-uncertainty checkpoint)")
+    """The engines (or, with --ray, the checked request the actors will open), before anything is
+    created: a start that fails (a bad engine, no CUDA, no uncertainty head) leaves no output
+    folder and no lock."""
     if config.ray:
         from retint.batch.ray_runner import RayColouring
 
-        return RayColouring(config, artefact, log)
-    choice = choose_backend(artefact, config.backend, config.device)
-    plan = inference_plan(choice, config.batch_size, config.streams)
-    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams,
-                         mute_uncertain=config.mute_uncertain, temperature=config.temperature)
-    return LocalColouring(config, engine, plan, artefact, choice, log)
+        check_request(config.engine_request())
+        return RayColouring(config, log)
+    return LocalColouring(config, open_engines(config.engine_request()), log)
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
     """Colour everything under config.sources into config.output; see module doc."""
     check_sources(config.sources, config.output)  # a mistyped source creates nothing
     colouring = _open_colouring(config, log)
+    try:
+        return _run_locked(config, colouring, log)
+    finally:
+        colouring.close()
+
+
+def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> Summary:
+    """run_batch's work once the engines are open: under the output folder's lock."""
     lock = OutputLock(config.output)
     try:
         removed = remove_partials(config.output, keep_out=config.sources)

@@ -35,7 +35,6 @@ from retint.batch.naming import PlannedOutput
 from retint.batch.ray_worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
 from retint.batch.recording import Summary
 from retint.errors import BackendUnavailable, EngineError, InputError, OutputError
-from retint.runtime import Artefact
 
 def import_ray():
     try:
@@ -80,11 +79,15 @@ def _cause(error: BaseException) -> BaseException:
 
 
 class RayColouring:
-    def __init__(self, config: BatchConfig, artefact: Artefact, log: Callable[[str], None]):
+    """Work units on a Ray Data actor pool: each `EngineActor` opens its own engines."""
+
+    def __init__(self, config: BatchConfig, log: Callable[[str], None]):
         self.ray = import_ray()
         self.config = config
-        self.artefact = artefact
         self.log = log
+
+    def close(self) -> None:
+        """Nothing to close here: the actors' engines end with the actors."""
 
     def _connect(self) -> bool:
         """Join RAY_ADDRESS's cluster or start a local one; True when this run started it."""

@@ -27,12 +27,11 @@ from retint.batch.config import BatchConfig
 from retint.batch.manifest import STATUS_FAILED, Entry
 from retint.batch.naming import PlannedOutput, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
-from retint.batch.plan import inference_plan
 from retint.batch.recording import StageClock, Summary, make_entry
 from retint.batch.sources import Task
 from retint.batch.videos import VideoPhase
 from retint.errors import OutputError
-from retint.runtime import choose_backend, open_engine, resolve_artefact
+from retint.runtime import open_engines
 
 PHOTOS_PER_UNIT = 16  # photos per task: small enough to spread, large enough to keep a pipeline busy
 CORES_PER_CPU_ACTOR = 4  # a CPU actor plans its engine for this many of its node's cores at most
@@ -66,18 +65,14 @@ class EngineActor:
     """A Ray Data callable class: `map_batches(EngineActor, compute=ActorPoolStrategy(...), ...)`."""
 
     def __init__(self, config: BatchConfig):
-        artefact = resolve_artefact(config.engine)
-        choice = choose_backend(artefact, config.backend, config.device)
         # The driver spreads one actor per CORES_PER_CPU_ACTOR cores of a node: plan for that share.
         cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
-        self.plan = inference_plan(choice, config.batch_size, config.streams, cores)
-        self.engine = open_engine(artefact, choice, cpu_threads=self.plan.cpu_threads, streams=self.plan.streams,
-                                  mute_uncertain=config.mute_uncertain, temperature=config.temperature)
+        self.engines = open_engines(config.engine_request(cores))  # the actor's life: closed when it ends
         self.config = replace(config, progress=False)  # the driver's bar counts the rows
-        self.description = self.engine.spec.describe()
+        self.description = self.engines.main.spec.describe()
         self.no_stop = threading.Event()  # the driver stops the run; a unit always finishes
-        self.videos = VideoPhase(self.config, self.engine, self.plan, Summary(), self._record, self.no_stop,
-                                 artefact, choice, log=lambda line: print(line, file=sys.stderr))
+        self.videos = VideoPhase(self.config, self.engines, Summary(), self._record, self.no_stop,
+                                 log=lambda line: print(line, file=sys.stderr))
         self.entries: dict[str, Entry] = {}
 
     def _record(self, entry: Entry) -> None:
@@ -87,7 +82,7 @@ class EngineActor:
         self.entries = {}
         planned = [_planned(raw) for text in batch["files"] for raw in json.loads(text)]
         photos, videos = split_photos_and_videos(planned)
-        self._guarded(photos, lambda: PhotoPipeline(self.config, self.engine, self.plan, StageClock(),
+        self._guarded(photos, lambda: PhotoPipeline(self.config, self.engines.main, self.engines.plan, StageClock(),
                                                    self._record, self.no_stop).run(photos))
         for video in videos:
             self._guarded([video], lambda: self.videos.run([video]))

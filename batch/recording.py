@@ -43,7 +43,7 @@ class Summary:
     video_seconds: float = 0.0
     interrupted: bool = False
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    engine: dict[str, str] = field(default_factory=dict)  # backend, precision, provider, reason
+    engine: dict[str, str | float | bool | None] = field(default_factory=dict)  # EngineSpec.as_dict()
     abandoned_inputs: int = 0  # decodes given up on after --timeout-per-input (their threads may never end)
 
     def as_dict(self) -> dict:
@@ -90,7 +90,7 @@ class Recorder:
         summary.counts[entry.status] = summary.counts.get(entry.status, 0) + 1
         if entry.status in (STATUS_OK, STATUS_PARTIAL) and entry.video:
             summary.video_frames += entry.video["frames"]
-        elif entry.status == STATUS_OK and entry.width:
+        elif entry.status == STATUS_OK and entry.width and entry.height:
             summary.photos += 1
             summary.megapixels += entry.width * entry.height / 1e6
         self.bar.update(1)

@@ -11,15 +11,10 @@ band's tint is measured. The statistic is the 99th percentile of those
 distances (Lab units): below `COLOUR_SPREAD_THRESHOLD` the image is
 monochrome, to be coloured.
 
-Measured with `colorize-bench tone` (README, "The tone rule"), through
-colorize-batch's own decode path, on 449 real colour photos, 10 real toned
-prints and 449 tonings of the photos: the previous rule (the spread across
-the image's mean tint direction, at 256 px) took 63 colour photos (14.0%)
-for monochrome and 60 prints for colour (1 real, an albumen print whose
-faded highlights are yellow and shadows purple-brown; 59 synthetic); this
-one takes 4 colour photos (0.9%: wood grain, window blinds, a grey sea, a
-misty village) and no print. The threshold sits 0.5 above the highest
-print (a real one with foxing stains).
+`colorize-bench tone` measures the rule through colorize-batch's own decode
+path on real colour photos, real toned prints and tonings of the photos;
+the figures, and how they compare with the previous rule, are in the
+README ("The tone rule"). The threshold sits just above the highest print.
 """
 
 from __future__ import annotations

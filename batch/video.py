@@ -48,9 +48,9 @@ MISSING_FRAMES_TOLERATED = 2
 
 @dataclass(frozen=True)
 class VideoOptions:
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
+    """How one video is coloured: its encoder, frames per engine call, smoothing, the stall limit."""
+
+    encoder: EncoderOptions = EncoderOptions()
     batch_size: int = 8
     temporal_smoothing: float = 0.0
     stall_seconds: float | None = None  # no frame for this long: the video fails (--timeout-per-input)
@@ -129,7 +129,7 @@ class _OutputStream:
                 self.disk_error = error
             raise
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         return self._guard(self._stream.write, data)
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -176,16 +176,14 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
 
     with VideoReader(source, queue_size) as reader:
         on_open(reader.promised_frames)  # the frames its container declares: a progress bar's total
-        limits = engine.spec.limits
-        if not limits.admits(reader.height, reader.width):
-            raise DecodeFailure(f"{reader.width}x{reader.height} is outside the engine's "
-                                f"{limits.min_side}..{limits.max_side} px limits")
-        encoder = EncoderOptions(codec=options.codec, crf=options.crf, preset=options.preset)
+        refusal = engine.spec.limits.refusal(reader.height, reader.width)
+        if refusal:
+            raise DecodeFailure(refusal)
         output: _OutputStream | None = None
         try:
             with atomic_file(destination, replace=replace_existing, before_publish=publishing) as stream:
                 output = _OutputStream(stream)
-                writer = VideoWriter(output, destination.suffix, reader, encoder, queue_size)
+                writer = VideoWriter(output, destination.suffix, reader, options.encoder, queue_size)
                 pending: list[GreyFrame] = []
 
                 def flush() -> None:
@@ -232,7 +230,7 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
                     "packets_copied": writer.packets_copied,
                     "temporal_smoothing": options.temporal_smoothing,
                     "scene_cuts": colour.smoother.cuts if colour.smoother else None,
-                    "codec": options.codec, "seconds": time.perf_counter() - began})
+                    "codec": options.encoder.codec, "seconds": time.perf_counter() - began})
         except (OutputError, KeyboardInterrupt):
             raise
         except Exception as error:

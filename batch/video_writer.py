@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,8 +17,20 @@ from retint.batch.video_reader import END, GreyFrame, VideoReader, Worker, impor
 H264_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".m4v": "mp4", ".mkv": "matroska", ".avi": "avi"}
 
 
+class MuxerOutput(Protocol):
+    """What FFmpeg's muxer needs of the file it writes (a file object, or video.py's guard of one)."""
+
+    def write(self, data: bytes) -> int: ...
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def tell(self) -> int: ...
+    def flush(self) -> None: ...
+    def read(self, size: int = -1) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class EncoderOptions:
+    """The one record of how coloured video is encoded (--codec, --crf, --preset)."""
+
     codec: str = "libx264"
     crf: int = 18
     preset: str = "medium"
@@ -31,7 +43,7 @@ def video_output_suffix(suffix: str) -> str:
 class VideoWriter:
     """Muxes into `stream` (a binary file) in a thread; `put_frame`/`put_packet`, then `finish()`."""
 
-    def __init__(self, stream: BinaryIO, suffix: str, reader: VideoReader, options: EncoderOptions,
+    def __init__(self, stream: MuxerOutput, suffix: str, reader: VideoReader, options: EncoderOptions,
                  queue_size: int):
         self.av = import_av()
         self.output = self.av.open(stream, "w", format=H264_CONTAINERS.get(suffix.lower(), "matroska"))

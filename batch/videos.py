@@ -13,11 +13,11 @@ from retint.batch.config import BatchConfig
 from retint.batch.decode import DecodeFailure, describe_exception
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
-from retint.batch.plan import VIDEO_BATCH, InferencePlan
 from retint.batch.recording import Summary, make_entry
 from retint.batch.video import VideoOptions, colorize_video
+from retint.batch.video_writer import EncoderOptions
 from retint.errors import EngineError, OutputError
-from retint.runtime import Artefact, BackendChoice, Engine, open_engine
+from retint.runtime import VIDEO_BATCH, Engine, Engines
 
 
 def _set_total(bar: tqdm, frames: int | None) -> None:
@@ -28,21 +28,18 @@ def _set_total(bar: tqdm, frames: int | None) -> None:
 
 
 class VideoPhase:
-    def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, summary: Summary,
-                 record: Callable[[Entry], None], stop: threading.Event, artefact: Artefact, choice: BackendChoice,
-                 log: Callable[[str], None]):
+    """Each video on `engines.for_video()` (or, with temporal smoothing, `by_stages()`), one line each."""
+
+    def __init__(self, config: BatchConfig, engines: Engines, summary: Summary, record: Callable[[Entry], None],
+                 stop: threading.Event, log: Callable[[str], None]):
         self.config = config
-        self.engine = engine
-        self.plan = plan
+        self.engines = engines
         self.summary = summary
         self.record = record
         self.stop = stop
-        self.artefact = artefact
-        self.choice = choice
         self.log = log
-        self._staged_engine: Engine | None = None  # the engine by stages, opened for the first smoothed video
-        self._video_engine: Engine | None = None  # a one-stream engine, opened for the first video if needed
-        self.options = VideoOptions(codec=config.codec, crf=config.crf, preset=config.preset,
+        self._told_where_smoothing_runs = False
+        self.options = VideoOptions(encoder=EncoderOptions(config.codec, config.crf, config.preset),
                                     batch_size=config.batch_size or VIDEO_BATCH,
                                     temporal_smoothing=config.temporal_smoothing,
                                     stall_seconds=config.timeout_per_input)
@@ -55,11 +52,12 @@ class VideoPhase:
 
     def _one(self, planned: PlannedOutput) -> None:
         config, task, output = self.config, planned.task, planned.output
+        assert output is not None  # inputs that fail before any work never reach a phase
         started = time.perf_counter()
         frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
         try:
-            halves = self._halves() if self.options.temporal_smoothing > 0 else None
-            figures = colorize_video(task.source, output, self._one_stream_engine(), halves, self.options,
+            halves = self._by_stages() if self.options.temporal_smoothing > 0 else None
+            figures = colorize_video(task.source, output, self.engines.for_video(), halves, self.options,
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set,
                                      replace_existing=config.overwrite,
                                      on_open=lambda frames: _set_total(frames_bar, frames),
@@ -85,30 +83,14 @@ class VideoPhase:
         photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
         reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only) if part)
         entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
-        figures = figures | {"engine": (halves or self._one_stream_engine()).spec.describe()}
+        figures = figures | {"engine": (halves or self.engines.for_video()).spec.label()}
         return replace(entry, width=figures["width"], height=figures["height"], video=figures)
 
-    def _one_stream_engine(self) -> Engine:
-        """Video runs one batch at a time: give it an engine that uses every core."""
-        if self.plan.streams == 1:  # one stream already has every core (inference_plan)
-            return self.engine
-        if self._video_engine is None:
-            self._video_engine = open_engine(self.artefact, self.choice,
-                                             mute_uncertain=self.engine.spec.mute_uncertain,
-                                             temperature=self.engine.spec.temperature)
-        return self._video_engine
-
-    def _halves(self) -> Engine:
-        """The engine by stages, for smoothing chroma between predict and compose. A TensorRT plan has
-        no stages: its ONNX stages run on ONNX Runtime, and the log and the manifest say so."""
-        if self._staged_engine is None:
-            choice = self.choice
-            if choice.backend == "tensorrt":
-                choice = BackendChoice("onnxruntime", choice.device, "temporal smoothing: a TensorRT plan has no "
-                                 "stages, so its ONNX stages run on ONNX Runtime")
-            self._staged_engine = open_engine(self.artefact, choice, staged=True,
-                                              mute_uncertain=self.engine.spec.mute_uncertain,
-                                              temperature=self.engine.spec.temperature)
-            if choice is not self.choice:
-                self.log(f"temporal smoothing runs on {self._staged_engine.spec.describe()}")
-        return self._staged_engine
+    def _by_stages(self) -> Engine:
+        """The engine by stages, for smoothing chroma between predict and compose; the log says so
+        once where it runs on another backend than the run's (a TensorRT plan's ONNX stages)."""
+        engine = self.engines.by_stages()
+        if not self._told_where_smoothing_runs and engine.spec.backend != self.engines.main.spec.backend:
+            self.log(f"temporal smoothing runs on {engine.spec.describe()}")
+        self._told_where_smoothing_runs = True
+        return engine

@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 
 from retint.batch.manifest import read_manifest
-from retint.batch.plan import inference_plan
-from retint.runtime import choose_backend, open_engine, resolve_artefact
+from retint.runtime import EngineRequest, open_engines
 
 
 def photo_like(height: int, width: int, seed: int) -> np.ndarray:
@@ -80,12 +79,11 @@ def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_
     its backend choice and inference plan (batch size, streams, threads per stream)."""
     first = next(source.rglob("*.jpg"))
     gray = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
-    artefact = resolve_artefact(engine_path)
-    choice = choose_backend(artefact, backend)  # colorize-batch's default device
-    plan = inference_plan(choice, batch, streams)
+    # colorize-batch's default device, and its request
+    engines = open_engines(EngineRequest(path=engine_path, backend=backend, batch_size=batch, streams=streams))
+    engine, plan = engines.main, engines.plan
     batch = plan.batch_size
     stack = np.stack([gray] * batch)[:, None].copy()
-    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
     for _ in range(2):  # warm-up: ONNX Runtime plans its memory on the first calls
         engine.colorize(stack)
     done = [0] * plan.streams
@@ -103,6 +101,6 @@ def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - began
-    engine.close()
+    engines.close()
     return {"images_per_second": sum(done) / seconds, "streams": plan.streams, "cpu_threads": plan.cpu_threads,
             "height": gray.shape[0], "width": gray.shape[1], "batch": batch, "engine": engine.spec.describe()}

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from retint.batch.manifest import read_manifest
-from retint.batch.plan import VIDEO_BATCH
 from retint.benchmarks.flicker import flicker_index, mean_ciede2000, read_frames
 from retint.benchmarks.timing import time_calls
-from retint.runtime import load_engine
+from retint.runtime import VIDEO_BATCH, load_engine
 
 
 def _colour(clip: Path, output: Path, engine: Path | None, batch: int, alpha: float) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -58,6 +58,7 @@ from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.uncertainty import load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
+from retint.progress import StepProgress, Steps
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
@@ -95,7 +96,15 @@ def torch_reference(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarra
     return run
 
 
-def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> ExportResult:
+def export_steps(config: ExportConfig, interval_head: bool) -> list[str]:
+    """The steps `run_export` reports, in order (each takes seconds to minutes)."""
+    return ["fp32 graph", "fp16 graph", "lightness and compose stages", "fp32 generator stage",
+            "fp16 generator stage", *(["interval stage"] if interval_head else []),
+            *([] if config.onnx_only else ["TensorRT plan"]), *(["Triton repository"] if config.triton else [])]
+
+
+def run_export(config: ExportConfig, log: Callable[[str], None] = print,
+               progress: StepProgress | None = None) -> ExportResult:
     checkpoint = load_checkpoint(config.checkpoint)
     generator = generator_of(checkpoint, config.checkpoint)
     generator_config = generator.retint_config
@@ -104,6 +113,8 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         raise InputError(f"--render-size {render_size} must be a multiple of "
                          f"{generator_config.size_multiple} for {generator_config.arch}")
     name = config.name or config.checkpoint.stem
+    head = load_interval_head(checkpoint) if not is_distribution_head(generator) else None
+    steps = Steps(export_steps(config, head is not None), progress)
     limits = SizeLimits(max_batch=config.max_batch)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(load_parity_images(config.parity_images))
@@ -119,6 +130,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
     result = ExportResult()
     for precision, suffix in (("fp32", ".onnx"), ("fp16", ".fp16.onnx")):
         path = config.output_dir / f"{name}{suffix}"
+        steps.begin(f"{precision} graph")
         log(f"exporting {precision} graph -> {path}")
         module = DeployColorizer(copy.deepcopy(generator), render_size, precision).eval()
         model = export_colorizer(module, limits)
@@ -130,9 +142,10 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         publish_onnx(model, metadata, path, result)
         result.reports[precision] = report
 
-    export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log)
-    head = load_interval_head(checkpoint) if not is_distribution_head(generator) else None
+    export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log,
+                  steps.begin)
     if head is not None:
+        steps.begin("interval stage")
         export_interval_stage(config, name, generator, *head, render_size, limits, base_metadata, cases, result, log)
     elif (stale := config.output_dir / f"{name}.interval.onnx").exists():
         # An earlier export's head would bracket another generator's colours.
@@ -141,16 +154,19 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print) -> Expo
         log(f"removed {stale.name}: this checkpoint has no uncertainty head")
     plan = None
     if not config.onnx_only:
+        steps.begin("TensorRT plan")
         try:
             plan = build_tensorrt_plan(config, name, base_metadata, cases, log)
             result.artefacts.append(plan)
         except BackendUnavailable as missing:
             result.tensorrt_missing = str(missing)
     if config.triton is not None:
+        steps.begin("Triton repository")
         folders = write_triton_repository(config.output_dir / f"{name}.onnx", config.triton, config.triton_device,
                                           plan, config.profile.max_shape[0])
         log(f"Triton model repository -> {config.triton} ({', '.join(folder.name for folder in folders)})")
         result.artefacts.extend(folder / "config.pbtxt" for folder in folders)
+    steps.finish()
     return result
 
 
@@ -171,9 +187,11 @@ def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path,
 
 
 def export_stages(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
-                  base_metadata: dict, reference, cases, result: ExportResult, log) -> None:
+                  base_metadata: dict, reference, cases, result: ExportResult, log,
+                  begin: Callable[[str], None] = lambda step: None) -> None:
     """NAME.lightness.onnx, NAME.generator[.fp16].onnx and NAME.compose.onnx, gated as a chain
     against PyTorch. Backends run them where each is fastest; video smoothing runs between them."""
+    begin("lightness and compose stages")
     paths = {stage: config.output_dir / f"{name}.{stage}.onnx" for stage in ("lightness", "compose")}
     log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
     ab_side = render_size // HEAD_STRIDE if is_distribution_head(generator) else render_size
@@ -193,6 +211,7 @@ def export_stages(config: ExportConfig, name: str, generator, render_size: int, 
 
     for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
         path = config.output_dir / f"{name}{suffix}"
+        begin(f"{precision} generator stage")
         model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
         generator_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
@@ -317,17 +336,9 @@ def build_tensorrt_plan(config: ExportConfig, name: str, base_metadata: dict, ca
     staged = plan.with_name(f".{plan.name}.gating")
     info = build_plan(fp16_onnx, staged, config.profile, config.workspace_gb, config.timing_cache)
     fp32_engine = OnnxEngine(config.output_dir / f"{name}.onnx", device="cpu")
-    try:
-        with TensorRTEngine(staged) as engine:
-            report = measure_parity(fp32_engine.colorize, engine.colorize, cases)
-        check_gate(report, GATES["fp16"], plan.name)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    staged.replace(plan)
-    log(f"  parity vs FP32 ONNX: {describe(report)}")
+    # The plan's sidecar less its parity: the engine under the gate reads a distribution head's bins there.
     metadata = ArtefactMetadata(
-        precision="fp16", parity={"reference": "onnx-fp32", **report.summary()},
+        precision="fp16",
         tensorrt={"version": info.tensorrt_version, "gpu": info.gpu,
                   "compute_capability": info.compute_capability,
                   "profile": {"min": list(config.profile.min_shape), "opt": list(config.profile.opt_shape),
@@ -335,5 +346,15 @@ def build_tensorrt_plan(config: ExportConfig, name: str, base_metadata: dict, ca
         **{**base_metadata, "limits": SizeLimits(
             min_side=min(config.profile.min_shape[1:]), max_side=min(config.profile.max_shape[1:]),
             max_batch=config.profile.max_shape[0])})
+    try:
+        with TensorRTEngine(staged, metadata) as engine:
+            report = measure_parity(fp32_engine.colorize, engine.colorize, cases)
+        check_gate(report, GATES["fp16"], plan.name)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    staged.replace(plan)
+    log(f"  parity vs FP32 ONNX: {describe(report)}")
+    metadata = replace(metadata, parity={"reference": "onnx-fp32", **report.summary()})
     write_text_atomically(sidecar_path(plan), metadata.to_json())
     return plan

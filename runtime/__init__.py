@@ -6,8 +6,9 @@
     print(engine.spec.describe())                       # backend, precision, why
 
 `load_engine(None)` opens the default model bundled with retint. An artefact
-is resolved once (`artefact`), its backend chosen once (`backends`), and the
-engine opened from that choice.
+is resolved once (`artefact`), its backend chosen once (`backends`), its
+streams planned once (`plan`), and the engines opened from that choice, in
+one place (`opening`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from pathlib import Path
 from typing import Sequence
 
 from retint.runtime.artefact import DEFAULT_MODEL, Artefact, resolve_artefact
-from retint.runtime.backends import BACKENDS, BackendChoice, choose_backend, open_engine
+from retint.runtime.backends import BACKENDS, BackendChoice, choose_backend
 from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.opening import EngineRequest, Engines, check_request, open_engines
+from retint.runtime.plan import VIDEO_BATCH, InferencePlan, inference_plan
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "Artefact", "BackendChoice", "Engine", "EngineSpec", "choose_backend",
-           "load_engine", "open_engine", "resolve_artefact"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "VIDEO_BATCH", "Artefact", "BackendChoice", "Engine", "EngineRequest",
+           "EngineSpec", "Engines", "InferencePlan", "check_request", "choose_backend", "inference_plan", "load_engine",
+           "open_engines", "resolve_artefact"]
 
 
 def load_engine(path: str | Path | None = None, *, backend: str = "auto", device: str = "auto",
@@ -39,8 +43,10 @@ def load_engine(path: str | Path | None = None, *, backend: str = "auto", device
     interval is wide (`runtime.uncertainty`; needs an artefact with a head).
     `temperature` sets a colour-model-v2 engine's annealed-mean temperature for every call
     (lower: bolder, mode-seeking colours); a regression model refuses it.
+    Runs with an inference plan (batch, serve) use `open_engines` instead.
     """
-    artefact = resolve_artefact(path)
-    choice = choose_backend(artefact, backend, device, providers)
-    return open_engine(artefact, choice, providers=providers, cpu_threads=cpu_threads, streams=streams,
-                       staged=staged, mute_uncertain=mute_uncertain, temperature=temperature)
+    request = EngineRequest(path=path, backend=backend, device=device,
+                            providers=tuple(providers) if providers else None, streams=streams,
+                            cpu_threads=cpu_threads, staged=staged, mute_uncertain=mute_uncertain,
+                            temperature=temperature)
+    return open_engines(request).main

@@ -53,7 +53,14 @@ class Artefact:
 
     @property
     def name(self) -> str:
+        """How messages name it: its file name, or "bundled default model"."""
         return "bundled default model" if self.bundled else self.path.name
+
+    @property
+    def uncertainty_alpha(self) -> float | None:
+        """The alpha its interval stage is calibrated at; None without an uncertainty head."""
+        alpha = self.uncertainty.get("alpha")
+        return float(alpha) if alpha is not None else None
 
 
 def stage_paths(fused: Path) -> Stages:
@@ -100,3 +107,11 @@ def require_stages(artefact: Artefact, purpose: str) -> Stages:
         return artefact.stages
     missing = ", ".join(str(path) for path in stage_paths(artefact.path).missing())
     raise EngineError(f"{purpose} needs the engine's stages beside it ({missing} missing); export-trt writes them")
+
+
+def require_uncertainty_head(name: str, alpha: float | None, purpose: str) -> None:
+    """EngineError unless the artefact called `name` has an uncertainty head (`alpha` not None):
+    `purpose` is what needs it (an option, an argument)."""
+    if alpha is None:
+        raise EngineError(f"{purpose}: {name} has no uncertainty head (export-trt writes NAME.interval.onnx "
+                          "from a checkpoint made by colorize-uncertainty)")

@@ -9,7 +9,7 @@ and this CPU; `open_engine` opens that choice. `auto` means:
 - on a CPU with native bf16 (AMX or AVX512-BF16), with OpenVINO installed
   and an artefact whose OpenVINO bf16 parity gate passed at export, the
   generator runs on OpenVINO in bf16, the compose on OpenVINO in f32 and the
-  lightness stage on ONNX Runtime (`openvino_runner` has the figures);
+  lightness stage on ONNX Runtime (`openvino_runner` says why);
 - otherwise ONNX Runtime runs the fused graph. Without native bf16, OpenVINO
   would run the generator in f32; that is not measured to be faster end to
   end, so `auto` does not pick it (ask for it with `--backend openvino`).
@@ -27,9 +27,8 @@ import numpy as np
 
 from retint.cpu import native_bf16_flags
 from retint.errors import EngineError
-from retint.runtime.artefact import Artefact, require_stages
-from retint.runtime.colour_controls import check_temperature
-from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.artefact import Artefact, require_stages, require_uncertainty_head
+from retint.runtime.engine import Engine, SpecFacts
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
@@ -73,87 +72,85 @@ def choose_backend(artefact: Artefact, requested: str = "auto", device: str = "a
         return BackendChoice("onnxruntime", "cuda" if on_gpu else "cpu", "asked for")
     if on_gpu:
         return BackendChoice("onnxruntime", "cuda", "auto: ONNX Runtime has CUDA here")
-    native = native_bf16_flags()
-    if not native:
-        return BackendChoice("onnxruntime", "cpu", "auto: this CPU has no AMX or AVX512-BF16, so OpenVINO "
-                                                   "would run f32, not measured faster than ONNX Runtime")
-    from retint.runtime.openvino_runner import openvino_installed
-
-    if not openvino_installed():
-        return BackendChoice("onnxruntime", "cpu", f"auto: this CPU has {'/'.join(native)} but OpenVINO is "
-                                                   f"not installed (pip install 'retint[openvino]')")
     if artefact.stages is None:
         return BackendChoice("onnxruntime", "cpu", "auto: the engine's stage files are not beside it")
-    if _bf16_gate(artefact.generator_metadata) is None:
-        return BackendChoice("onnxruntime", "cpu", "auto: the artefact has no passed OpenVINO bf16 parity gate")
-    return BackendChoice("openvino", "cpu", f"auto: this CPU has {'/'.join(native)}; OpenVINO runs the "
+    blocker = bf16_blocker(artefact.generator_metadata)
+    if blocker:
+        return BackendChoice("onnxruntime", "cpu", f"auto: {blocker}, so OpenVINO would run f32, not "
+                                                   f"measured faster than ONNX Runtime")
+    from retint.runtime.openvino_runner import openvino_installed
+
+    native = "/".join(native_bf16_flags())
+    if not openvino_installed():
+        return BackendChoice("onnxruntime", "cpu", f"auto: this CPU has {native} but OpenVINO is "
+                                                   f"not installed (pip install 'retint[openvino]')")
+    return BackendChoice("openvino", "cpu", f"auto: this CPU has {native}; OpenVINO runs the "
                                             f"generator (bf16) and the compose about 2x faster")
 
 
-def open_engine(artefact: Artefact, choice: BackendChoice, *, providers: Sequence[str] | None = None,
-                cpu_threads: int = 0, streams: int = 1, staged: bool = False,
-                mute_uncertain: bool = False, temperature: float | None = None) -> Engine:
-    """An engine on `choice`. `cpu_threads`: ONNX Runtime's threads per call (0: one per core);
-    `streams`: concurrent callers OpenVINO prepares for; `staged`: a StagedEngine (predict/compose)
-    even where the fused graph would do; `mute_uncertain`: shrink chroma toward grey where the
-    artefact's interval is wide (needs its interval stage, so it runs by stages); `temperature`:
-    a distribution-head engine's annealed-mean temperature for every call that names none
-    (None: the artefact's default)."""
-    engine = _open(artefact, choice, providers, cpu_threads, streams, staged, mute_uncertain)
-    if temperature is not None:
-        bins = engine.spec.colour_bins
-        if bins is None:
-            engine.close()
-            raise EngineError(f"{artefact.name} is a regression model: it has no temperature to set "
-                              "(colour model v2 artefacts do)")
-        engine.spec = replace(engine.spec, colour_bins=replace(bins, default_temperature=check_temperature(temperature)))
-    return engine
+@dataclass(frozen=True)
+class EngineSettings:
+    """How to open an engine on a choice: the inference plan's threads and streams and the
+    caller's options (see `load_engine` for each)."""
+
+    cpu_threads: int = 0  # ONNX Runtime's threads per call (0: one per core)
+    streams: int = 1  # concurrent callers OpenVINO prepares for
+    staged: bool = False  # a StagedEngine (predict/compose) even where the fused graph would do
+    mute_uncertain: bool = False  # needs the interval stage, so it runs by stages
+    temperature: float | None = None  # None: the artefact's default
+    providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers named explicitly
 
 
-def _open(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
-          streams: int, staged: bool, mute_uncertain: bool) -> Engine:
-    alpha = _uncertainty_alpha(artefact)
-    if mute_uncertain and alpha is None:
-        raise EngineError(f"{artefact.name} has no uncertainty head: --mute-uncertain needs its "
-                          "NAME.interval.onnx (export-trt writes it from a colorize-uncertainty checkpoint)")
-    if choice.backend == "tensorrt":
-        if staged or mute_uncertain:
-            raise EngineError("a TensorRT plan has no stages; open its .onnx stages on ONNX Runtime")
-        from retint.runtime.tensorrt_runner import TensorRTEngine
-
-        engine: Engine = TensorRTEngine(artefact.path)
-    elif choice.backend == "onnxruntime" and not staged and not mute_uncertain:
-        from retint.runtime.onnx_runner import OnnxEngine
-
-        engine = OnnxEngine(artefact.path, device=choice.device, providers=providers, threads=cpu_threads)
-        engine.spec = replace(engine.spec, reason=choice.reason)
-    else:
-        return _open_staged(artefact, choice, providers, cpu_threads, streams, mute_uncertain)
+def open_engine(artefact: Artefact, choice: BackendChoice, settings: EngineSettings = EngineSettings()) -> Engine:
+    """An engine on `choice`, its spec complete. A TensorRT plan asked to run by stages (temporal
+    smoothing, --mute-uncertain) runs its ONNX stages on ONNX Runtime, and its spec says so."""
+    alpha = artefact.uncertainty_alpha
+    if settings.mute_uncertain:
+        require_uncertainty_head(artefact.name, alpha, "--mute-uncertain")
+    by_stages = settings.staged or settings.mute_uncertain
+    if by_stages and choice.backend == "tensorrt":
+        choice = stages_of_plan(choice)
+    facts = SpecFacts(reason=choice.reason, uncertainty_alpha=alpha, mute_uncertain=settings.mute_uncertain,
+                      temperature=settings.temperature)
+    if by_stages or choice.backend == "openvino":
+        return _open_staged(artefact, choice, settings, facts)
+    open_interval_stages = None
     if alpha is not None:
         # The fused graph or plan has no interval output; uncertainty calls run the stages on ONNX Runtime.
-        by_stages = BackendChoice("onnxruntime", choice.device, "the interval stage runs on ONNX Runtime")
-        engine.open_uncertainty_stages = lambda: _open_staged(artefact, by_stages, None, cpu_threads, 1)
-    engine.spec = replace(engine.spec, uncertainty_alpha=alpha)
-    return engine
+        interval_choice = BackendChoice("onnxruntime", choice.device, "the interval stage runs on ONNX Runtime")
+        interval_facts = replace(facts, reason=interval_choice.reason)
+        interval_settings = replace(settings, streams=1, providers=None)
+
+        def open_interval_stages() -> Engine:
+            return _open_staged(artefact, interval_choice, interval_settings, interval_facts)
+    if choice.backend == "tensorrt":
+        from retint.runtime.tensorrt_runner import TensorRTEngine
+
+        return TensorRTEngine(artefact.path, artefact.metadata, facts=facts, open_interval_stages=open_interval_stages)
+    from retint.runtime.onnx_runner import OnnxEngine
+
+    return OnnxEngine(artefact.path, device=choice.device, providers=settings.providers, threads=settings.cpu_threads,
+                      metadata=artefact.metadata, facts=facts, open_interval_stages=open_interval_stages)
 
 
-def _uncertainty_alpha(artefact: Artefact) -> float | None:
-    alpha = artefact.uncertainty.get("alpha")
-    return float(alpha) if alpha is not None else None
+def stages_of_plan(choice: BackendChoice) -> BackendChoice:
+    """Where a TensorRT plan's work runs when it must run by stages: a plan has none, so the
+    ONNX stages exported beside it run on ONNX Runtime on the same device."""
+    return BackendChoice("onnxruntime", choice.device, "a TensorRT plan has no stages, so its ONNX stages "
+                                                       "run on ONNX Runtime")
 
 
-def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[str] | None, cpu_threads: int,
-                 streams: int, mute_uncertain: bool = False) -> Engine:
+def _open_staged(artefact: Artefact, choice: BackendChoice, settings: EngineSettings, facts: SpecFacts) -> Engine:
     from retint.runtime.onnx_runner import OnnxCompose, OnnxGenerator, choose_providers, open_session
-    from retint.runtime.split import StagedEngine
+    from retint.runtime.split import Generator, StagedEngine
 
     stages = require_stages(artefact, "the OpenVINO backend" if choice.backend == "openvino" else "running by stages")
     generator_metadata = artefact.generator_metadata
     render_size = generator_metadata.render_size if generator_metadata else 0
-    chosen = choose_providers(choice.device, providers)  # "cpu" whenever OpenVINO was chosen
+    chosen = choose_providers(choice.device, settings.providers)  # "cpu" whenever OpenVINO was chosen
+    cpu_threads, streams = settings.cpu_threads, settings.streams
     # With OpenVINO working between the ONNX Runtime stages, spinning ORT threads would hold the
-    # cores it needs: on 2 cores, one call on all of them took 24-27 ms at 1024x768 with spinning
-    # and 15-19 ms without (ONNX Runtime's fused graph: 19-24 ms).
+    # cores it needs (benchmarks/README.md, "The CPU fast path", has the timings).
     spinning = choice.backend != "openvino"
     lightness = open_session(stages.lightness, chosen, cpu_threads, spinning)
     compose_session = open_session(stages.compose, chosen, cpu_threads, spinning)
@@ -162,6 +159,7 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
     ab_side = compose_session.get_inputs()[1].shape[-1]
     if not render_size:
         render_size = int(lightness.get_outputs()[0].shape[-1])
+    generator: Generator
     if choice.backend == "openvino":
         from retint.runtime.openvino_runner import OpenVinoGenerator
 
@@ -172,17 +170,17 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, providers: Sequence[
                                                      ab_side if isinstance(ab_side, int) else render_size,
                                                      streams, threads)
         provider = f"OpenVINO {generator.version} CPU for the generator{compose_note}"
-        reason = f"{choice.reason}; {why}"
+        facts = replace(facts, reason=f"{facts.reason}; {why}")
     else:
         generator = OnnxGenerator(open_session(stages.generator, chosen, cpu_threads))
         precision = generator_metadata.precision if generator_metadata else "unknown"
-        provider, reason = f"{chosen[0]}, by stages", choice.reason
+        provider = f"{chosen[0]}, by stages"
     interval = open_session(stages.interval, chosen, cpu_threads, spinning) if stages.interval else None
-    spec = EngineSpec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
-                      render_size=render_size, limits=_limits(artefact, generator_metadata),
-                      metadata=artefact.metadata or generator_metadata, reason=reason,
-                      uncertainty_alpha=_uncertainty_alpha(artefact), mute_uncertain=mute_uncertain,
-                      colour_bins=generator_metadata.bins() if generator_metadata else None)
+    metadata = artefact.metadata or generator_metadata
+    # Every sidecar of one export carries the same limits and bins (export/pipeline.py).
+    spec = facts.spec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
+                      render_size=render_size, limits=metadata.limits if metadata else SizeLimits(),
+                      metadata=metadata)
     return StagedEngine(lightness, generator, compose, spec, interval)
 
 
@@ -220,17 +218,26 @@ def _compose_check_case(ab_side: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def openvino_precision(generator_metadata: ArtefactMetadata | None) -> tuple[str, str]:
-    """("bf16" or "fp32", why): bf16 only on native bf16 hardware and behind the artefact's parity gate."""
-    if generator_metadata is not None and generator_metadata.precision != "fp32":
-        return "fp32", f"its {generator_metadata.precision} generator runs in f32 on OpenVINO"
-    native = native_bf16_flags()
-    if not native:
-        return "fp32", "f32: no AMX or AVX512-BF16 on this CPU"
-    gate = _bf16_gate(generator_metadata)
-    if gate is None:
-        return "fp32", "f32: the artefact has no passed OpenVINO bf16 parity gate (export-trt measures it)"
-    return "bf16", (f"bf16 on {'/'.join(native)}, parity gate passed at export (mean CIEDE2000 "
+    """("bf16" or "fp32", why): bf16 only where `bf16_blocker` finds nothing in the way."""
+    blocker = bf16_blocker(generator_metadata)
+    if blocker:
+        return "fp32", f"f32: {blocker}"
+    gate = _bf16_gate(generator_metadata) or {}
+    return "bf16", (f"bf16 on {'/'.join(native_bf16_flags())}, parity gate passed at export (mean CIEDE2000 "
                     f"{gate.get('mean_ciede2000', float('nan')):.3f} vs PyTorch FP32)")
+
+
+def bf16_blocker(generator_metadata: ArtefactMetadata | None) -> str | None:
+    """Why OpenVINO cannot run this generator in bf16 here, or None when it can: an fp32 generator,
+    native bf16 on this CPU and the artefact's passed bf16 parity gate. The one rule for auto's
+    choice and for OpenVINO's precision."""
+    if generator_metadata is not None and generator_metadata.precision != "fp32":
+        return f"its {generator_metadata.precision} generator runs in f32 on OpenVINO"
+    if not native_bf16_flags():
+        return "this CPU has no AMX or AVX512-BF16"
+    if _bf16_gate(generator_metadata) is None:
+        return "the artefact has no passed OpenVINO bf16 parity gate (export-trt measures it)"
+    return None
 
 
 def _bf16_gate(metadata: ArtefactMetadata | None) -> dict | None:
@@ -244,8 +251,3 @@ def _require_openvino(artefact: Artefact) -> None:
 
     import_openvino()  # BackendUnavailable with the install line
     require_stages(artefact, "the OpenVINO backend")
-
-
-def _limits(artefact: Artefact, generator_metadata: ArtefactMetadata | None) -> SizeLimits:
-    metadata = artefact.metadata or generator_metadata
-    return metadata.limits if metadata else SizeLimits()

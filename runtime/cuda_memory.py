@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import numpy.typing as npt
 
 from retint.errors import BackendUnavailable, EngineError
 
@@ -79,11 +80,11 @@ class Buffer:
         self.host = check(cudart.cudaMallocHost(nbytes), "cudaMallocHost")
         self.capacity = nbytes
 
-    def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def host_array(self, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
         """A numpy view of the pinned host memory."""
         count = int(np.prod(shape)) * np.dtype(dtype).itemsize
         raw = (ctypes.c_ubyte * count).from_address(int(self.host))
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def to_device(self, nbytes: int, stream: Stream) -> None:
         cudart = _cudart()

@@ -11,14 +11,15 @@ model v2) also takes point hints, a reference photo and a temperature
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from retint.errors import EngineError
-from retint.runtime.colour_controls import ColourBins, ColourControls, Hint, colour_controls
+from retint.runtime.artefact import require_uncertainty_head
+from retint.runtime.colour_controls import ColourBins, ColourControls, Hint, check_temperature, colour_controls
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 
@@ -38,10 +39,10 @@ class EngineSpec:
     # A distribution-head model's bins (it takes hints, a reference and a temperature); None for a regression.
     colour_bins: ColourBins | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | float | bool | None]:
         """What summaries, manifests and the server's /v1/spec say of the engine that ran."""
         return {"backend": self.backend, "precision": self.precision, "provider": self.provider,
-                "reason": self.reason, "description": self.describe(),
+                "reason": self.reason, "description": self.describe(), "label": self.label(),
                 "uncertainty_alpha": self.uncertainty_alpha, "mute_uncertain": self.mute_uncertain}
 
     @property
@@ -50,11 +51,43 @@ class EngineSpec:
         return self.colour_bins.default_temperature if self.colour_bins is not None else None
 
     def describe(self) -> str:
-        """One line for summaries and manifests: backend, precision, provider and why (and a
-        colour model v2 engine's temperature)."""
+        """The whole story, once per run (a summary, the server's start line): backend, precision,
+        provider and why (and a colour model v2 engine's temperature)."""
         why = f"; {self.reason}" if self.reason else ""
+        return f"{self.label()} ({self.provider}{why})"
+
+    def label(self) -> str:
+        """A few words for what is repeated per item (a video's manifest line, an HTTP header):
+        backend and precision (and a colour model v2 engine's temperature)."""
         temperature = f", temperature {self.temperature:g}" if self.temperature is not None else ""
-        return f"{self.backend} {self.precision}{temperature} ({self.provider}{why})"
+        return f"{self.backend} {self.precision}{temperature}"
+
+
+@dataclass(frozen=True)
+class SpecFacts:
+    """What the opener (`backends`) knows of an engine beyond its file, handed to the engine's
+    constructor so that its spec is complete when it is built: why this backend, the uncertainty
+    head's alpha, muting, and a temperature that replaces the artefact's default."""
+
+    reason: str = ""
+    uncertainty_alpha: float | None = None
+    mute_uncertain: bool = False
+    temperature: float | None = None
+
+    def spec(self, *, path: Path, backend: str, provider: str, precision: str, render_size: int,
+             limits: SizeLimits, metadata: ArtefactMetadata | None) -> EngineSpec:
+        """The engine's spec: what its file says (metadata), what its runner says (provider,
+        limits) and these facts."""
+        bins = metadata.bins() if metadata is not None else None
+        if self.temperature is not None:
+            if bins is None:
+                raise EngineError(f"{path.name} is a regression model: it has no temperature to set "
+                                  "(colour model v2 artefacts do)")
+            bins = replace(bins, default_temperature=check_temperature(self.temperature))
+        return EngineSpec(path=path, backend=backend, provider=provider, precision=precision,
+                          render_size=render_size, limits=limits, metadata=metadata, reason=self.reason,
+                          uncertainty_alpha=self.uncertainty_alpha, mute_uncertain=self.mute_uncertain,
+                          colour_bins=bins)
 
 
 def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:
@@ -72,17 +105,26 @@ def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:
     if gray.size == 0:
         raise EngineError(f"empty input of shape {list(gray.shape)}")
     height, width = gray.shape[2:]
-    if not limits.admits(height, width):
-        raise EngineError(
-            f"image of {width}x{height} is outside this engine's limits: each side must be "
-            f"{limits.min_side}..{limits.max_side} pixels")
+    refusal = limits.refusal(height, width)
+    if refusal:
+        raise EngineError(refusal)
     return np.ascontiguousarray(gray)
 
 
 class Engine:
-    """Base class: subclasses implement `_run` on one batch of at most max_batch."""
+    """Base class: subclasses implement `_run` on one batch of at most max_batch.
 
-    spec: EngineSpec
+    `open_interval_stages` (where the artefact has an interval stage and this engine runs a fused
+    graph or plan) opens the artefact's stages on ONNX Runtime for `with_uncertainty` calls: the
+    fused graph has no interval output because ONNX Runtime computes every output on every call,
+    asked for or not, and plain colorize must cost no more.
+    """
+
+    def __init__(self, spec: EngineSpec, open_interval_stages: Callable[[], "Engine"] | None = None):
+        self.spec = spec
+        self._open_interval_stages = open_interval_stages
+        self._interval_stages: Engine | None = None
+        self._interval_stages_lock = threading.Lock()
 
     def colorize(self, gray: np.ndarray, with_uncertainty: bool = False, *,
                  hints: Sequence[Sequence[Hint]] | None = None, temperature: float | None = None,
@@ -96,9 +138,8 @@ class Engine:
         mode-seeking colours; default: the artefact's). None of them: automatic colouring."""
         batch = as_batch(gray, self.spec.limits)
         controls = self.controls_for(batch, hints, temperature, reference)
-        if with_uncertainty and self.spec.uncertainty_alpha is None:
-            raise EngineError(f"{self.spec.path.name} has no uncertainty head (export-trt writes "
-                              "NAME.interval.onnx from a checkpoint made by colorize-uncertainty)")
+        if with_uncertainty:
+            require_uncertainty_head(self.spec.path.name, self.spec.uncertainty_alpha, "with_uncertainty")
         step = self.spec.limits.max_batch
 
         def run(start: int):
@@ -137,30 +178,22 @@ class Engine:
         """One batch of at most max_batch; `controls` None is automatic colouring."""
         raise NotImplementedError
 
-    # Set by backends.open_engine where the artefact has an interval stage and this engine runs
-    # the fused graph: opens the artefact's stages on ONNX Runtime. The fused graph has no
-    # interval output because ONNX Runtime computes every output on every call, asked for or
-    # not, and plain colorize must cost no more.
-    open_uncertainty_stages: Callable[[], "Engine"] | None = None
-    _uncertainty_stages: "Engine | None" = None
-    _uncertainty_lock = threading.Lock()
-
     def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self._uncertainty_stages is None:
-            with self._uncertainty_lock:
-                if self._uncertainty_stages is None:
-                    if self.open_uncertainty_stages is None:
-                        raise EngineError(f"{self.spec.path.name}: its interval stage cannot run here")
-                    self._uncertainty_stages = self.open_uncertainty_stages()
-        return self._uncertainty_stages._run_with_interval(batch)
-
-    def _close_uncertainty_stages(self) -> None:
-        if self._uncertainty_stages is not None:
-            self._uncertainty_stages.close()
-            self._uncertainty_stages = None
+        """A fused engine's (rgb, interval): by the artefact's stages, opened on first use."""
+        with self._interval_stages_lock:
+            if self._interval_stages is None:
+                if self._open_interval_stages is None:
+                    raise EngineError(f"{self.spec.path.name}: its interval stage cannot run here")
+                self._interval_stages = self._open_interval_stages()
+        return self._interval_stages._run_with_interval(batch)
 
     def close(self) -> None:
-        """Release the backend's resources; the engine is unusable afterwards."""
+        """Release the backend's resources (and the interval stages, if opened); the engine is
+        unusable afterwards. Subclasses release their own and call this."""
+        with self._interval_stages_lock:
+            if self._interval_stages is not None:
+                self._interval_stages.close()
+                self._interval_stages = None
 
     def __enter__(self) -> "Engine":
         return self

@@ -42,6 +42,14 @@ class SizeLimits:
         """Whether an image of this size is within the sides the artefact accepts."""
         return self.min_side <= min(height, width) and max(height, width) <= self.max_side
 
+    def refusal(self, height: int, width: int) -> str | None:
+        """Why an image of this size cannot run (one line for a manifest, an HTTP error or an
+        exception), or None when it can."""
+        if self.admits(height, width):
+            return None
+        return (f"{width}x{height} is outside the engine's limits: each side must be "
+                f"{self.min_side}..{self.max_side} pixels")
+
 
 @dataclass(frozen=True)
 class ArtefactMetadata:

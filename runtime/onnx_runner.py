@@ -7,14 +7,14 @@ several threads at once, so `colorize` may too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
 from retint.errors import BackendUnavailable, EngineError
 from retint.runtime.colour_controls import ColourControls
-from retint.runtime.engine import Engine, EngineSpec
+from retint.runtime.engine import Engine, SpecFacts
 from retint.runtime.metadata import (
     AB_NAME,
     INPUT_NAME,
@@ -23,7 +23,6 @@ from retint.runtime.metadata import (
     ArtefactMetadata,
     SizeLimits,
     metadata_from_onnx_props,
-    read_sidecar,
 )
 
 CPU = "CPUExecutionProvider"
@@ -104,14 +103,24 @@ class OnnxCompose:
 
 
 class OnnxEngine(Engine):
+    """The fused graph on one ONNX Runtime session.
+
+    `metadata`: the artefact's sidecar as `resolve_artefact` read it; without one, the metadata
+    the graph carries inside. `facts` and `open_interval_stages`: see `Engine` and `SpecFacts`.
+    """
+
     def __init__(self, path: Path, *, device: str = "auto", providers: Sequence[str] | None = None,
-                 threads: int = 0):
+                 threads: int = 0, metadata: ArtefactMetadata | None = None, facts: SpecFacts = SpecFacts(),
+                 open_interval_stages: Callable[[], Engine] | None = None):
         self.session = open_session(path, choose_providers(device, providers), threads)
-        active = self.session.get_providers()
         self._check_signature(path)
-        metadata = read_sidecar(path) or metadata_from_onnx_props(
-            self.session.get_modelmeta().custom_metadata_map)
-        self.spec = _spec(path, active[0], metadata)
+        metadata = metadata or metadata_from_onnx_props(self.session.get_modelmeta().custom_metadata_map)
+        # A graph with the right signature but no retint metadata is usable, with the limits of the contract.
+        spec = facts.spec(path=path, backend="onnxruntime", provider=self.session.get_providers()[0],
+                          precision=metadata.precision if metadata else "unknown",
+                          render_size=metadata.render_size if metadata else 0,
+                          limits=metadata.limits if metadata else SizeLimits(), metadata=metadata)
+        super().__init__(spec, open_interval_stages)
 
     def _check_signature(self, path: Path) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -131,14 +140,4 @@ class OnnxEngine(Engine):
 
     def close(self) -> None:
         self.session = None
-        self._close_uncertainty_stages()
-
-
-def _spec(path: Path, provider: str, metadata: ArtefactMetadata | None) -> EngineSpec:
-    if metadata is None:
-        # A graph with the right signature but no retint metadata: usable, limits by contract.
-        return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision="unknown",
-                          render_size=0, limits=SizeLimits(), metadata=None)
-    return EngineSpec(path=path, backend="onnxruntime", provider=provider, precision=metadata.precision,
-                      render_size=metadata.render_size, limits=metadata.limits, metadata=metadata,
-                      colour_bins=metadata.bins())
+        super().close()

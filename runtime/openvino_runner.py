@@ -1,15 +1,15 @@
 """OpenVINO runners for the generator stage (bf16 where the CPU computes bf16 natively) and the compose.
 
-Measured on 2 cores, one thread each (AMD EPYC, AVX512-BF16, no AMX;
-`benchmarks/README.md`):
+What runs where, and why (the timings are in benchmarks/README.md, "The CPU
+fast path"):
 
-- the generator at 256x256: OpenVINO 9.1 ms in bf16, 16.1 in f32; ONNX
-  Runtime 22.2. Compiled once, static, at N = 1.
-- the compose at 1024x768: OpenVINO 6.8 ms after `openvino_graph`'s rewrites
-  and with dynamic shapes fused (27.8 ms as exported), ONNX Runtime 13.1.
-  Always f32: it is colour maths, not a network.
+- the generator: compiled once, static, at N = 1; bf16 where the CPU has it
+  natively, behind the export's parity gate, else f32.
+- the compose: always f32 (it is colour maths, not a network), after
+  `openvino_graph`'s rewrites and with dynamic shapes fused, without which
+  OpenVINO is slower than ONNX Runtime on it.
 - the lightness stage (one table read and an area resize) stays on ONNX
-  Runtime: 2.5 ms there, 8.9 on OpenVINO (its ReduceMean is a reference loop).
+  Runtime: OpenVINO's ReduceMean is a reference loop.
 
 Streams: each compiled model has one OpenVINO stream per concurrent caller,
 each with an equal share of the threads; callers take an infer request from a
@@ -30,8 +30,8 @@ from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME
 # OpenVINO's CPU plugin leaves nodes with dynamic shapes out of its fused element-wise kernels
 # unless told to skip that heuristic (ov::intel_cpu::snippets_mode, a property it accepts but
 # does not list). The compose needs dynamic shapes: every scan has its own size, and compiling
-# per size costs 30-70 ms against a 7 ms call. Without it the compose takes 11.8 ms, not 6.8.
-# A size OpenVINO has not seen still costs about 7 ms more, as much as ONNX Runtime's compose.
+# per size would cost several calls' time; without the fusion the compose is much slower
+# (benchmarks/README.md, "The CPU fast path").
 SNIPPETS_FOR_DYNAMIC_SHAPES = {"SNIPPETS_MODE": "IGNORE_CALLBACK"}
 
 # OpenVINO's names for the inference precisions retint reports as bf16 and fp32.

@@ -4,25 +4,19 @@ On ONNX Runtime's CPU provider two calls run at once, each on half the
 cores, with one image per call. One call on all cores waits at every
 operator for its slowest thread while the decode and encode threads take
 those cores, and a batch of full-resolution images pushes every
-intermediate plane out of the caches. Two rounds side by side on 2 cores,
-500 1024x768 JPEGs end to end (`colorize-bench pipeline ARCHIVE --streams S
---batch B`; images/s, peak RSS): two streams of 1 image 22.8 and 20.4 at
-0.3 GB; one stream of 1 on both cores 17.8 and 17.2 at 0.2 GB; two streams
-of 8 20.3 and 18.4 at 1.3 GB; one stream of 8 17.6 and 15.6 at 0.8 GB.
+intermediate plane out of the caches.
 
 The OpenVINO backend (lightness on ONNX Runtime, generator and compose on
 OpenVINO) runs one image per call on one thread per stage, with one stream
 more than there are cores, OpenVINO compiled with one stream per pipeline
-stream. Each call hands its image from runtime to runtime three times, and
-the extra stream keeps the cores busy across those hand-overs: on 2 cores,
-500 1024x768 JPEGs, 2 streams gave 65.7 and 62.9 images/s, 3 streams 76.4
-and 76.5, 4 streams 76.5 and 76.9 (ONNX Runtime: 47.4 and 47.1 at 3
-streams, 47.7 at 2; `benchmarks/README.md`).
+stream: each call hands its image from runtime to runtime three times, and
+the extra stream keeps the cores busy across those hand-overs.
 
 GPU engines run one stream of 8: the device overlaps the work itself and
-wants full batches. Videos run one stream on every core, 8 frames per call
-on any device (15.0 frames/s against 13.1 at one frame per call, vtest
-768x576 on 2 cores). `--batch` and `--streams` override these.
+wants full batches. Videos run one stream on every core, VIDEO_BATCH frames
+per call on any device. `--batch` and `--streams` override these. The
+measurements behind each choice are in benchmarks/README.md ("Inference
+plans compared", "Archives", "Video").
 """
 
 from __future__ import annotations

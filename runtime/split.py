@@ -34,11 +34,11 @@ class StagedEngine(Engine):
     """
 
     def __init__(self, lightness, generator: Generator, compose: Compose, spec: EngineSpec, interval=None):
+        super().__init__(spec)
         self._lightness = lightness
         self._generator = generator
         self._compose = compose
         self._interval = interval
-        self.spec = spec
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
         """ab [N,2,r,r] of automatic colouring (r: the generator's output size)."""
@@ -76,4 +76,5 @@ class StagedEngine(Engine):
             close = getattr(stage, "close", None)
             if close is not None:
                 close()
-        self._lightness = self._generator = self._compose = self._interval = None
+        self._lightness = self._interval = None  # ONNX Runtime sessions end with their last reference
+        super().close()

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from retint.errors import BackendUnavailable, EngineError
 from retint.runtime import cuda_memory
 from retint.runtime.colour_controls import CONTROL_NAMES, ColourControls
-from retint.runtime.engine import Engine, EngineSpec
-from retint.runtime.metadata import INPUT_NAME, OUTPUT_NAME, SizeLimits, read_sidecar
+from retint.runtime.engine import Engine, SpecFacts
+from retint.runtime.metadata import INPUT_NAME, OUTPUT_NAME, ArtefactMetadata, SizeLimits
 
 
 def import_tensorrt():
@@ -36,10 +37,14 @@ def import_tensorrt():
 
 
 class TensorRTEngine(Engine):
-    def __init__(self, path: Path):
+    """A `.plan` on TensorRT. `metadata`: the plan's sidecar (a plan carries none inside): its
+    precision, render size and a distribution head's bins. `facts` and `open_interval_stages`:
+    see `Engine` and `SpecFacts`."""
+
+    def __init__(self, path: Path, metadata: ArtefactMetadata | None, *, facts: SpecFacts = SpecFacts(),
+                 open_interval_stages: Callable[[], Engine] | None = None):
         trt = import_tensorrt()
         _, gpu_name, capability = cuda_memory.gpu_description()  # before trt.Runtime: see module doc
-        metadata = read_sidecar(path)
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
@@ -62,11 +67,10 @@ class TensorRTEngine(Engine):
         minimum, _, maximum = self._engine.get_tensor_profile_shape(INPUT_NAME, 0)
         limits = SizeLimits(min_side=max(minimum[2], minimum[3]), max_side=min(maximum[2], maximum[3]),
                             max_batch=maximum[0])
-        self.spec = EngineSpec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
-                               precision=metadata.precision if metadata else "unknown",
-                               render_size=metadata.render_size if metadata else 0,
-                               limits=limits, metadata=metadata,
-                               colour_bins=metadata.bins() if metadata else None)
+        spec = facts.spec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
+                          precision=metadata.precision if metadata else "unknown",
+                          render_size=metadata.render_size if metadata else 0, limits=limits, metadata=metadata)
+        super().__init__(spec, open_interval_stages)
         if self._control_buffers and self.spec.colour_bins is None:
             raise EngineError(f"{path} takes colour hints but its sidecar has no colour_bins; re-export it")
 
@@ -108,4 +112,4 @@ class TensorRTEngine(Engine):
                 buffer.free()
             self._stream.close()
             self._context = self._engine = self._runtime = None
-        self._close_uncertainty_stages()
+        super().close()

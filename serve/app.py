@@ -115,7 +115,7 @@ def create_app(colorizer: Colorizer, admission: Admission, max_upload_bytes: int
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
-        return {"status": "ok", "engine": spec["description"], "in_flight": admission.in_flight,
+        return {"status": "ok", "engine": spec["label"], "in_flight": admission.in_flight,
                 "capacity": admission.capacity}
 
     @app.get("/v1/spec")
@@ -150,7 +150,7 @@ def create_app(colorizer: Colorizer, admission: Admission, max_upload_bytes: int
         finally:
             admission.leave(seconds)
         request.scope.setdefault("retint", {})["pixels"] = coloured.pixels
-        headers = {"X-Retint-Engine": _header_safe(spec["description"])}
+        headers = {"X-Retint-Engine": _header_safe(spec["label"])}
         if coloured.notes:
             headers["X-Retint-Notes"] = _header_safe("; ".join(coloured.notes))
         return Response(coloured.body, media_type=coloured.media_type, headers=headers)

@@ -18,15 +18,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from retint.batch.decode import DecodedImage, DecodeFailure, ImageTooLarge, UnreadableImage, decode_bytes
-from retint.batch.encode import encode
-from retint.runtime import Engine
+from retint.batch.decode import DecodeFailure, ImageTooLarge, UnreadableImage, decode_bytes
+from retint.batch.encode import OUTPUT_FORMATS, encode, media_type, output_suffix, suffix_of_input_format
+from retint.runtime import Engines
 
-OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg"}  # ?format= overrides
-SUFFIX_OF_INPUT_FORMAT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp",
-                          "WEBP": ".webp"}
-MEDIA_TYPE_OF_SUFFIX = {".jpg": "image/jpeg", ".png": "image/png", ".tif": "image/tiff", ".bmp": "image/bmp",
-                        ".webp": "image/webp"}
 
 log = logging.getLogger("retint.serve")
 
@@ -54,13 +49,6 @@ class Coloured:
         return self.width * self.height
 
 
-def output_suffix(decoded: DecodedImage, requested: str | None) -> str:
-    """The output's suffix: ?format= when given, else the input's own format."""
-    if requested is None:
-        return SUFFIX_OF_INPUT_FORMAT[decoded.input_format]
-    return OUTPUT_FORMATS[requested]
-
-
 def check_format(requested: str | None) -> str | None:
     if requested is not None and requested not in OUTPUT_FORMATS:
         raise Rejected(400, f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {requested!r}")
@@ -70,12 +58,13 @@ def check_format(requested: str | None) -> str | None:
 class Colorizer:
     """Colours one upload at a time per stream; `colorize` runs on the caller's (pool) thread."""
 
-    def __init__(self, engine: Engine, streams: int, max_pixels: int, quality: int):
-        self.engine = engine
-        self.streams = streams
+    def __init__(self, engines: Engines, max_pixels: int, quality: int):
+        self.engines = engines
+        self.engine = engines.main
+        self.streams = engines.plan.streams
         self.max_pixels = max_pixels
         self.quality = quality
-        self.pool = ThreadPoolExecutor(streams, thread_name_prefix="colorize")
+        self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="colorize")
 
     def colorize(self, upload: BinaryIO, requested_format: str | None) -> Coloured:
         data = upload.read()  # on the pool: a waiting request holds only its spooled upload
@@ -89,23 +78,22 @@ class Colorizer:
             raise Rejected(422, str(error)) from error
         del data
         height, width = decoded.size
-        limits = self.engine.spec.limits
-        if not limits.admits(height, width):
-            raise Rejected(422, f"image of {width}x{height}: each side must be {limits.min_side}.."
-                                f"{limits.max_side} pixels")
+        refusal = self.engine.spec.limits.refusal(height, width)
+        if refusal:
+            raise Rejected(422, refusal)
         try:
             rgb = self.engine.colorize(decoded.gray)[0]
         except Exception as error:  # ONNX Runtime, OpenVINO and TensorRT raise their own types
             log.exception("engine failed on a %dx%d image", width, height)
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
             raise Rejected(500, f"the engine failed on this image ({first_line})") from error
-        suffix = output_suffix(decoded, requested_format)
+        suffix = output_suffix(requested_format or "keep", suffix_of_input_format(decoded.input_format))
         body = encode(np.ascontiguousarray(rgb), decoded, suffix, self.quality)
-        return Coloured(body, MEDIA_TYPE_OF_SUFFIX[suffix], width, height, tuple(decoded.notes))
+        return Coloured(body, media_type(suffix), width, height, tuple(decoded.notes))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        self.engine.close()
+        self.engines.close()
 
 
 class Admission:

@@ -10,9 +10,8 @@ from typing import Callable
 
 import uvicorn
 
-from retint.batch.plan import inference_plan
 from retint.errors import InputError
-from retint.runtime import choose_backend, open_engine, resolve_artefact
+from retint.runtime import EngineRequest, open_engines
 from retint.serve.app import create_app
 from retint.serve.colorizer import Admission, Colorizer
 from retint.serve.config import ServeConfig
@@ -20,11 +19,9 @@ from retint.serve.config import ServeConfig
 
 def open_colorizer(config: ServeConfig) -> Colorizer:
     """The engine on the inference plan's streams (CPU: two of one thread each), one image per call."""
-    artefact = resolve_artefact(config.engine)
-    choice = choose_backend(artefact, config.backend, config.device)
-    plan = inference_plan(choice, batch_size=1, streams=config.streams)
-    engine = open_engine(artefact, choice, cpu_threads=plan.cpu_threads, streams=plan.streams)
-    return Colorizer(engine, plan.streams, config.max_pixels, config.quality)
+    engines = open_engines(EngineRequest(path=config.engine, backend=config.backend, device=config.device,
+                                         batch_size=1, streams=config.streams))
+    return Colorizer(engines, config.max_pixels, config.quality)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -69,7 +69,13 @@ def tiny_checkpoints(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def exported(tiny_checkpoints, tmp_path_factory):
+def export_steps_seen() -> dict:
+    """arch -> the (done, total, step) reports of its export in `exported`."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_checkpoints, tmp_path_factory, export_steps_seen):
     """Both architectures exported with `export-trt --onnx-only` (gates included)."""
     from retint.export.config import ExportConfig
     from retint.export.pipeline import run_export
@@ -77,8 +83,9 @@ def exported(tiny_checkpoints, tmp_path_factory):
     results = {}
     for arch, checkpoint in tiny_checkpoints.items():
         output = tmp_path_factory.mktemp(f"export-{arch}")
+        seen = export_steps_seen.setdefault(arch, [])
         result = run_export(ExportConfig(checkpoint=checkpoint, output_dir=output, onnx_only=True),
-                            log=lambda line: None)
+                            log=lambda line: None, progress=lambda *report, seen=seen: seen.append(report))
         results[arch] = result
     return results
 

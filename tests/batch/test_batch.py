@@ -321,30 +321,6 @@ def test_batch_never_imports_torch(engine, tmp_path):
     assert process.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_inference_plan_streams_of_one_image_on_the_cpu_one_stream_of_8_on_a_gpu():
-    from retint.batch.plan import InferencePlan, inference_plan
-    from retint.runtime import BackendChoice
-
-    gpu = BackendChoice("tensorrt", "cuda", "a .plan")
-    assert inference_plan(gpu) == InferencePlan(streams=1, cpu_threads=0, batch_size=8)
-    assert inference_plan(gpu, 16).batch_size == 16
-    assert inference_plan(gpu, streams=2).streams == 2
-    cores = os.cpu_count() or 1
-    for backend in ("onnxruntime", "openvino"):
-        cpu_choice = BackendChoice(backend, "cpu", "test")
-        cpu = inference_plan(cpu_choice)
-        if backend == "openvino":
-            assert cpu == InferencePlan(streams=cores + 1, cpu_threads=1, batch_size=1)
-        elif cores >= 2:
-            assert cpu == InferencePlan(streams=2, cpu_threads=cores // 2, batch_size=1)
-        else:
-            assert cpu == InferencePlan(streams=1, cpu_threads=1, batch_size=1)
-        assert inference_plan(cpu_choice, 4).batch_size == 4
-        assert inference_plan(cpu_choice, streams=1) == InferencePlan(streams=1, cpu_threads=cores, batch_size=1)
-    # A Ray actor with 4 cores of its node plans for them
-    assert inference_plan(BackendChoice("openvino", "cpu", "test"), cores=4).streams == 5
-
-
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_backend_and_precision_are_named_in_the_summary_line_and_the_manifest(engine, tmp_path, backend):
     if backend == "openvino":

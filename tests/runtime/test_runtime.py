@@ -62,8 +62,8 @@ def test_batches_above_max_batch_are_split(exported):
     (np.zeros((32, 32), np.float32), "uint8"),
     (np.zeros((1, 2, 32, 32), np.uint8), "shaped"),
     (np.zeros((0, 32, 32), np.uint8), "empty"),
-    (np.zeros((8, 32), np.uint8), "outside this engine's limits"),
-    (np.zeros((16, 8200), np.uint8), "outside this engine's limits"),
+    (np.zeros((8, 32), np.uint8), "outside the engine's limits"),
+    (np.zeros((16, 8200), np.uint8), "outside the engine's limits"),
     ([[0, 1], [2, 3]], "numpy array"),
 ])
 def test_bad_input_is_one_clear_error(exported, bad, message):

@@ -60,6 +60,14 @@ def test_format_query_overrides_the_output_format(server):
     assert bad.status == 400 and "format" in bad.json_error()
 
 
+def test_a_gif_upload_comes_back_as_a_png(server):
+    # colorize-batch writes a GIF's first frame as PNG; the server follows the same table.
+    answer = post_image(server.url, encoded(grey_photo(64, 80), "GIF"), "grey.gif")
+    assert answer.status == 200, answer.body[:200]
+    assert answer.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(answer.body)).size == (80, 64)
+
+
 def test_exif_orientation_is_applied(server):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
@@ -142,6 +150,11 @@ def test_healthz_and_spec(server):
     assert spec["backend"] in ("onnxruntime", "openvino")
     assert spec["precision"] in ("fp32", "bf16")
     assert spec["limits"]["min_side"] == 16 and spec["render_size"] == 256
+    # What is repeated per response is the short label; the whole story is in the spec once.
+    assert json.loads(health.body)["engine"] == spec["label"] and len(spec["label"]) < 60
+    assert spec["description"].startswith(spec["label"]) and len(spec["description"]) > len(spec["label"])
+    coloured = post_image(server.url, encoded(grey_photo(50, 70)), "labelled.jpg")
+    assert coloured.headers["x-retint-engine"] == spec["label"]
 
 
 def test_every_request_is_logged_in_one_line(server):
