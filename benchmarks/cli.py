@@ -364,7 +364,10 @@ def parity(checkpoint: Path, engines: tuple[Path, ...], backends: tuple[str, ...
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     try:
-        results = run_parity(checkpoint, list(engines), image_folder, backends)
+        from retint.progress import StepBar
+
+        with StepBar() as bar:
+            results = run_parity(checkpoint, list(engines), image_folder, backends, progress=bar)
         click.echo(markdown_table(
             ["engine", "backend", "precision", "max |d|", "p99.9 |d|", "within 1", "dE mean", "dE p99", "PSNR dB",
              "NaN/Inf", "dE mean vs ORT", "gate"],

@@ -10,20 +10,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from retint.progress import StepProgress, Steps
 from retint.export.parity import GATES, gate_failures, load_parity_images, measure_parity, parity_cases
 from retint.runtime import load_engine
 
 
 def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
-               backends: tuple[str, ...] = ("onnxruntime",)) -> list[dict]:
+               backends: tuple[str, ...] = ("onnxruntime",), progress: StepProgress | None = None) -> list[dict]:
+    """One row per engine file and backend; `progress` hears of each step as it begins (a
+    PyTorch reference and each row take seconds to a minute)."""
     from retint.benchmarks.latency import torch_colorizer
 
+    steps = Steps(["PyTorch reference"] + [f"{path.name} on {backend}" for path in engines for backend in backends],
+                  progress)
+    steps.begin("PyTorch reference")
     reference, _, _ = torch_colorizer(checkpoint)
     cases = parity_cases(load_parity_images(image_folder))
     results = []
     for path in engines:
         on_onnxruntime = None
         for backend in backends:
+            steps.begin(f"{path.name} on {backend}")
             engine = load_engine(path, backend=backend)
             probe = None
             if engine.spec.backend == "onnxruntime" and path.suffix == ".onnx":
@@ -45,4 +52,5 @@ def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
                 row["versus_onnxruntime"] = {key: versus[key] for key in
                                              ("mean_ciede2000", "p99_ciede2000", "max_abs_error")}
             results.append(row)
+    steps.finish()
     return results

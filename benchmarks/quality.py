@@ -258,6 +258,13 @@ def score(photos: ScoredPhotos, people: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"summary": summary, "photos": rows, "skipped": photos.skipped}
 
 
+def versus_grey(below_grey: float) -> str:
+    """'1.20 lower than grey's (better)' or '3.33 higher than grey's (worse)', never a signed 'below'."""
+    if below_grey >= 0:
+        return f"{below_grey:.2f} lower than grey's (better)"
+    return f"{-below_grey:.2f} higher than grey's (worse)"
+
+
 def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) -> str:
     s = result["summary"]
     damage = "damaged as in training (--degrade, seed %d)" % config.seed if config.degrade else "clean"
@@ -275,7 +282,7 @@ def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) 
         f"| truth | 0 | - | {s['mean_truth_colourfulness']:.1f} | 0 |",
         "",
         f"Model closer to the truth than grey on {100 * s['share_better_than_grey']:.0f}% of photos; "
-        f"mean CIEDE2000 {s['ciede2000_below_grey']:.2f} below grey (negative: above). "
+        f"mean CIEDE2000 {versus_grey(s['ciede2000_below_grey'])}. "
         "CIEDE2000 and PSNR are taken "
         "against the truth's colours on the input's own lightness (retint keeps the input's L); "
         f"against the untouched truth: model {s['mean_output_ciede2000_to_untouched_truth']:.2f}, "

@@ -73,7 +73,7 @@ def training_throughput(arch: str, settings: tuple[TrainingSetting, ...], batch:
                                  perceptual_weight=perceptual_weight)
             options = RunOptions(device=device, amp=setting.bf16, channels_last=setting.channels_last,
                                  workers=0, progress=False)
-            trainer = Trainer(config, scratch / f"run-{setting.name}", options, resume=False)
+            trainer = Trainer(config, scratch / f"run-{setting.name}", options)
             trainers[setting] = trainer
             batches[setting] = torch.stack([trainer.training_set[i]["rgb"] for i in range(batch)])
         results = {setting: {"arch": arch, "setting": setting.name, "batch": batch, "size": setting.size,

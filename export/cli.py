@@ -7,12 +7,15 @@ missing here, 4 a parity gate failed (the figures are printed).
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from retint.errors import RetintError, exits_when_extra_missing
+from retint.progress import StepBar
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -40,8 +43,9 @@ from retint.errors import RetintError, exits_when_extra_missing
                    "where a plan was built, retint_trt (tensorrt_plan).")
 @click.option("--triton-device", type=click.Choice(["cpu", "gpu"]), default="cpu",
               help="Instance group of the Triton ONNX model (the plan's is always GPU).")
-def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int | None, max_batch: int, min_shape: str,
-         opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
+@click.pass_context
+def main(ctx: click.Context, checkpoint: Path, output_dir: Path, name: str | None, render_size: int | None,
+         max_batch: int, min_shape: str, opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
          parity_images: Path | None, onnx_only: bool, triton: Path | None, triton_device: str) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
     with exits_when_extra_missing("export-trt", "exporting"):
@@ -55,7 +59,8 @@ def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int 
                                                       parse_shape(max_shape)),
             workspace_gb=workspace_gb, timing_cache=timing_cache, parity_images=parity_images,
             onnx_only=onnx_only, triton=triton, triton_device=triton_device)
-        result = run_export(config, log=lambda line: click.echo(line, err=True))
+        with StepBar() as bar:
+            result = run_export(config, log=bar.write, progress=bar)
     except RetintError as error:
         click.echo(f"export-trt: error: {error}", err=True)
         sys.exit(error.exit_code)
@@ -63,8 +68,25 @@ def main(checkpoint: Path, output_dir: Path, name: str | None, render_size: int 
         click.echo(str(artefact))
     if result.tensorrt_missing:
         click.echo(f"export-trt: no TensorRT engine built: {result.tensorrt_missing}. Both ONNX files are "
-                   f"written and gated; on a GPU host run: export-trt {checkpoint} -o {output_dir}", err=True)
+                   f"written and gated; on a GPU host run: {rerun_command(ctx)}", err=True)
         sys.exit(3)
+
+
+def rerun_command(ctx: click.Context) -> str:
+    """This export-trt command with every argument and option given on its command line (--name,
+    --render-size, the shapes...): what a GPU host must run to build the same artefacts' plan."""
+    words = ["export-trt"]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) is not ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        if isinstance(param, click.Argument):
+            words.append(str(value))
+        elif param.is_flag:
+            words.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 if __name__ == "__main__":

@@ -164,14 +164,15 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
          **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
     with exits_when_extra_missing("colorize-train", "training"):
-        from retint.model.train import RunOptions, train
+        from retint.model.train import RunOptions, load_resumable, train
 
     try:
         for unset in ("base_channels", "init_from", "paste_objects"):
             if options[unset] is None:
                 options.pop(unset)
-        if resume:
-            config = _resumed_config(ctx, Path(run_dir), data, options)
+        resumed = load_resumable(Path(run_dir)) if resume else None
+        if resumed is not None:
+            config = _resumed_config(ctx, resumed, Path(run_dir), data, options)
         else:
             config = build_config(data, options)
         if config.generator.head == "distribution" and config.generator.arch != "effnet-unet":
@@ -191,9 +192,10 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
                               f" PSNR {record['val_psnr']:.2f}")
             click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']} {record['crop_size']}px: "
                        f"recon {record.get('loss_recon', float('nan')):.4f}"
-                       f" {record['images_per_second']:.1f} img/s ({record['precision']}){validation}", err=True)
+                       f" {record['images_per_second']:.1f} img/s ({record['precision']}){validation}"
+                       f"{skipped_files(record)}", err=True)
 
-        train(config, Path(run_dir), run_options, resume=resume, on_epoch=report)
+        train(config, Path(run_dir), run_options, resumed=resumed, on_epoch=report)
     except RetintError as error:
         click.echo(f"colorize-train: error: {error}", err=True)
         sys.exit(error.exit_code)
@@ -203,18 +205,31 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
         sys.exit(130)
 
 
-def _resumed_config(ctx: click.Context, run_dir: Path, data: tuple[str, ...], options: dict[str, Any]) -> TrainConfig:
-    """The saved config, with only the options given on this command line applied."""
-    from retint.model.checkpoint import load_checkpoint
-    from retint.model.config import train_config_from_dict
+def skipped_files(record: dict[str, Any]) -> str:
+    """' | skipped 3 grey, 1 unreadable files' when an epoch skipped any (the counts are in metrics.jsonl too)."""
+    grey, unreadable = record.get("skipped_grey_files", 0), record.get("skipped_unreadable_files", 0)
+    return f" | skipped {grey} grey, {unreadable} unreadable files" if grey or unreadable else ""
 
-    last = run_dir / "last.pth"
-    if not last.exists():
-        raise RetintError(f"--resume: {last} does not exist; nothing to resume")
-    saved = train_config_from_dict(load_checkpoint(last).get("train_config", {}))
+
+def _resumed_config(ctx: click.Context, checkpoint: dict[str, Any], run_dir: Path, data: tuple[str, ...],
+                    options: dict[str, Any]) -> TrainConfig:
+    """The saved config, with only the options given on this command line applied; an option
+    the run may not change is refused by its own name."""
+    from retint.model.config import config_differences
+    from retint.model.train import recorded_config
+
+    saved = recorded_config(checkpoint)
     explicit = {name: value for name, value in options.items()
                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    return build_config(data, explicit, base=saved)
+    config = build_config(data, explicit, base=saved)
+    differing = config_differences(config, saved)
+    if differing:
+        option_of_field = {field: "--" + option.replace("_", "-") for option, field in CONFIG_OPTIONS.items()}
+        changes = "; ".join(f"{option_of_field.get(name, name.upper())} was {before!r}, now {after!r}"
+                            for name, (before, after) in differing.items())
+        raise RetintError(f"--resume: {run_dir} was trained with other settings ({changes}); "
+                          "use the same options or a new output folder")
+    return config
 
 
 if __name__ == "__main__":

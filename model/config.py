@@ -83,9 +83,8 @@ class TrainConfig:
     a_quantile: float = 0.5
     # On a heavily damaged input the model is unsure everywhere, and a warm
     # quantile then leans the whole photo warm (skies go sepia) and raises the
-    # damage rise (MODEL_CARD: 1.11, against 0.69-0.83 fitted on clean inputs
-    # only): false fits plain L1 (the median) on damaged samples and the
-    # quantile only on clean ones.
+    # damage rise (MODEL_CARD.md has the figures): false fits plain L1 (the
+    # median) on damaged samples and the quantile only on clean ones.
     a_quantile_on_damaged: bool = True
     lambda_gp: float = 10.0
     chroma_weight: float = 0.0
@@ -131,6 +130,23 @@ class TrainConfig:
 
 # Fields that may change between a run and its resumption: the schedule.
 RESUMABLE_OVERRIDES = ("epochs", "pretrain_epochs", "low_res_epochs")
+
+
+def config_differences(wanted: TrainConfig, recorded: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Dotted field ("generator.arch") -> (recorded, wanted) for each field a resumed run may not
+    change (all but RESUMABLE_OVERRIDES)."""
+    differences: dict[str, tuple[Any, Any]] = {}
+
+    def walk(prefix: str, new: dict[str, Any], old: dict[str, Any]) -> None:
+        for name, value in new.items():
+            path, before = prefix + name, old.get(name)
+            if isinstance(value, dict) and isinstance(before, dict):
+                walk(path + ".", value, before)
+            elif path not in RESUMABLE_OVERRIDES and value != before:
+                differences[path] = (before, value)
+
+    walk("", config_to_dict(wanted), config_to_dict(recorded))
+    return differences
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from retint.model.color import (
     rgb_uint8_to_lab,
 )
 from retint.model.config import (
-    RESUMABLE_OVERRIDES,
     TrainConfig,
+    config_differences,
     config_to_dict,
     train_config_from_dict,
 )
@@ -123,12 +123,28 @@ def a_quantile_per_sample(config: TrainConfig, degraded: torch.Tensor | None) ->
     return torch.where(degraded.view(-1, 1, 1, 1), 0.5, config.a_quantile).float()
 
 
+def load_resumable(run_dir: Path) -> dict[str, Any]:
+    """run_dir/last.pth, the checkpoint `--resume` continues: loaded once, by the caller, who
+    also reads the run's config from it."""
+    last = Path(run_dir) / "last.pth"
+    if not last.exists():
+        raise InputError(f"--resume: {last} does not exist; nothing to resume")
+    return load_checkpoint(last)
+
+
+def recorded_config(checkpoint: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig a checkpoint was trained with."""
+    return train_config_from_dict(checkpoint.get("train_config", {}))
+
+
 class Trainer:
-    def __init__(self, config: TrainConfig, run_dir: Path, options: RunOptions, resume: bool):
+    def __init__(self, config: TrainConfig, run_dir: Path, options: RunOptions,
+                 resumed: dict[str, Any] | None = None):
+        """A new run in `run_dir`, or (`resumed`: its last.pth, from `load_resumable`) the run there."""
         self.run_dir = Path(run_dir)
         self.options = options
         self.device = resolve_device(options.device)
-        checkpoint = self._open_run(config, resume)
+        checkpoint = self._open_run(config, resumed)
         self.config = config
 
         paths = find_images(config.data)
@@ -202,27 +218,20 @@ class Trainer:
 
     # -- run folder -------------------------------------------------------
 
-    def _open_run(self, config: TrainConfig, resume: bool) -> dict[str, Any] | None:
-        last = self.run_dir / "last.pth"
-        if not resume:
-            if last.exists() or (self.run_dir / "metrics.jsonl").exists():
+    def _open_run(self, config: TrainConfig, resumed: dict[str, Any] | None) -> dict[str, Any] | None:
+        if resumed is None:
+            if (self.run_dir / "last.pth").exists() or (self.run_dir / "metrics.jsonl").exists():
                 raise InputError(
                     f"{self.run_dir} already holds a training run; pass --resume to continue it "
                     "or choose another output folder")
             self.run_dir.mkdir(parents=True, exist_ok=True)
             return None
-        if not last.exists():
-            raise InputError(f"--resume: {last} does not exist; nothing to resume")
-        checkpoint = load_checkpoint(last)
-        saved = train_config_from_dict(checkpoint.get("train_config", {}))
-        wanted, recorded = config_to_dict(config), config_to_dict(saved)
-        differing = [name for name in wanted
-                     if name not in RESUMABLE_OVERRIDES and wanted[name] != recorded[name]]
+        differing = config_differences(config, recorded_config(resumed))
         if differing:
-            raise InputError(
-                f"--resume: {self.run_dir} was trained with a different config "
-                f"({', '.join(differing)} differ); use the same options or a new output folder")
-        return checkpoint
+            changes = "; ".join(f"{name} {before!r} -> {after!r}" for name, (before, after) in differing.items())
+            raise InputError(f"--resume: {self.run_dir} was trained with a different config ({changes}); "
+                             "use the same options or a new output folder")
+        return resumed
 
     def _initialise_from(self, path: Path) -> None:
         """Weights (not optimiser states or schedule) of another run's checkpoint."""
@@ -512,7 +521,9 @@ class Trainer:
         return self.history
 
 
-def train(config: TrainConfig, run_dir: Path, options: RunOptions = RunOptions(), resume: bool = False,
+def train(config: TrainConfig, run_dir: Path, options: RunOptions = RunOptions(),
+          resumed: dict[str, Any] | None = None,
           on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train (or resume) a run in `run_dir`; returns every epoch's metrics record."""
-    return Trainer(config, run_dir, options, resume).fit(on_epoch)
+    """Train a new run in `run_dir`, or resume it from `resumed` (its last.pth, from
+    `load_resumable`); returns every epoch's metrics record."""
+    return Trainer(config, run_dir, options, resumed).fit(on_epoch)

@@ -137,3 +137,11 @@ def test_hints_on_a_regression_engine_are_one_line(photo_folder, exported):
                     "--hints", 3)
     assert process.returncode == 2
     assert process.stderr.strip().count("\n") == 0 and "takes no hints" in process.stderr
+
+
+def test_the_distance_to_grey_is_worded_without_a_sign():
+    """Issue 29: a model worse than grey was reported "+3.33 below grey"."""
+    from retint.benchmarks.quality import versus_grey
+
+    assert versus_grey(1.2) == "1.20 lower than grey's (better)"
+    assert versus_grey(-3.33) == "3.33 higher than grey's (worse)"

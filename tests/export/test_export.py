@@ -147,7 +147,8 @@ def export_cli(*args):
 def test_cli_without_tensorrt_writes_both_onnx_files_and_exits_3(tiny_checkpoints, tmp_path):
     process = export_cli(tiny_checkpoints["effnet-unet"], "-o", tmp_path, "--name", "tiny")
     assert process.returncode == 3, process.stderr
-    assert "no TensorRT engine built" in process.stderr and "on a GPU host run: export-trt" in process.stderr
+    assert "no TensorRT engine built" in process.stderr
+    assert f"on a GPU host run: export-trt {tiny_checkpoints['effnet-unet']} -o {tmp_path} --name tiny" in process.stderr
     names = {"tiny.onnx", "tiny.fp16.onnx", "tiny.generator.onnx", "tiny.generator.fp16.onnx", "tiny.lightness.onnx",
              "tiny.compose.onnx"}
     assert {p.name for p in tmp_path.iterdir()} == names | {name + ".json" for name in names}
@@ -163,6 +164,23 @@ def test_cli_onnx_only_exits_0_and_writes_a_triton_repository(tiny_checkpoints, 
         str(tmp_path / "triton" / "retint" / "config.pbtxt")]
     assert (tmp_path / "triton" / "retint" / "1" / "model.onnx").read_bytes() == (
         tmp_path / "tiny-unet256.onnx").read_bytes()
+
+
+def test_the_gpu_host_command_repeats_every_option_given(tiny_checkpoints, tmp_path):
+    """Issue 29: the hint after a missing TensorRT dropped --name (and every other option)."""
+    from retint.export.cli import main, rerun_command
+
+    checkpoint = tiny_checkpoints["effnet-unet"]
+    context = main.make_context("export-trt", [str(checkpoint), "-o", str(tmp_path / "my engines"), "--name", "mine",
+                                               "--render-size", "128", "--max-shape", "8x2048x2048"])
+    assert rerun_command(context) == (f"export-trt {checkpoint} -o '{tmp_path / 'my engines'}' --name mine "
+                                      "--render-size 128 --max-shape 8x2048x2048")
+
+
+def test_export_reports_each_step_as_it_begins(exported, export_steps_seen):
+    assert export_steps_seen["effnet-unet"] == [
+        (0, 5, "fp32 graph"), (1, 5, "fp16 graph"), (2, 5, "lightness and compose stages"),
+        (3, 5, "fp32 generator stage"), (4, 5, "fp16 generator stage"), (5, 5, "done")]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -116,6 +116,7 @@ def test_bad_files_are_skipped_and_counted(dataset, tmp_path):
     assert record["skipped_grey_files"] == 1
     assert record["skipped_unreadable_files"] == 2
     assert record["images"] == 6 * 3  # three crops of each colour photo
+    assert "skipped 1 grey, 2 unreadable files" in result.stderr  # issue 29: said on the console too
 
 
 def cli_error(*args):
@@ -151,7 +152,8 @@ def test_existing_run_needs_resume_and_matching_config(dataset, full_run, tmp_pa
     code, stderr = cli_error(dataset, "-o", full_run, *TINY)
     assert code == 2 and "--resume" in stderr
     code, stderr = cli_error(dataset, "-o", full_run, "--resume", "--gan", "lsgan", "--epochs", 3, *TINY)
-    assert code == 2 and "gan" in stderr
+    # Issue 29: the line names the option and both values, not the config section ("generator differ").
+    assert code == 2 and "--gan was 'vanilla', now 'lsgan'" in stderr, stderr
     code, stderr = cli_error(dataset, "-o", tmp_path / "nothing", "--resume", *TINY)
     assert code == 2 and "nothing to resume" in stderr
 
