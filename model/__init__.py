@@ -1,6 +1,8 @@
 """retint.model: colour maths, networks, losses, data, training, checkpoints.
 
-This is the only package (with `retint.export`) that imports torch.
+With `retint.export` and the benchmarks that train or compare against PyTorch,
+the only code that imports torch; runtime, batch and serve never do (CI's
+import-linter contracts enforce it).
 
     from retint.model import load_generator
     generator = load_generator("runs/my-model/best.pth")   # eval mode, rebuilt from the file alone

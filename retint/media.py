@@ -16,10 +16,3 @@ UNSUPPORTED_IMAGE_SUFFIXES = frozenset({
     ".mrw", ".djvu", ".wdp", ".jxr", ".hdr", ".exr", ".dcm", ".fits", ".emf", ".wmf",
 })
 
-
-def is_image(name: str) -> bool:
-    return name[name.rfind("."):].lower() in IMAGE_SUFFIXES if "." in name else False
-
-
-def is_video(name: str) -> bool:
-    return name[name.rfind("."):].lower() in VIDEO_SUFFIXES if "." in name else False
