@@ -4,9 +4,9 @@ Exit codes: 0 every input coloured or skipped, 3 some inputs failed or (a
 video) came out partial (see OUT/manifest.jsonl), 2 bad invocation or an
 unusable output (no source, an output folder that is or holds a source, a
 locked, unwritable or full output folder, a bad engine file), 5 the backend
-or device asked for cannot run here, 130 interrupted by Ctrl-C (finished
-outputs are kept; rerun to do the rest). Every option is checked before
-anything is created.
+or device asked for cannot run here, or an extra the options need is
+missing, 130 interrupted by Ctrl-C (finished outputs are kept; rerun to do
+the rest). Every option is checked before anything is created.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import click
 
 from retint.batch import _interrupted_while_starting
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
-from retint.errors import BackendUnavailable, RetintError
+from retint.commands import RetintCommand
+from retint.errors import InputError
+from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT, DEVICES
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-# Its own code, so that scripts can tell "this host cannot run that backend" from "some inputs failed" (3).
-EXIT_BACKEND_UNAVAILABLE = 5
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
 
@@ -44,12 +44,30 @@ Exit codes:
   2    bad invocation or unusable output folder (a source in it, locked,
        unwritable, full)
   3    some inputs failed or came out partial (see the manifest)
-  5    the --backend or --device asked for cannot run here
+  5    the --backend or --device asked for cannot run here, or an extra
+       the options need is missing (--ray: 'ray')
   130  interrupted by Ctrl-C (finished outputs kept; rerun to do the rest)
 """
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
+def _leave(code: int) -> None:
+    """The CLI boundary's way out: at once after Ctrl-C (see `_exit`)."""
+    _exit(code, now=code == 130)
+
+
+def _exit(code: int, now: bool) -> None:
+    """Exit with `code`. `now`: a read given up on (or in flight at Ctrl-C) may never return, and
+    Python waits for every pool thread at exit, so leave at once: the manifest is closed, the lock
+    released and the last line printed by then."""
+    if now:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+@click.command(cls=RetintCommand, program="colorize-batch", leave=_leave,
+               context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
 # Strings, not click's Paths: Path("") is ".", and an empty argument must be refused, never mean "here".
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
@@ -57,33 +75,33 @@ Exit codes:
                    "Must not be a source folder.")
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=".onnx or .plan engine [default: the bundled default model].")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "openvino", "tensorrt"]), default="auto",
+@click.option("--backend", type=click.Choice(BACKENDS), default=BatchConfig.backend,
               help="What runs the engine. auto: TensorRT for a .plan; on a CPU with AMX or AVX512-BF16 "
                    "and the 'openvino' extra, OpenVINO bf16 for the generator; else ONNX Runtime. The "
                    "summary line says which ran, in what precision, and why.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default=BatchConfig.device,
               help="Where an .onnx engine runs.")
 @click.option("--batch", "batch_size", type=click.IntRange(1), default=None,
               help="Images of equal size run through the engine together  [default: photos 1 on the "
                    "CPU, where that runs fastest and lightest, 8 on a GPU; video frames 8].")
 @click.option("--streams", type=click.IntRange(1), default=None,
               help="Photo batches run through the engine at the same time. On the CPU each gets an equal "
-                   "share of the cores  [default: ONNX Runtime on the CPU 2, OpenVINO one more than the cores, a GPU 1].")
-@click.option("--workers", type=click.IntRange(1), default=2, help="Decode threads and encode threads (each).")
-@click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default="keep",
+                   f"share of the cores  [default: {DEFAULT_STREAMS_TEXT}].")
+@click.option("--workers", type=click.IntRange(1), default=BatchConfig.workers, help="Decode threads and encode threads (each).")
+@click.option("--format", "output_format", type=click.Choice(OUTPUT_FORMATS), default=BatchConfig.output_format,
               help="Output format: keep the input's, or jpg / png.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / WebP quality.")
-@click.option("--max-pixels", type=click.IntRange(1), default=150_000_000,
+@click.option("--quality", type=click.IntRange(1, 100), default=BatchConfig.quality, help="JPEG / WebP quality.")
+@click.option("--max-pixels", type=click.IntRange(1), default=BatchConfig.max_pixels,
               help="Refuse larger images (a decompression-bomb guard).")
-@click.option("--timeout-per-input", type=click.FloatRange(0, min_open=True), default=600.0,
+@click.option("--timeout-per-input", type=click.FloatRange(0, min_open=True), default=BatchConfig.timeout_per_input,
               help="Seconds one photo's read and decode may take, and a video may go without a frame; past "
                    "it that input fails and the run goes on (a stalled disk or network share).")
 @click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
-@click.option("--codec", default="libx264", help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
-@click.option("--crf", type=click.IntRange(0, 51), default=18, help="Video quality (x264/x265 CRF).")
-@click.option("--preset", default="medium", help="x264/x265 speed preset.")
-@click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--codec", default=BatchConfig.codec, help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
+@click.option("--crf", type=click.IntRange(0, 51), default=BatchConfig.crf, help="Video quality (x264/x265 CRF).")
+@click.option("--preset", default=BatchConfig.preset, help="x264/x265 speed preset.")
+@click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=BatchConfig.temporal_smoothing,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--uncertainty", is_flag=True,
               help="Photos: also write <output stem>.uncertainty.png, a heat map of the colour interval's "
@@ -107,50 +125,28 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
          mute_uncertain: bool, use_ray: bool,
          ray_actors: int | None, no_progress: bool, timeout_per_input: float, temperature: float | None) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
-    try:
-        # From here Ctrl-C is KeyboardInterrupt, caught below (retint.batch's start-up handler until now).
-        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        from retint.batch.pipeline import run_batch
+    # From here Ctrl-C is KeyboardInterrupt, which the CLI boundary turns into exit 130 (until now
+    # retint.batch's start-up handler did).
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    from retint.batch.pipeline import run_batch
 
-        _check_usage(sources, output, codec, preset, device, backend)
-        config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine, backend=backend, device=device,
-                             batch_size=batch_size,
-                             streams=streams, workers=workers, output_format=output_format, quality=quality,
-                             max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
-                             progress=not no_progress, codec=codec, crf=crf, preset=preset,
-                             temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
-                             mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
-                             timeout_per_input=timeout_per_input, temperature=temperature)
-        summary = run_batch(config, log=lambda line: click.echo(line, err=True))
-        _print_summary(summary, Path(output))
-    except BackendUnavailable as error:
-        click.echo(f"colorize-batch: error: {error}", err=True)
-        sys.exit(EXIT_BACKEND_UNAVAILABLE)
-    except RetintError as error:
-        click.echo(f"colorize-batch: {'error: ' if error.exit_code != 130 else ''}{error}", err=True)
-        _exit(error.exit_code, now=error.exit_code == 130)
-    except KeyboardInterrupt:
-        click.echo("colorize-batch: interrupted", err=True)
-        _exit(130, now=True)
+    _check_usage(sources, output, codec, preset, device, backend)
+    config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine,
+                         backend=backend, device=device, batch_size=batch_size, streams=streams, workers=workers, output_format=output_format, quality=quality,
+                         max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
+                         progress=not no_progress, codec=codec, crf=crf, preset=preset,
+                         temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
+                         mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
+                         timeout_per_input=timeout_per_input, temperature=temperature)
+    summary = run_batch(config, log=lambda line: click.echo(line, err=True))
+    _print_summary(summary, Path(output))
     _exit(3 if summary.failed else 0, now=bool(summary.abandoned_inputs))
-
-
-def _exit(code: int, now: bool) -> None:
-    """Exit with `code`. `now`: a read given up on (or in flight at Ctrl-C) may never return, and
-    Python waits for every pool thread at exit, so leave at once: the manifest is closed, the lock
-    released and the last line printed by then."""
-    if now:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
 
 
 def _check_usage(sources: tuple[str, ...], output: str, codec: str, preset: str, device: str,
                  backend: str) -> None:
     """Refuse bad usage in one line (exit 2) before any work or any folder is created."""
-    from retint.errors import InputError
 
     if any(source == "" for source in sources):
         raise InputError('an empty source path ("") was given; name a file or folder')
@@ -167,7 +163,6 @@ def _check_encoder(codec: str, preset: str) -> None:
         import av
     except ImportError:
         return  # videos then fail one by one, each saying that the 'video' extra is missing
-    from retint.errors import InputError
 
     try:
         found = av.codec.Codec(codec, "w")

@@ -20,7 +20,7 @@ class BatchConfig:
     backend: str = "auto"  # auto, onnxruntime, openvino or tensorrt (retint.runtime.backends)
     device: str = "auto"
     batch_size: int | None = None  # None: the inference plan's (1 on the CPU, 8 on a GPU)
-    streams: int | None = None  # engine calls at once; None: the plan's (2 on the CPU, 1 on a GPU)
+    streams: int | None = None  # engine calls at once; None: the inference plan's (runtime/plan.py)
     workers: int = 2
     output_format: str = "keep"
     quality: int = 95

@@ -34,15 +34,12 @@ from retint.batch.manifest import STATUS_OK, STATUS_PARTIAL
 from retint.batch.naming import PlannedOutput
 from retint.batch.ray_worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
 from retint.batch.recording import Summary
-from retint.errors import BackendUnavailable, EngineError, InputError, OutputError
+from retint.errors import BackendUnavailable, EngineError, InputError, OutputError, needs_extra
 
 def import_ray():
-    try:
+    with needs_extra("ray", "--ray"):
         import ray
         import ray.data  # noqa: F401  (ray without the data extra has no ray.data)
-    except ImportError as error:
-        raise InputError(f"--ray needs the 'ray' extra (missing {error.name}): "
-                                 f"pip install 'retint[ray]'") from error
     return ray
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from retint.batch.decode import DecodeFailure, describe_exception, open_regular_file
+from retint.errors import MissingExtra, needs_extra
 
 END = object()
 WAIT_SLICE_SECONDS = 0.2  # how often a wait for the next frame looks at Ctrl-C and the stall limit
@@ -26,10 +27,12 @@ STOP_GRACE_SECONDS = 10.0  # how long stop() waits for the decode thread before 
 
 
 def import_av():
+    # Each video then fails with this line (the photos still get coloured), rather than the run.
     try:
-        import av
-    except ImportError as error:
-        raise DecodeFailure("video needs PyAV: pip install 'retint[video]'") from error
+        with needs_extra("video", "colouring video"):
+            import av
+    except MissingExtra as missing:
+        raise DecodeFailure(str(missing)) from missing
     return av
 
 

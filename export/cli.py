@@ -2,7 +2,8 @@
 
 Exit codes: 0 everything built (or --onnx-only and both ONNX files passed),
 2 bad input, 3 the ONNX files are written and gated but TensorRT or a GPU is
-missing here, 4 a parity gate failed (the figures are printed).
+missing here (a partial result), 4 a parity gate failed (the figures are
+printed), 5 the 'train' extra is missing, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from retint.errors import RetintError, exits_when_extra_missing
+from retint.commands import RetintCommand
+from retint.errors import needs_extra
+from retint.export.config import ExportConfig, ShapeProfile, parse_shape
 from retint.progress import StepBar
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def shape_text(shape: tuple[int, int, int]) -> str:
+    """(16, 4096, 4096) -> '16x4096x4096', the form --min/opt/max-shape take."""
+    return "x".join(map(str, shape))
+
+
+@click.command(cls=RetintCommand, program="export-trt",
+               context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the artefacts (created if needed): NAME.onnx, NAME.fp16.onnx, their stages (lightness, generator, compose), "
@@ -27,11 +36,12 @@ from retint.progress import StepBar
               help="Artefact base name  [default: the checkpoint's file name].")
 @click.option("--render-size", type=click.IntRange(32), default=None, show_default=False,
               help="Square size the generator runs at  [default: the checkpoint's training size].")
-@click.option("--max-batch", type=click.IntRange(1), default=16, help="Largest N the ONNX artefacts declare.")
-@click.option("--min-shape", default="1x16x16", help="TensorRT profile minimum, NxHxW.")
-@click.option("--opt-shape", default="1x1024x1024", help="TensorRT profile optimum, NxHxW.")
-@click.option("--max-shape", default="16x4096x4096", help="TensorRT profile maximum, NxHxW.")
-@click.option("--workspace-gb", type=click.FloatRange(0, min_open=True), default=4.0,
+@click.option("--max-batch", type=click.IntRange(1), default=ExportConfig.max_batch,
+              help="Largest N the ONNX artefacts declare.")
+@click.option("--min-shape", default=shape_text(ShapeProfile.min_shape), help="TensorRT profile minimum, NxHxW.")
+@click.option("--opt-shape", default=shape_text(ShapeProfile.opt_shape), help="TensorRT profile optimum, NxHxW.")
+@click.option("--max-shape", default=shape_text(ShapeProfile.max_shape), help="TensorRT profile maximum, NxHxW.")
+@click.option("--workspace-gb", type=click.FloatRange(0, min_open=True), default=ExportConfig.workspace_gb,
               help="GPU memory TensorRT's builder may use for scratch space while it picks kernels.")
 @click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="TensorRT timing cache to load and update.")
@@ -41,29 +51,24 @@ from retint.progress import StepBar
 @click.option("--triton", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write a Triton model repository here: retint (the ONNX graph, onnxruntime_onnx) and, "
                    "where a plan was built, retint_trt (tensorrt_plan).")
-@click.option("--triton-device", type=click.Choice(["cpu", "gpu"]), default="cpu",
+@click.option("--triton-device", type=click.Choice(["cpu", "gpu"]), default=ExportConfig.triton_device,
               help="Instance group of the Triton ONNX model (the plan's is always GPU).")
 @click.pass_context
 def main(ctx: click.Context, checkpoint: Path, output_dir: Path, name: str | None, render_size: int | None,
          max_batch: int, min_shape: str, opt_shape: str, max_shape: str, workspace_gb: float, timing_cache: Path | None,
          parity_images: Path | None, onnx_only: bool, triton: Path | None, triton_device: str) -> None:
     """Export CHECKPOINT to ONNX (FP32, FP16) and a TensorRT FP16 engine, with parity gates."""
-    with exits_when_extra_missing("export-trt", "exporting"):
-        from retint.export.config import ExportConfig, ShapeProfile, parse_shape
+    with needs_extra("train", "exporting"):
         from retint.export.pipeline import run_export
 
-    try:
-        config = ExportConfig(
-            checkpoint=checkpoint, output_dir=output_dir, name=name, render_size=render_size,
-            max_batch=max_batch, profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape),
-                                                      parse_shape(max_shape)),
-            workspace_gb=workspace_gb, timing_cache=timing_cache, parity_images=parity_images,
-            onnx_only=onnx_only, triton=triton, triton_device=triton_device)
-        with StepBar() as bar:
-            result = run_export(config, log=bar.write, progress=bar)
-    except RetintError as error:
-        click.echo(f"export-trt: error: {error}", err=True)
-        sys.exit(error.exit_code)
+    config = ExportConfig(
+        checkpoint=checkpoint, output_dir=output_dir, name=name, render_size=render_size,
+        max_batch=max_batch, profile=ShapeProfile(parse_shape(min_shape), parse_shape(opt_shape),
+                                                  parse_shape(max_shape)),
+        workspace_gb=workspace_gb, timing_cache=timing_cache, parity_images=parity_images,
+        onnx_only=onnx_only, triton=triton, triton_device=triton_device)
+    with StepBar() as bar:
+        result = run_export(config, log=bar.write, progress=bar)
     for artefact in result.artefacts:
         click.echo(str(artefact))
     if result.tensorrt_missing:

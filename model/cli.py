@@ -1,20 +1,20 @@
 """`colorize-train DATA... -o RUN`: train a colouriser on folders of colour photos.
 
 Exit codes: 0 done, 2 bad input (no images, an existing run without
---resume, a corrupt checkpoint, ...), 130 interrupted (last.pth holds the last
-completed epoch; rerun with --resume).
+--resume, a corrupt checkpoint, ...), 5 the 'train' extra is missing, 130
+interrupted (last.pth holds the last completed epoch; rerun with --resume).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from retint.errors import RetintError, exits_when_extra_missing
+from retint.commands import RetintCommand
+from retint.errors import RetintError, needs_extra
 from retint.model.config import (
     DEFAULT_BASE_CHANNELS,
     DEFAULT_HEAD_FOR_NEW_RUNS,
@@ -80,7 +80,9 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
                                **train_values)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.command(cls=RetintCommand, program="colorize-train",
+               interrupted_note="; last.pth holds the last completed epoch (rerun with --resume)",
+               context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=True))
 @click.option("-o", "--output", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder: last.pth, best.pth, metrics.jsonl, samples/.")
@@ -163,46 +165,38 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
          channels_last: bool, workers: int, no_progress: bool, stop_after: float | None,
          **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
-    with exits_when_extra_missing("colorize-train", "training"):
+    with needs_extra("train", "training"):
         from retint.model.train import RunOptions, load_resumable, train
 
-    try:
-        for unset in ("base_channels", "init_from", "paste_objects"):
-            if options[unset] is None:
-                options.pop(unset)
-        resumed = load_resumable(Path(run_dir)) if resume else None
-        if resumed is not None:
-            config = _resumed_config(ctx, resumed, Path(run_dir), data, options)
-        else:
-            config = build_config(data, options)
-        if config.generator.head == "distribution" and config.generator.arch != "effnet-unet":
-            raise RetintError("--head distribution needs --arch effnet-unet")
-        if config.generator.head == "distribution" and (config.a_quantile != 0.5 or config.recon != "l1"):
-            raise RetintError("--a-quantile and --recon shape the regression head's L1; the distribution head "
-                              "is trained by cross-entropy (pass --head regression to use them)")
-        if config.a_quantile != 0.5 and config.recon != "l1":
-            raise RetintError(f"--a-quantile needs --recon l1 (got --recon {config.recon})")
-        run_options = RunOptions(device=device, amp=amp, channels_last=channels_last, workers=workers,
-                                 progress=not no_progress, stop_after_minutes=stop_after)
+    for unset in ("base_channels", "init_from", "paste_objects"):
+        if options[unset] is None:
+            options.pop(unset)
+    resumed = load_resumable(Path(run_dir)) if resume else None
+    if resumed is not None:
+        config = _resumed_config(ctx, resumed, Path(run_dir), data, options)
+    else:
+        config = build_config(data, options)
+    if config.generator.head == "distribution" and config.generator.arch != "effnet-unet":
+        raise RetintError("--head distribution needs --arch effnet-unet")
+    if config.generator.head == "distribution" and (config.a_quantile != 0.5 or config.recon != "l1"):
+        raise RetintError("--a-quantile and --recon shape the regression head's L1; the distribution head "
+                          "is trained by cross-entropy (pass --head regression to use them)")
+    if config.a_quantile != 0.5 and config.recon != "l1":
+        raise RetintError(f"--a-quantile needs --recon l1 (got --recon {config.recon})")
+    run_options = RunOptions(device=device, amp=amp, channels_last=channels_last, workers=workers,
+                             progress=not no_progress, stop_after_minutes=stop_after)
 
-        def report(record: dict[str, Any]) -> None:
-            validation = ""
-            if "val_ciede2000" in record:
-                validation = (f" | val dE2000 {record['val_ciede2000']:.2f} (grey {record['val_grey_ciede2000']:.2f})"
-                              f" PSNR {record['val_psnr']:.2f}")
-            click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']} {record['crop_size']}px: "
-                       f"recon {record.get('loss_recon', float('nan')):.4f}"
-                       f" {record['images_per_second']:.1f} img/s ({record['precision']}){validation}"
-                       f"{skipped_files(record)}", err=True)
+    def report(record: dict[str, Any]) -> None:
+        validation = ""
+        if "val_ciede2000" in record:
+            validation = (f" | val dE2000 {record['val_ciede2000']:.2f} (grey {record['val_grey_ciede2000']:.2f})"
+                          f" PSNR {record['val_psnr']:.2f}")
+        click.echo(f"epoch {record['epoch']}/{config.epochs} {record['phase']} {record['crop_size']}px: "
+                   f"recon {record.get('loss_recon', float('nan')):.4f}"
+                   f" {record['images_per_second']:.1f} img/s ({record['precision']}){validation}"
+                   f"{skipped_files(record)}", err=True)
 
-        train(config, Path(run_dir), run_options, resumed=resumed, on_epoch=report)
-    except RetintError as error:
-        click.echo(f"colorize-train: error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        click.echo("colorize-train: interrupted; last.pth holds the last completed epoch "
-                   "(rerun with --resume)", err=True)
-        sys.exit(130)
+    train(config, Path(run_dir), run_options, resumed=resumed, on_epoch=report)
 
 
 def skipped_files(record: dict[str, Any]) -> str:

@@ -191,3 +191,19 @@ def _build(kind: type, raw: dict[str, Any]) -> Any:
         return kind(**raw)
     except TypeError as error:
         raise CheckpointError(f"configuration is incomplete or malformed: {error}") from error
+
+
+@dataclass(frozen=True)
+class HeadTrainingConfig:
+    """One field per `colorize-uncertainty` option that shapes the result."""
+
+    calibrate_on: tuple[str, ...]
+    test_on: tuple[str, ...] = ()
+    alpha: float = 0.1
+    report_alphas: tuple[float, ...] = (0.05, 0.1, 0.2)
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 1e-3
+    crops_per_image: int = 2
+    head_width: int = 16
+    seed: int = 0

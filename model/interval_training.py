@@ -13,7 +13,8 @@ does, and greyed from its Lab L; training photos add seeded random crops.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from retint.errors import InputError
+from retint.model.config import HeadTrainingConfig
 from retint.model.color import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
 from retint.model.data import (
     STATUS_OK,
@@ -46,22 +48,6 @@ from retint.model.uncertainty import (
 )
 
 GENERATOR_BATCH = 8
-
-
-@dataclass(frozen=True)
-class HeadTrainingConfig:
-    """One field per `colorize-uncertainty` option that shapes the result."""
-
-    calibrate_on: tuple[str, ...]
-    test_on: tuple[str, ...] = ()
-    alpha: float = 0.1
-    report_alphas: tuple[float, ...] = (0.05, 0.1, 0.2)
-    epochs: int = 8
-    batch_size: int = 16
-    lr: float = 1e-3
-    crops_per_image: int = 2
-    head_width: int = 16
-    seed: int = 0
 
 
 @dataclass
@@ -205,3 +191,71 @@ def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: 
             row["test"] = measure(test_spreads, test_set, calibration)
         rows.append(row)
     return shipped, rows, left_out
+
+
+GUARANTEE = ("For a new photo exchangeable with the calibration photos (drawn like them), the expected "
+             "fraction of its pixels whose true (a, b) falls outside [a_low, a_high] x [b_low, b_high] "
+             "is at most alpha. The intervals are computed at render size on the photo resized whole and "
+             "upsampled; the guarantee holds only for photos like the calibration set.")
+
+
+def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingConfig,
+                          data: tuple[str, ...] | None = None,
+                          log: Callable[[str], None] = print) -> dict[str, Any]:
+    """colorize-uncertainty's job: train the head on CHECKPOINT's frozen generator over its own
+    training photos, calibrate and measure it on held-out sources, write OUTPUT (the
+    generator-only checkpoint with the head) and OUTPUT.json; returns that report. `data`: where
+    the training photos are now [default: as recorded]; `log` hears notes and training lines."""
+    from tqdm import tqdm
+
+    from retint.files import write_text_atomically
+    from retint.model.checkpoint import generator_of, generator_only, load_checkpoint, save_checkpoint
+    from retint.model.config import train_config_from_dict
+    from retint.model.data import find_images, split_train_validation
+
+    payload = load_checkpoint(checkpoint)
+    if "train_config" not in payload:
+        raise InputError(f"{checkpoint} has no training config: cannot tell which photos its generator saw")
+    train_config = train_config_from_dict(payload["train_config"])
+    if train_config.generator.head != "regression":
+        # The interval head brackets one regressed colour; a distribution head's intervals come
+        # from its own distribution (issue 32), not from this head.
+        raise InputError(f"{checkpoint} has a {train_config.generator.head} head; colorize-uncertainty "
+                         "trains an interval head for regression models only")
+    paths = find_images(data or train_config.data)
+    training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
+                                                train_config.holdout)
+    calibration_paths = sources_of(held_out, config.calibrate_on, "--calibrate-on")
+    test_paths = sources_of(held_out, config.test_on, "--test-on") if config.test_on else []
+    if set(calibration_paths) & set(test_paths):
+        raise InputError("--calibrate-on and --test-on share photos; they must be different sources")
+    # Checked before minutes of head training; calibration_report checks again on the photos that decode.
+    require_photos_for_alpha(config.alpha, len(calibration_paths))
+    _, left_out = report_alphas_for(config, len(calibration_paths))
+    if left_out:
+        log(left_out_note(left_out, len(calibration_paths)))
+    generator = generator_of(payload, checkpoint).requires_grad_(False)
+    render_size = generator.retint_config.render_size
+
+    def prepared(paths: list[Path], crops: int, what: str):
+        with tqdm(total=len(paths) * (1 + crops), desc=f"colouring {what} photos", unit="photo",
+                  leave=False) as bar:
+            return prepare(paths, generator, render_size, crops, config.seed, bar.update)
+
+    training_set = prepared(training, config.crops_per_image, "training")
+    calibration_set = prepared(calibration_paths, 0, "calibration")
+    test_set = prepared(test_paths, 0, "test") if test_paths else None
+    head = train_head(training_set, config, log=log)
+    calibration, rows, left_out = calibration_report(head, calibration_set, test_set, config)
+    uncertainty = {**calibration.as_dict(), "calibration_sources": list(config.calibrate_on),
+                   "test_sources": list(config.test_on), "training_photos": len(training),
+                   "head_width": config.head_width, "render_size": render_size, "guarantee": GUARANTEE}
+    release = generator_only(payload)
+    release["uncertainty_head"] = head.state_dict()
+    release["uncertainty"] = uncertainty
+    save_checkpoint(output, release)
+    report = {"checkpoint": output.name, "source_checkpoint": str(checkpoint),
+              "config": asdict(config), "uncertainty": uncertainty, "alphas": rows,
+              "left_out_report_alphas": left_out}
+    write_text_atomically(Path(str(output) + ".json"), json.dumps(report, indent=2) + "\n")
+    return report

@@ -16,12 +16,12 @@ also draws grey | prediction | truth rows of those photos.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 import torch
 
+from retint.commands import RetintCommand
 from retint.errors import RetintError
 from retint.model.distribution_training import automatic_colouriser
 from retint.model.checkpoint import average_generators, generator_only, load_checkpoint, load_generator, save_checkpoint
@@ -32,6 +32,7 @@ from retint.files import write_bytes_atomically, write_text_atomically
 
 
 def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.Tensor, list[str]]:
+    """The run's held-out photos (its split rebuilt from its config), resized whole: RGB and names."""
     config = train_config_from_dict(payload["train_config"])
     folders = data or config.data
     paths = find_images(folders)
@@ -44,7 +45,7 @@ def held_out_batch(payload: dict, data: tuple[str, ...] | None) -> tuple[torch.T
     return torch.stack([rgb for rgb, _ in kept]), [name for _, name in kept]
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=RetintCommand, program="release", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("checkpoints", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
@@ -57,32 +58,37 @@ def main(checkpoints: tuple[Path, ...], output: Path, data: tuple[str, ...], gri
          fp16_weights: bool) -> None:
     """Write the generator-only CHECKPOINT (the average of several, where more are
     given) as OUTPUT, with validation figures in OUTPUT.json."""
-    try:
-        payloads = [load_checkpoint(checkpoint) for checkpoint in checkpoints]
-        payload = payloads[0]
-        batch, names = held_out_batch(payload, data or None)
-        release = generator_only(payload)
-        if len(payloads) > 1:
-            release["generator"] = average_generators(payloads)
-        if fp16_weights:
-            release["generator"] = {name: tensor.half() if tensor.is_floating_point() else tensor
-                                    for name, tensor in release["generator"].items()}
-        save_checkpoint(output, release)
-        # The figures are those of the file as shipped (FP16 rounding included).
-        generator = automatic_colouriser(load_generator(output))
-        figures = evaluate(generator, [batch], torch.device("cpu"))
-        sidecar = {"checkpoint": output.name, "source_checkpoints": [str(checkpoint) for checkpoint in checkpoints],
-                   "weights_stored_as": "float16" if fp16_weights else "float32", "trained_epochs": payload.get("epoch"), "step": payload.get("step"),
-                   "train_config": payload["train_config"], "held_out_photos": names,
-                   "validation": {**figures, "resized_to": payload["generator_config"]["render_size"],
-                                  "colourfulness_ratio": figures["colourfulness"] / figures["truth_colourfulness"]}}
-        write_text_atomically(Path(str(output) + ".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        if grid:
-            write_bytes_atomically(grid, sample_grid(generator, batch, torch.device("cpu")))
-        click.echo(json.dumps(sidecar["validation"], indent=2, sort_keys=True))
-    except RetintError as error:
-        click.echo(f"release: error: {error}", err=True)
-        sys.exit(error.exit_code)
+    sidecar = release_generator(checkpoints, output, data or None, grid, fp16_weights)
+    click.echo(json.dumps(sidecar["validation"], indent=2, sort_keys=True))
+
+
+def release_generator(checkpoints: tuple[Path, ...], output: Path, data: tuple[str, ...] | None = None,
+                      grid: Path | None = None, fp16_weights: bool = False) -> dict:
+    """Write OUTPUT, the generator-only checkpoint of `checkpoints` (their average where more than
+    one), and OUTPUT.json with its figures on the first one's held-out photos; returns that
+    sidecar. `data`: where the training photos are now; `grid`: also a PNG of those photos."""
+    payloads = [load_checkpoint(checkpoint) for checkpoint in checkpoints]
+    payload = payloads[0]
+    batch, names = held_out_batch(payload, data)
+    release = generator_only(payload)
+    if len(payloads) > 1:
+        release["generator"] = average_generators(payloads)
+    if fp16_weights:
+        release["generator"] = {name: tensor.half() if tensor.is_floating_point() else tensor
+                                for name, tensor in release["generator"].items()}
+    save_checkpoint(output, release)
+    # The figures are those of the file as shipped (FP16 rounding included).
+    generator = automatic_colouriser(load_generator(output))
+    figures = evaluate(generator, [batch], torch.device("cpu"))
+    sidecar = {"checkpoint": output.name, "source_checkpoints": [str(checkpoint) for checkpoint in checkpoints],
+               "weights_stored_as": "float16" if fp16_weights else "float32", "trained_epochs": payload.get("epoch"),
+               "step": payload.get("step"), "train_config": payload["train_config"], "held_out_photos": names,
+               "validation": {**figures, "resized_to": payload["generator_config"]["render_size"],
+                              "colourfulness_ratio": figures["colourfulness"] / figures["truth_colourfulness"]}}
+    write_text_atomically(Path(str(output) + ".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    if grid:
+        write_bytes_atomically(grid, sample_grid(generator, batch, torch.device("cpu")))
+    return sidecar
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
 """Error types shared by every retint package.
 
-Library code raises these; the command-line entry points turn them into one
-line on stderr and the error's `exit_code`. Exit codes (also in README.md):
+Library code raises these and never prints or exits; `retint.commands`, the
+one command-line boundary, turns them into one line on stderr and the error's
+`exit_code`. Exit codes (also in README.md):
 
     0  success
     1  unexpected internal error (a bug: please report it)
     2  bad input: arguments, data, checkpoint, engine file, image
-    3  partial result: some work could not be done here (a batch with failed
-       files, TensorRT or a GPU missing for `export-trt`)
+    3  partial result: some work could not be done (a batch with failed
+       files; export-trt's ONNX files written but no TensorRT plan)
     4  a parity gate failed (the exported graph disagrees with PyTorch)
+    5  not available here: the backend or device asked for, or an optional
+       package (an extra) the command needs
   130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -33,22 +35,14 @@ def is_missing_dependency(error: ImportError) -> bool:
     return bool(name) and name.split(".")[0] != "retint"
 
 
-def missing_extra_message(command: str, what: str, error: ImportError) -> str:
-    """The one line a command prints when an optional package is missing."""
-    return f"{command}: error: {what} needs the 'train' extra (missing {error.name}): {TRAIN_EXTRA_HINT}"
+def install_hint(extra: str) -> str:
+    """How to install an extra (torch's CPU wheel first for the ones that need PyTorch)."""
+    return TRAIN_EXTRA_HINT if extra == "train" else f"pip install 'retint[{extra}]'"
 
 
-@contextmanager
-def exits_when_extra_missing(command: str, what: str) -> Iterator[None]:
-    """Around a command's imports of optional packages: a missing one prints
-    `missing_extra_message` and exits 2; an ImportError inside retint propagates (a bug)."""
-    try:
-        yield
-    except ImportError as error:
-        if not is_missing_dependency(error):
-            raise
-        print(missing_extra_message(command, what, error), file=sys.stderr)
-        sys.exit(2)
+def missing_extra_message(extra: str, what: str, package: str) -> str:
+    """The one wording of a missing optional package, wherever it is met."""
+    return f"{what} needs the '{extra}' extra (missing {package}): {install_hint(extra)}"
 
 
 class RetintError(Exception):
@@ -86,6 +80,26 @@ class Interrupted(RetintError):
 
 
 class BackendUnavailable(RetintError):
-    """TensorRT, CUDA or a GPU is not available where it was asked for."""
+    """TensorRT, CUDA, a GPU or a backend's package is not available where it was asked for."""
 
-    exit_code = 3
+    exit_code = 5
+
+
+class MissingExtra(BackendUnavailable):
+    """An optional package (one of retint's extras) that a command or backend needs is not installed."""
+
+    def __init__(self, extra: str, what: str, package: str) -> None:
+        super().__init__(missing_extra_message(extra, what, package))
+        self.extra = extra
+
+
+@contextmanager
+def needs_extra(extra: str, what: str) -> Iterator[None]:
+    """Around imports of an extra's packages: a missing one raises MissingExtra; an ImportError
+    inside retint propagates (a bug or a broken install, not install advice)."""
+    try:
+        yield
+    except ImportError as error:
+        if not is_missing_dependency(error):
+            raise
+        raise MissingExtra(extra, what, error.name or "?") from error

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 from retint.runtime.artefact import DEFAULT_MODEL, Artefact, resolve_artefact
-from retint.runtime.backends import BACKENDS, BackendChoice, choose_backend
+from retint.runtime.backends import BACKENDS, DEVICES, BackendChoice, choose_backend
 from retint.runtime.engine import Engine, EngineSpec
 from retint.runtime.opening import EngineRequest, Engines, check_request, open_engines
-from retint.runtime.plan import VIDEO_BATCH, InferencePlan, inference_plan
+from retint.runtime.plan import DEFAULT_STREAMS_TEXT, VIDEO_BATCH, InferencePlan, inference_plan
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "VIDEO_BATCH", "Artefact", "BackendChoice", "Engine", "EngineRequest",
+__all__ = ["BACKENDS", "DEFAULT_STREAMS_TEXT", "DEVICES", "DEFAULT_MODEL", "VIDEO_BATCH", "Artefact", "BackendChoice", "Engine", "EngineRequest",
            "EngineSpec", "Engines", "InferencePlan", "check_request", "choose_backend", "inference_plan", "load_engine",
            "open_engines", "resolve_artefact"]
 

@@ -32,6 +32,7 @@ from retint.runtime.engine import Engine, SpecFacts
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda")  # where an .onnx engine runs (a .plan: always cuda)
 # OpenVINO's compose agrees with ONNX Runtime's to within this many levels (float32 rounding at
 # a level's edge), or ONNX Runtime keeps it.
 COMPOSE_TOLERANCE = 1

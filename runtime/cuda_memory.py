@@ -11,15 +11,12 @@ import ctypes
 import numpy as np
 import numpy.typing as npt
 
-from retint.errors import BackendUnavailable, EngineError
+from retint.errors import BackendUnavailable, EngineError, needs_extra
 
 
 def _cudart():
-    try:
+    with needs_extra("trt", "the TensorRT runner"):
         from cuda.bindings import runtime as cudart
-    except ImportError as error:
-        raise BackendUnavailable(
-            "the TensorRT runner needs cuda-python (pip install 'retint[trt]')") from error
     return cudart
 
 

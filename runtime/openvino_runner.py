@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retint.errors import BackendUnavailable, EngineError
+from retint.errors import BackendUnavailable, EngineError, needs_extra
 from retint.runtime.colour_controls import TEMPERATURE_NAME, ColourControls
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, LIGHTNESS_NAME
 
@@ -39,11 +39,8 @@ OPENVINO_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 
 
 def import_openvino():
-    try:
+    with needs_extra("openvino", "the OpenVINO backend"):
         import openvino
-    except ImportError as error:
-        raise BackendUnavailable("the OpenVINO backend needs the 'openvino' extra "
-                                 "(pip install 'retint[openvino]')") from error
     return openvino
 
 

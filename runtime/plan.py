@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from retint.runtime import BackendChoice
 
 VIDEO_BATCH = 8  # frames per engine call unless --batch says otherwise
+# How the commands' help words inference_plan's default number of streams.
+DEFAULT_STREAMS_TEXT = "2 on the CPU with ONNX Runtime, one per core plus one with OpenVINO, 1 on a GPU"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from retint.errors import BackendUnavailable, EngineError
+from retint.errors import EngineError, needs_extra
 from retint.runtime import cuda_memory
 from retint.runtime.colour_controls import CONTROL_NAMES, ColourControls
 from retint.runtime.engine import Engine, SpecFacts
@@ -28,11 +28,8 @@ def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError:
-        try:
+        with needs_extra("trt", "running a .plan (on a GPU host)"):
             import tensorrt_lean as trt
-        except ImportError as error:
-            raise BackendUnavailable(
-                "running a .plan needs TensorRT (pip install 'retint[trt]' on a GPU host)") from error
     return trt
 
 

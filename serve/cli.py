@@ -1,18 +1,20 @@
 """`colorize-serve`: an HTTP API (`POST /colorize`) and a web page on one engine.
 
 Exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 bad invocation (an engine
-file that cannot be loaded, a port that cannot be bound), 3 the backend
-asked for cannot run here.
+file that cannot be loaded, a port that cannot be bound), 5 the backend or
+device asked for cannot run here, or the 'serve' extra is missing.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from retint.errors import RetintError
+from retint.commands import RetintCommand
+from retint.errors import needs_extra
+from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT, DEVICES
+from retint.serve.config import ServeConfig
 
 EPILOG = """\b
 Routes:
@@ -26,50 +28,41 @@ pixels or a side out of range, 500 engine failure, 503 busy (Retry-After).
 Exit codes:
   0    stopped (Ctrl-C or SIGTERM)
   2    bad invocation: an engine that cannot be loaded, a port that cannot be bound
-  3    the backend asked for is not available here
+  5    the backend or device asked for cannot run here, or the 'serve'
+       extra is missing
 """
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
+@click.command(cls=RetintCommand, program="colorize-serve",
+               context_settings={"help_option_names": ["-h", "--help"], "show_default": True}, epilog=EPILOG)
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=".onnx or .plan engine [default: the bundled default model].")
-@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "openvino", "tensorrt"]), default="auto",
+@click.option("--backend", type=click.Choice(BACKENDS), default=ServeConfig.backend,
               help="What runs the engine (as colorize-batch --backend); GET /v1/spec says which ran and why.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", type=click.Choice(DEVICES), default=ServeConfig.device,
               help="Where an .onnx engine runs.")
-@click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, help="Port (0: any free port).")
-@click.option("--max-upload-mb", type=click.IntRange(1), default=50, help="Refuse larger uploads (413).")
-@click.option("--max-pixels", type=click.IntRange(1), default=50_000_000,
+@click.option("--host", default=ServeConfig.host, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=ServeConfig.port, help="Port (0: any free port).")
+@click.option("--max-upload-mb", type=click.IntRange(1), default=ServeConfig.max_upload_mb, help="Refuse larger uploads (413).")
+@click.option("--max-pixels", type=click.IntRange(1), default=ServeConfig.max_pixels,
               help="Refuse images with more pixels (422), judged from the header.")
 @click.option("--streams", type=click.IntRange(1), default=None,
-              help="Requests coloured at once  [default: the inference plan's: 2 on the CPU, 1 on a GPU].")
-@click.option("--queue", type=click.IntRange(0), default=8,
+              help=f"Requests coloured at once  [default: the inference plan's: {DEFAULT_STREAMS_TEXT}].")
+@click.option("--queue", type=click.IntRange(0), default=ServeConfig.queue,
               help="Requests that may wait for a stream; beyond that the answer is 503 with Retry-After.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, help="JPEG / WebP quality.")
+@click.option("--quality", type=click.IntRange(1, 100), default=ServeConfig.quality, help="JPEG / WebP quality.")
 def main(engine: Path | None, backend: str, device: str, host: str, port: int, max_upload_mb: int,
          max_pixels: int, streams: int | None, queue: int, quality: int) -> None:
     """Serve the colouriser over HTTP, with a web page at /."""
-    try:
-        from retint.serve.config import ServeConfig
+    with needs_extra("serve", "colorize-serve"):
         from retint.serve.server import serve
-    except ImportError as error:
-        if error.name and error.name.split(".")[0] in {"fastapi", "uvicorn", "starlette", "multipart",
-                                                        "python_multipart"}:
-            click.echo(f"colorize-serve: error: needs the 'serve' extra (missing {error.name}): "
-                       f"pip install 'retint[serve]'", err=True)
-            sys.exit(2)
-        raise
     config = ServeConfig(engine=engine, backend=backend, device=device, host=host, port=port,
                          max_upload_mb=max_upload_mb, max_pixels=max_pixels, streams=streams, queue=queue,
                          quality=quality)
     try:
         serve(config, announce=lambda line: click.echo(f"colorize-serve: {line}", err=True))
-    except RetintError as error:
-        click.echo(f"colorize-serve: error: {error}", err=True)
-        sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C or SIGTERM is how a server is stopped: exit 0, not the boundary's 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""The one command-line boundary: every retint command's work runs inside it.
+
+A `RetintError` becomes one line on stderr, "PROGRAM: error: ...", and its
+`exit_code` (the table is in `retint.errors`); a `MissingExtra` is such an
+error, naming the extra and how to install it (exit 5). Ctrl-C becomes
+"PROGRAM: interrupted" and exit 130, before click would turn it into
+"Aborted!" and exit 1. Anything else is a bug and keeps its traceback (exit 1).
+
+Commands opt in by their click class:
+
+    @click.command(cls=RetintCommand, program="colorize-train")
+    @click.group(cls=RetintGroup, program="colorize-bench")   # each subcommand runs inside it
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import click
+
+from retint.errors import Interrupted, RetintError, needs_extra
+
+INTERRUPTED = 130
+
+
+def leave_normally(code: int) -> None:
+    sys.exit(code)
+
+
+@contextmanager
+def command_boundary(program: str, leave: Callable[[int], None] = leave_normally,
+                     interrupted_note: str = "") -> Iterator[None]:
+    """Run a command's work: errors and Ctrl-C become one line and an exit code, through `leave`
+    (colorize-batch's leaves at once, without waiting for reads it gave up on)."""
+    try:
+        yield
+    except RetintError as error:
+        label = "" if isinstance(error, Interrupted) else "error: "
+        click.echo(f"{program}: {label}{error}", err=True)
+        leave(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo(f"{program}: interrupted{interrupted_note}", err=True)
+        leave(INTERRUPTED)
+
+
+class RetintCommand(click.Command):
+    """A click command whose callback runs inside `command_boundary`. `program` names it in its
+    lines whatever it was started as (`python -c`, a test); `leave` and `interrupted_note` go to
+    the boundary."""
+
+    def __init__(self, *args: Any, program: str, leave: Callable[[int], None] = leave_normally,
+                 interrupted_note: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.program, self.leave, self.interrupted_note = program, leave, interrupted_note
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with command_boundary(self.program, self.leave, self.interrupted_note):
+            return super().invoke(ctx)
+
+
+class RetintGroup(click.Group):
+    """A click group whose subcommands run inside `command_boundary(program)`; `extra`: the one
+    their imports of optional packages need (a missing package names it)."""
+
+    def __init__(self, *args: Any, program: str, extra: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.program, self.extra = program, extra
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with command_boundary(self.program):
+            if not self.extra:
+                return super().invoke(ctx)
+            with needs_extra(self.extra, self.program):
+                return super().invoke(ctx)

@@ -1,0 +1,80 @@
+"""The one CLI boundary (retint.commands): every error is one line and its exit code, Ctrl-C is
+130, a missing extra is one line naming it and exit 5, and a bug keeps its traceback."""
+
+import subprocess
+import sys
+import textwrap
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from retint.commands import RetintCommand, RetintGroup
+from retint.errors import InputError, Interrupted, MissingExtra, ParityError, needs_extra
+
+
+def command_raising(error: BaseException) -> click.Command:
+    @click.command(cls=RetintCommand, program="colorize-test")
+    def main() -> None:
+        raise error
+
+    return main
+
+
+@pytest.mark.parametrize("error,code,line", [
+    (InputError("no such folder: x"), 2, "colorize-test: error: no such folder: x"),
+    (ParityError("parity gate failed: fp16"), 4, "colorize-test: error: parity gate failed: fp16"),
+    (MissingExtra("serve", "colorize-serve", "fastapi"), 5,
+     "colorize-test: error: colorize-serve needs the 'serve' extra (missing fastapi): pip install 'retint[serve]'"),
+    (Interrupted("interrupted; 3 outputs kept"), 130, "colorize-test: interrupted; 3 outputs kept"),
+    (KeyboardInterrupt(), 130, "colorize-test: interrupted"),
+])
+def test_an_error_is_one_line_and_its_exit_code(error, code, line):
+    result = CliRunner().invoke(command_raising(error), [])
+    assert result.exit_code == code
+    assert result.stderr.strip() == line
+    assert "Aborted" not in result.output  # click's own Ctrl-C handling (exit 1) never sees it
+
+
+def test_a_bug_is_not_turned_into_a_line():
+    result = CliRunner().invoke(command_raising(ZeroDivisionError("division by zero")), [])
+    assert result.exit_code == 1 and isinstance(result.exception, ZeroDivisionError)
+
+
+def test_needs_extra_names_the_extra_and_leaves_retints_own_import_errors_alone():
+    with pytest.raises(MissingExtra, match=r"the OpenVINO backend needs the 'openvino' extra \(missing "
+                                           r"no_such_package_xyz\): pip install 'retint\[openvino\]'"):
+        with needs_extra("openvino", "the OpenVINO backend"):
+            import no_such_package_xyz  # noqa: F401
+    with pytest.raises(ImportError) as raised:
+        with needs_extra("openvino", "the OpenVINO backend"):
+            import retint.no_such_module  # noqa: F401
+    assert not isinstance(raised.value, MissingExtra)
+
+
+def test_a_group_runs_its_subcommands_inside_the_boundary():
+    @click.group(cls=RetintGroup, program="colorize-bench", extra="train")
+    def main() -> None:
+        pass
+
+    @main.command()
+    def latency() -> None:
+        import no_such_package_xyz  # noqa: F401
+
+    result = CliRunner().invoke(main, ["latency"])
+    assert result.exit_code == 5
+    assert result.stderr.strip() == ("colorize-bench: error: colorize-bench needs the 'train' extra "
+                                     "(missing no_such_package_xyz): pip install torch==2.13.0 && "
+                                     "pip install 'retint[train]'")
+
+
+def test_colorize_serve_without_its_extra_is_one_line_and_exit_5():
+    process = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        sys.modules["fastapi"] = None  # as if the 'serve' extra were not installed
+        from retint.serve.cli import main
+        main(["--port", "0"])
+    """)], capture_output=True, text=True)
+    assert process.returncode == 5, process.stderr
+    assert process.stderr.strip() == ("colorize-serve: error: colorize-serve needs the 'serve' extra "
+                                      "(missing fastapi): pip install 'retint[serve]'")
