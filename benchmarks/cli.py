@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from retint.commands import RetintGroup
+from retint.commands import RetintCommand, RetintGroup
 from retint.errors import RetintError
 from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT
 
@@ -163,7 +163,7 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
                            "threshold": COLOUR_SPREAD_THRESHOLD, **report})
 
 
-@main.command()
+@main.command(cls=RetintCommand, program="colorize-bench", renamed={"--degrade": "--damaged-inputs"})
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--engine", "engine_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="An .onnx or .plan artefact, or a .pth checkpoint (run through the same deploy graph "
@@ -173,7 +173,8 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("--mute-uncertain", is_flag=True,
               help="Colour with chroma shrunk toward grey where the engine's interval is wide "
                    "(colorize-batch --mute-uncertain), to measure what it does.")
-@click.option("--degrade", is_flag=True, help="Damage the grey inputs as colorize-train --degrade does (seeded).")
+@click.option("--damaged-inputs", "degrade", is_flag=True,
+              help="Damage the grey inputs as colorize-train --degrade does to its training samples (seeded).")
 @click.option("--seed", type=int, default=0, help="Seed of the damage (photo i uses (seed, i)).")
 @click.option("--render-size", type=click.IntRange(32), default=256,
               help="Each photo is resized whole to this square (what the generator sees).")

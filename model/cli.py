@@ -31,7 +31,7 @@ CONFIG_OPTIONS = {
     "arch": "generator.arch",
     "base_channels": "generator.base_channels",
     "pretrained_encoder": "generator.pretrained_encoder",
-    "size": "generator.render_size",
+    "render_size": "generator.render_size",
     "head": "generator.head",
     "global_hint": "generator.global_hint",
     "rebalance": "rebalance",
@@ -80,7 +80,7 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
                                **train_values)
 
 
-@click.command(cls=RetintCommand, program="colorize-train",
+@click.command(cls=RetintCommand, program="colorize-train", renamed={"--size": "--render-size"},
                interrupted_note="; last.pth holds the last completed epoch (rerun with --resume)",
                context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, file_okay=True))
@@ -92,7 +92,7 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
                    + ", ".join(f"{width} for {arch}" for arch, width in DEFAULT_BASE_CHANNELS.items()) + "].")
 @click.option("--pretrained-encoder/--no-pretrained-encoder", default=True,
               help="effnet-unet: start from the ImageNet EfficientNet-Lite0 weights.")
-@click.option("--size", type=click.IntRange(32), default=256,
+@click.option("--render-size", type=click.IntRange(32), default=GeneratorConfig.render_size,
               help="Crop size for training = render size of the exported engine.")
 @click.option("--head", type=click.Choice(GENERATOR_HEADS), default=DEFAULT_HEAD_FOR_NEW_RUNS,
               help="distribution: logits over a*b* bins with hint inputs (colour model v2); "

@@ -2,7 +2,7 @@
 
 A colouriser trained on clean photos fails on cracked, stained and faded old
 ones, so `colorize-train --degrade P` damages each training input with
-probability P, and `colorize-bench quality --degrade` damages its grey inputs
+probability P, and `colorize-bench quality --damaged-inputs` damages its grey inputs
 the same way with a fixed seed. Only the grey input is damaged: the target
 stays the clean chroma.
 

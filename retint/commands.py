@@ -45,15 +45,37 @@ def command_boundary(program: str, leave: Callable[[int], None] = leave_normally
         leave(INTERRUPTED)
 
 
+def renamed_options(args: list[str], renamed: dict[str, str], program: str) -> list[str]:
+    """`args` with each old option spelling (`renamed`: old -> new) replaced by its new one, and a
+    note on stderr for each: a renamed option keeps working, unlisted in --help, for one release."""
+    rewritten = []
+    for word in args:
+        if word == "--":
+            rewritten.append(word)
+            rewritten += args[len(rewritten):]
+            break
+        name, equals, value = word.partition("=")
+        if name in renamed:
+            click.echo(f"{program}: note: {name} is now {renamed[name]}; {name} will go in the next release",
+                       err=True)
+            word = renamed[name] + equals + value
+        rewritten.append(word)
+    return rewritten
+
+
 class RetintCommand(click.Command):
     """A click command whose callback runs inside `command_boundary`. `program` names it in its
     lines whatever it was started as (`python -c`, a test); `leave` and `interrupted_note` go to
-    the boundary."""
+    the boundary; `renamed` maps an old option spelling to its new one (README lists them)."""
 
     def __init__(self, *args: Any, program: str, leave: Callable[[int], None] = leave_normally,
-                 interrupted_note: str = "", **kwargs: Any) -> None:
+                 interrupted_note: str = "", renamed: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.program, self.leave, self.interrupted_note = program, leave, interrupted_note
+        self.renamed = renamed or {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, renamed_options(args, self.renamed, self.program))
 
     def invoke(self, ctx: click.Context) -> Any:
         with command_boundary(self.program, self.leave, self.interrupted_note):

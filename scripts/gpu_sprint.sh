@@ -37,7 +37,7 @@ python3 -c "import torch, retint.model.train; print('torch', torch.__version__, 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/env.txt" 2>&1
 
 common=(-m retint.model.cli "$PACK/photos" "$PACK/materials" --paste-objects "$PACK/objects"
-        --device "$DEVICE" --amp --workers "$WORKERS" --no-progress --val-fraction 0 --size "$SIZE"
+        --device "$DEVICE" --amp --workers "$WORKERS" --no-progress --val-fraction 0 --render-size "$SIZE"
         --batch-size "$BATCH" --crops-per-image "$CROPS" --epochs "$EPOCHS" --degrade 0.3
         --lambda-recon 1 --stop-after "$MINUTES" ${INIT:+--init-from "$INIT"})
 # A: the PatchGAN joins after WARMUP epochs of cross-entropy. B: cross-entropy only.

@@ -78,3 +78,16 @@ def test_colorize_serve_without_its_extra_is_one_line_and_exit_5():
     assert process.returncode == 5, process.stderr
     assert process.stderr.strip() == ("colorize-serve: error: colorize-serve needs the 'serve' extra "
                                       "(missing fastapi): pip install 'retint[serve]'")
+
+
+def test_a_renamed_option_keeps_working_under_its_old_name_with_a_note():
+    @click.command(cls=RetintCommand, program="colorize-test", renamed={"--size": "--render-size"})
+    @click.option("--render-size", type=int, default=256)
+    def main(render_size: int) -> None:
+        click.echo(render_size)
+
+    for args in (["--size", "64"], ["--size=64"], ["--render-size", "64"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0 and result.stdout == "64\n", result.output
+        assert ("--size is now --render-size" in result.stderr) == (args[0] != "--render-size")
+    assert "--size" not in CliRunner().invoke(main, ["--help"]).stdout

@@ -133,7 +133,7 @@ def test_a_wheel_install_trains_exports_and_colours(wheel_install, tmp_path):
         Image.fromarray(natural_like_image(96, 96, index)).save(photos / f"{index}.png")
     binary = environment / "bin"
     run([binary / "colorize-train", photos, "-o", tmp_path / "run", "--epochs", 2, "--pretrain-epochs", 1,
-         "--size", 64, "--base-channels", 8, "--no-pretrained-encoder", "--batch-size", 2, "--workers", 0,
+         "--render-size", 64, "--base-channels", 8, "--no-pretrained-encoder", "--batch-size", 2, "--workers", 0,
          "--val-fraction", 0.2, "--no-progress"])
     run([binary / "export-trt", tmp_path / "run" / "last.pth", "-o", tmp_path / "engines", "--name", "mine",
          "--onnx-only"])

@@ -16,7 +16,7 @@ from retint.model.cli import main
 
 from imagemaker import learnable_dataset, write_rgb
 
-TINY = ["--size", "64", "--batch-size", "4", "--base-channels", "8", "--workers", "0",
+TINY = ["--render-size", "64", "--batch-size", "4", "--base-channels", "8", "--workers", "0",
         "--no-progress", "--pretrain-epochs", "1", "--seed", "3", "--crops-per-image", "3"]
 
 

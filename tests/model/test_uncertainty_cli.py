@@ -24,7 +24,7 @@ def trained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     result = CliRunner().invoke(train_main, [str(a) for a in (
         data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
-        "--size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
+        "--render-size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
         "--head", "regression")],
         catch_exceptions=False)
     assert result.exit_code == 0, result.output
