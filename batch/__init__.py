@@ -1,4 +1,14 @@
-"""retint.batch: `colorize-batch` (see cli.py).
+"""retint.batch: `colorize-batch` (see cli.py), in four parts.
+
+- The run itself, at the top: `run` (one run: lock, plan, photos, videos,
+  summary), `sources` and `naming` (what to colour, where each output goes),
+  `manifest` and `recording` (one line per input), `lock`, `interrupt`,
+  `config`.
+- Photos: `photos` (decode -> engine -> encode -> write, in threads),
+  `decode`, `encode`, `tone`.
+- Videos: `video/` (reader, pipeline, writer, options, and the run's video
+  phase).
+- Ray: `ray/` (the driver's runner and the engine actors' worker).
 
 Started as the command (`colorize-batch` or `python -m retint.batch.cli`), Ctrl-C
 must exit 130 at any moment, the imports included (issue 29): the handler is

@@ -21,6 +21,7 @@ import click
 
 from retint.batch import _interrupted_while_starting
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
+from retint.batch.video.options import EncoderOptions
 from retint.commands import RetintCommand
 from retint.errors import InputError
 from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT, DEVICES
@@ -98,9 +99,9 @@ def _exit(code: int, now: bool) -> None:
                    "it that input fails and the run goes on (a stalled disk or network share).")
 @click.option("--include-colour", is_flag=True, help="Also colour inputs that are already in colour.")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist.")
-@click.option("--codec", default=BatchConfig.codec, help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
-@click.option("--crf", type=click.IntRange(0, 51), default=BatchConfig.crf, help="Video quality (x264/x265 CRF).")
-@click.option("--preset", default=BatchConfig.preset, help="x264/x265 speed preset.")
+@click.option("--codec", default=EncoderOptions.codec, help="Video encoder (libx264; h264_nvenc on NVIDIA hosts).")
+@click.option("--crf", type=click.IntRange(0, 51), default=EncoderOptions.crf, help="Video quality (x264/x265 CRF).")
+@click.option("--preset", default=EncoderOptions.preset, help="x264/x265 speed preset.")
 @click.option("--temporal-smoothing", type=click.FloatRange(0, 1, max_open=True), default=BatchConfig.temporal_smoothing,
               help="Video: EMA weight of past chroma, against flicker (0 = off, e.g. 0.6).")
 @click.option("--uncertainty", is_flag=True,
@@ -129,13 +130,13 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
     # retint.batch's start-up handler did).
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    from retint.batch.pipeline import run_batch
+    from retint.batch.run import run_batch
 
     _check_usage(sources, output, codec, preset, device, backend)
     config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine,
                          backend=backend, device=device, batch_size=batch_size, streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
-                         progress=not no_progress, codec=codec, crf=crf, preset=preset,
+                         progress=not no_progress, encoder=EncoderOptions(codec, crf, preset),
                          temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
                          mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
                          timeout_per_input=timeout_per_input, temperature=temperature)

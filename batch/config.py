@@ -8,6 +8,7 @@ from pathlib import Path
 from retint.runtime import EngineRequest
 
 from retint.batch.encode import OUTPUT_FORMATS
+from retint.batch.video.options import EncoderOptions
 
 __all__ = ["OUTPUT_FORMATS", "BatchConfig"]
 
@@ -30,16 +31,14 @@ class BatchConfig:
     progress: bool = True
     timeout_per_input: float = 600.0  # seconds a photo's read and decode, or a video's wait for a frame, may take
     # video
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
+    encoder: EncoderOptions = EncoderOptions()  # --codec, --crf, --preset
     temporal_smoothing: float = 0.0
     # uncertainty (photos only; the engine needs an interval stage, see retint.runtime.uncertainty)
     uncertainty: bool = False  # <output stem>.uncertainty.png beside each output, widths in the manifest
     mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
     # colour model v2 engines: the annealed mean's temperature (None: the artefact's default)
     temperature: float | None = None
-    # scale out (retint.batch.ray_runner)
+    # scale out (retint.batch.ray.runner)
     ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
     ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free
 

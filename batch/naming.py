@@ -35,7 +35,7 @@ from pathlib import Path
 
 from retint.batch.encode import output_suffix
 from retint.batch.sources import Task
-from retint.batch.video import video_output_suffix
+from retint.batch.video.pipeline import video_output_suffix
 from retint.media import VIDEO_SUFFIXES
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from retint.batch.manifest import STATUS_OK, Manifest
-from retint.batch.ray_worker import PHOTOS_PER_UNIT
+from retint.batch.ray.worker import PHOTOS_PER_UNIT
 from retint.batch.recording import Recorder, Summary, make_entry
 from retint.batch.sources import Task
 from retint.benchmarks.fast_engine import write_grey_copy_engine

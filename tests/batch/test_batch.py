@@ -311,7 +311,7 @@ def test_batch_never_imports_torch(engine, tmp_path):
         "import sys\n"
         "from pathlib import Path\n"
         "from retint.batch.config import BatchConfig\n"
-        "from retint.batch.pipeline import run_batch\n"
+        "from retint.batch.run import run_batch\n"
         f"summary = run_batch(BatchConfig(sources=(Path({str(tmp_path / 'a.jpg')!r}),), "
         f"output=Path({str(tmp_path / 'out')!r}), engine=Path({str(engine)!r}), progress=False), log=print)\n"
         "assert summary.counts == {'ok': 1}, summary\n"

@@ -48,7 +48,7 @@ def write_mutants(folder: Path, per_format: int, first_seed: int = 0,
 
 def read_video(path: Path) -> None:
     """The decode half of colorize_video: open, demux and decode every frame to grey."""
-    from retint.batch.video_reader import VideoReader
+    from retint.batch.video.reader import VideoReader
 
     with VideoReader(path, 8) as reader:
         reader.start()

@@ -259,7 +259,7 @@ def test_an_input_swapped_for_a_fifo_fails_at_once(tmp_path):
 
 def test_a_video_swapped_for_a_fifo_fails_at_once(tmp_path):
     pytest.importorskip("av")
-    from retint.batch.video_reader import VideoReader
+    from retint.batch.video.reader import VideoReader
 
     fifo = tmp_path / "swapped.mkv"
     os.mkfifo(fifo)
@@ -291,7 +291,7 @@ def test_a_photo_that_outlasts_the_time_limit_fails_and_the_run_goes_on(engine, 
 def test_waiting_for_a_videos_frames_is_bounded_and_sees_ctrl_c(tmp_path):
     pytest.importorskip("av")
 
-    from retint.batch.video_reader import VideoReader
+    from retint.batch.video.reader import VideoReader
 
     (tmp_path / "clip.mkv").write_bytes(small_video(1))
     # Not started: no frame ever comes, as from a read that hangs on a stalled share.

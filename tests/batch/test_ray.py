@@ -15,7 +15,7 @@ from archive import build_archive, grey_photo
 from batchrun import batch, originals_unchanged, snapshot, start
 from retint.batch.config import BatchConfig
 from retint.batch.manifest import read_manifest
-from retint.batch.pipeline import run_batch
+from retint.batch.run import run_batch
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray instance per test module, actors per run

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from retint.batch.config import BatchConfig
-from retint.batch.ray_runner import actor_pool
-from retint.batch.ray_worker import PHOTOS_PER_UNIT, work_units
+from retint.batch.ray.runner import actor_pool
+from retint.batch.ray.worker import PHOTOS_PER_UNIT, work_units
 from retint.batch.naming import plan_outputs
 from retint.batch.sources import Task
 from retint.errors import InputError

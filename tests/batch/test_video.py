@@ -229,7 +229,7 @@ def test_webm_is_written_as_matroska(tmp_path, exported):
 
 
 def test_chroma_smoother_damps_noise_and_resets_at_cuts():
-    from retint.batch.video import ChromaSmoother
+    from retint.batch.video.pipeline import ChromaSmoother
 
     rng = np.random.default_rng(0)
     scene = np.full((64, 64), 100, np.uint8)
@@ -278,7 +278,8 @@ def test_an_engine_failure_mid_video_leaves_no_output_and_no_hung_thread(tmp_pat
     """The decoder must not stay blocked on its queue when inference stops early."""
     import threading
 
-    from retint.batch.video import VideoOptions, colorize_video
+    from retint.batch.video.options import VideoOptions
+    from retint.batch.video.pipeline import colorize_video
     from retint.errors import EngineError
     from retint.runtime import load_engine
 

@@ -29,7 +29,7 @@ from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_vi
 from retint.batch.photos import PhotoPipeline
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
-from retint.batch.videos import VideoPhase
+from retint.batch.video.phase import VideoPhase
 from retint.errors import Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -69,7 +69,7 @@ class BatchRun:
         self.config = config
         self.manifest = manifest
         self.planned = planned
-        self.colouring = colouring  # LocalColouring, or retint.batch.ray_runner.RayColouring
+        self.colouring = colouring  # LocalColouring, or retint.batch.ray.runner.RayColouring
         self.summary = Summary()
         self.stop = threading.Event()  # set by Ctrl-C
 
@@ -135,7 +135,7 @@ def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
     created: a start that fails (a bad engine, no CUDA, no uncertainty head) leaves no output
     folder and no lock."""
     if config.ray:
-        from retint.batch.ray_runner import RayColouring
+        from retint.batch.ray.runner import RayColouring
 
         check_request(config.engine_request())
         return RayColouring(config, log)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,8 +32,9 @@ import cv2
 import numpy as np
 
 from retint.batch.decode import DecodeFailure
-from retint.batch.video_reader import GreyFrame, VideoReader, import_av
-from retint.batch.video_writer import EncoderOptions, VideoWriter, video_output_suffix
+from retint.batch.video.reader import GreyFrame, VideoReader, import_av
+from retint.batch.video.options import VideoOptions
+from retint.batch.video.writer import VideoWriter, video_output_suffix
 from retint.errors import OutputError
 from retint.files import FATAL_ERRNOS, atomic_file
 
@@ -44,16 +44,6 @@ SCENE_CUT_LEVELS = 20.0
 # Containers may count a frame or two that no decoder returns (edit lists,
 # a trailing empty packet): a shortfall within this is not a truncation.
 MISSING_FRAMES_TOLERATED = 2
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """How one video is coloured: its encoder, frames per engine call, smoothing, the stall limit."""
-
-    encoder: EncoderOptions = EncoderOptions()
-    batch_size: int = 8
-    temporal_smoothing: float = 0.0
-    stall_seconds: float | None = None  # no frame for this long: the video fails (--timeout-per-input)
 
 
 class ChromaSmoother:

@@ -7,33 +7,24 @@ one thread). The file appears only when complete (`retint.files.atomic_file`).
 from __future__ import annotations
 
 import queue
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from retint.batch.video_reader import END, GreyFrame, VideoReader, Worker, import_av
+from retint.batch.video.options import EncoderOptions
+from retint.batch.video.reader import END, GreyFrame, VideoReader, Worker, import_av
 
 H264_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".m4v": "mp4", ".mkv": "matroska", ".avi": "avi"}
 
 
 class MuxerOutput(Protocol):
-    """What FFmpeg's muxer needs of the file it writes (a file object, or video.py's guard of one)."""
+    """What FFmpeg's muxer needs of the file it writes (a file object, or the video pipeline's guard of one)."""
 
     def write(self, data: bytes) -> int: ...
     def seek(self, offset: int, whence: int = 0) -> int: ...
     def tell(self) -> int: ...
     def flush(self) -> None: ...
     def read(self, size: int = -1) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class EncoderOptions:
-    """The one record of how coloured video is encoded (--codec, --crf, --preset)."""
-
-    codec: str = "libx264"
-    crf: int = 18
-    preset: str = "medium"
 
 
 def video_output_suffix(suffix: str) -> str:

@@ -14,8 +14,8 @@ from retint.batch.decode import DecodeFailure, describe_exception
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import Summary, make_entry
-from retint.batch.video import VideoOptions, colorize_video
-from retint.batch.video_writer import EncoderOptions
+from retint.batch.video.options import VideoOptions
+from retint.batch.video.pipeline import colorize_video
 from retint.errors import EngineError, OutputError
 from retint.runtime import VIDEO_BATCH, Engine, Engines
 
@@ -39,7 +39,7 @@ class VideoPhase:
         self.stop = stop
         self.log = log
         self._told_where_smoothing_runs = False
-        self.options = VideoOptions(encoder=EncoderOptions(config.codec, config.crf, config.preset),
+        self.options = VideoOptions(encoder=config.encoder,
                                     batch_size=config.batch_size or VIDEO_BATCH,
                                     temporal_smoothing=config.temporal_smoothing,
                                     stall_seconds=config.timeout_per_input)

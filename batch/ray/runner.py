@@ -32,7 +32,7 @@ from typing import Callable
 from retint.batch.config import BatchConfig
 from retint.batch.manifest import STATUS_OK, STATUS_PARTIAL
 from retint.batch.naming import PlannedOutput
-from retint.batch.ray_worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
+from retint.batch.ray.worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
 from retint.batch.recording import Summary
 from retint.errors import BackendUnavailable, EngineError, InputError, OutputError, needs_extra
 

@@ -29,7 +29,7 @@ from retint.batch.naming import PlannedOutput, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
 from retint.batch.recording import StageClock, Summary, make_entry
 from retint.batch.sources import Task
-from retint.batch.videos import VideoPhase
+from retint.batch.video.phase import VideoPhase
 from retint.errors import OutputError
 from retint.runtime import open_engines
 
