@@ -185,7 +185,7 @@ def _print_summary(summary, output: Path) -> None:
     if summary.video_frames:
         rates.append(f"{figures['video_frames_per_second']:.2f} video frames/s")
     click.echo(f"{counts}; {summary.already_done} already done; {'; '.join(rates + [''])}"
-               f"engine: {figures['engine'].get('description', '?')}; manifest: {output / 'manifest.jsonl'}", err=True)
+               f"engine: {figures['engine'].get('label', '?')}; manifest: {output / 'manifest.jsonl'}", err=True)
 
 
 if __name__ == "__main__":
