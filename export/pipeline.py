@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
+from torch import nn
 
 from retint import __version__
 from retint.errors import BackendUnavailable, InputError
@@ -64,24 +67,99 @@ from retint.runtime.metadata import (
     INPUT_NAME,
     INTERVAL_NAME,
     LIGHTNESS_NAME,
-    OUTPUT_NAME,
     ArtefactMetadata,
     SizeLimits,
     sidecar_path,
 )
+from retint.runtime import EngineRequest, open_engines
 from retint.runtime.backends import OPENVINO_BF16_GATE
 from retint.runtime.colour_controls import ColourControls
-from retint.runtime.onnx_runner import OnnxEngine
+from retint.runtime.onnx_runner import CPU, OnnxEngine, open_session
+
+Reference = Callable[[np.ndarray], np.ndarray]  # grey uint8 [N,1,H,W] -> rgb uint8 [N,H,W,3], PyTorch FP32
 
 
 @dataclass
 class ExportResult:
+    """What an export wrote (in order), its fused graphs' parity reports, and why no plan was built."""
+
     artefacts: list[Path] = field(default_factory=list)
     reports: dict[str, ParityReport] = field(default_factory=dict)
     tensorrt_missing: str = ""
 
 
+@dataclass(frozen=True)
+class ExportJob:
+    """What every step of one export shares: where, what, against which reference and cases."""
+
+    config: ExportConfig
+    name: str
+    generator: nn.Module
+    render_size: int
+    limits: SizeLimits
+    base_metadata: dict[str, Any]
+    reference: Reference
+    cases: list[Any]
+    result: ExportResult
+    log: Callable[[str], None]
+
+    def path(self, suffix: str) -> Path:
+        """The artefact NAME + suffix in the output folder (".fp16.onnx", ".compose.onnx", ...)."""
+        return self.config.output_dir / f"{self.name}{suffix}"
+
+
+@contextmanager
+def gating(path: Path, promote: bool = False) -> Iterator[Path]:
+    """A hidden `.NAME.gating` file beside `path`, for a graph or plan while its gate runs.
+
+    It is removed if the block raises (a failed gate leaves nothing); at the end of the block it
+    is moved to `path` with `promote`, else removed (a graph published with its parity after)."""
+    staged = path.with_name(f".{path.name}.gating")
+    try:
+        yield staged
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    if promote:
+        staged.replace(path)
+    else:
+        staged.unlink(missing_ok=True)
+
+
+@contextmanager
+def gating_folder(job: ExportJob) -> Iterator[Path]:
+    """A hidden `.NAME.gating/` folder laid out as an export (the published fused graphs linked in),
+    so that stages under their gate are opened by the runtime exactly as it opens the published
+    artefact; removed when the block ends, whatever happens."""
+    folder = job.config.output_dir / f".{job.name}.gating"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        for suffix in (".onnx", ".fp16.onnx"):
+            for published in (job.path(suffix), sidecar_path(job.path(suffix))):
+                _link_or_copy(published, folder / published.name)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, target)
+
+
+def stage_into(folder: Path, model: onnx.ModelProto, metadata: ArtefactMetadata, name: str) -> Path:
+    """Write a stage graph with its metadata (inside and in the sidecar) into a gating folder."""
+    path = folder / name
+    save_model(with_metadata(model, metadata), path)
+    write_text_atomically(sidecar_path(path), metadata.to_json())
+    return path
+
+
 def sha256_of(path: Path) -> str:
+    """The file's SHA-256 (the checkpoint's, recorded in every sidecar)."""
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
@@ -89,7 +167,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def torch_reference(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+def torch_reference(module: torch.nn.Module) -> Reference:
+    """The deploy module as the gates' reference: grey uint8 in, rgb uint8 out, no gradients."""
     def run(gray: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(gray)).numpy()
@@ -105,6 +184,7 @@ def export_steps(config: ExportConfig, interval_head: bool) -> list[str]:
 
 def run_export(config: ExportConfig, log: Callable[[str], None] = print,
                progress: StepProgress | None = None) -> ExportResult:
+    """export-trt's job (see the module doc); `progress` hears of each step as it begins."""
     checkpoint = load_checkpoint(config.checkpoint)
     generator = generator_of(checkpoint, config.checkpoint)
     generator_config = generator.retint_config
@@ -128,25 +208,25 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
         colour_bins=colour_bins_metadata(generator),
     )
     result = ExportResult()
+    job = ExportJob(config=config, name=name, generator=generator, render_size=render_size, limits=limits,
+                    base_metadata=base_metadata, reference=reference, cases=cases, result=result, log=log)
     for precision, suffix in (("fp32", ".onnx"), ("fp16", ".fp16.onnx")):
-        path = config.output_dir / f"{name}{suffix}"
+        path = job.path(suffix)
         steps.begin(f"{precision} graph")
         log(f"exporting {precision} graph -> {path}")
         module = DeployColorizer(copy.deepcopy(generator), render_size, precision).eval()
         model = export_colorizer(module, limits)
-        report = gate_onnx(model, reference, cases, precision, path,
-                           ArtefactMetadata(precision=precision, **base_metadata))
+        report = gate_onnx(job, model, precision, path)
         log(f"  parity vs PyTorch FP32: {describe(report)}")
         metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32",
                                                                  **report.summary()}, **base_metadata)
         publish_onnx(model, metadata, path, result)
         result.reports[precision] = report
 
-    export_stages(config, name, generator, render_size, limits, base_metadata, reference, cases, result, log,
-                  steps.begin)
+    export_stages(job, steps.begin)
     if head is not None:
         steps.begin("interval stage")
-        export_interval_stage(config, name, generator, *head, render_size, limits, base_metadata, cases, result, log)
+        export_interval_stage(job, *head)
     elif (stale := config.output_dir / f"{name}.interval.onnx").exists():
         # An earlier export's head would bracket another generator's colours.
         stale.unlink()
@@ -156,7 +236,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
     if not config.onnx_only:
         steps.begin("TensorRT plan")
         try:
-            plan = build_tensorrt_plan(config, name, base_metadata, cases, log)
+            plan = build_tensorrt_plan(job)
             result.artefacts.append(plan)
         except BackendUnavailable as missing:
             result.tensorrt_missing = str(missing)
@@ -186,175 +266,164 @@ def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path,
     result.artefacts.append(path)
 
 
-def export_stages(config: ExportConfig, name: str, generator, render_size: int, limits: SizeLimits,
-                  base_metadata: dict, reference, cases, result: ExportResult, log,
-                  begin: Callable[[str], None] = lambda step: None) -> None:
+def export_stages(job: ExportJob, begin: Callable[[str], None] = lambda step: None) -> None:
     """NAME.lightness.onnx, NAME.generator[.fp16].onnx and NAME.compose.onnx, gated as a chain
-    against PyTorch. Backends run them where each is fastest; video smoothing runs between them."""
+    against PyTorch on the runtime's own staged engine. Backends run them where each is fastest;
+    video smoothing runs between them."""
     begin("lightness and compose stages")
-    paths = {stage: config.output_dir / f"{name}.{stage}.onnx" for stage in ("lightness", "compose")}
-    log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
+    name, generator, limits, render_size = job.name, job.generator, job.limits, job.render_size
+    job.log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
     ab_side = render_size // HEAD_STRIDE if is_distribution_head(generator) else render_size
     models = {"lightness": export_lightness(LightnessStage(render_size).eval(), limits),
               "compose": export_composer(Composer().eval(), limits, ab_side)}
-    sessions = {stage: ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-                for stage, model in models.items()}
+    stage_metadata = {stage: ArtefactMetadata(precision="fp32", **{**job.base_metadata, "kind": stage})
+                      for stage in models}
+    with gating_folder(job) as folder:
+        for stage, model in models.items():
+            stage_into(folder, model, stage_metadata[stage], f"{name}.{stage}.onnx")
+        lightness = open_session(folder / f"{name}.lightness.onnx", [CPU])
 
-    def lightness_of(gray):
-        return {LIGHTNESS_NAME: sessions["lightness"].run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]}
+        def generator_inputs(model: onnx.ModelProto) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+            return lambda gray: {LIGHTNESS_NAME: lightness.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0],
+                                 **automatic_controls(model, gray.shape[0])}
 
-    def generator_inputs(model):
-        return lambda gray: {**lightness_of(gray), **automatic_controls(model, gray.shape[0])}
-
-    def compose(gray, ab):
-        return sessions["compose"].run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
-
-    for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
-        path = config.output_dir / f"{name}{suffix}"
-        begin(f"{precision} generator stage")
-        model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
-        generator_session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-
-        def chained(gray, generator_session=generator_session, inputs=generator_inputs(model)):
-            return compose(gray, generator_session.run([AB_NAME], inputs(gray))[0])
-
-        report = measure_parity(reference, chained, cases, NonfiniteProbe(model, generator_inputs(model)))
-        check_gate(report, GATES[precision], path.name)
-        log(f"  lightness + {path.name} + compose vs PyTorch FP32: {describe(report)}")
-        parity = {"reference": "pytorch-fp32", "chained_with": [paths["lightness"].name, paths["compose"].name],
-                  **report.summary()}
-        if precision == "fp32":
-            bf16 = openvino_bf16_parity(model, path, render_size, generator_inputs(model), compose, reference,
-                                        cases, log)
-            if bf16 is not None:
-                parity[OPENVINO_BF16_GATE] = bf16
-        metadata = ArtefactMetadata(precision=precision, parity=parity, **{**base_metadata, "kind": "generator"})
-        publish_onnx(model, metadata, path, result)
-    for stage, path in paths.items():
-        publish_onnx(models[stage], ArtefactMetadata(precision="fp32", **{**base_metadata, "kind": stage}),
-                     path, result)
+        for precision, fused_suffix, suffix in (("fp32", ".onnx", ".generator.onnx"),
+                                                ("fp16", ".fp16.onnx", ".generator.fp16.onnx")):
+            path = job.path(suffix)
+            begin(f"{precision} generator stage")
+            model = export_generator(GeneratorStage(copy.deepcopy(generator), precision), limits, render_size)
+            metadata = ArtefactMetadata(precision=precision, **{**job.base_metadata, "kind": "generator"})
+            stage_into(folder, model, metadata, path.name)
+            request = EngineRequest(path=folder / f"{name}{fused_suffix}", backend="onnxruntime", device="cpu",
+                                    staged=True)
+            with open_engines(request) as engines:
+                report = measure_parity(job.reference, engines.main.colorize, job.cases,
+                                        NonfiniteProbe(model, generator_inputs(model)))
+                check_gate(report, GATES[precision], path.name)
+                job.log(f"  lightness + {path.name} + compose vs PyTorch FP32: {describe(report)}")
+                parity = {"reference": "pytorch-fp32", "chained_with": [f"{name}.lightness.onnx",
+                                                                        f"{name}.compose.onnx"], **report.summary()}
+                if precision == "fp32":
+                    bf16 = openvino_bf16_parity(job, model, generator_inputs(model), engines.main)
+                    if bf16 is not None:
+                        parity[OPENVINO_BF16_GATE] = bf16
+            publish_onnx(model, replace(metadata, parity=parity), path, job.result)
+    for stage, model in models.items():
+        publish_onnx(model, stage_metadata[stage], job.path(f".{stage}.onnx"), job.result)
 
 
-def export_interval_stage(config: ExportConfig, name: str, generator, head, calibration: dict, render_size: int,
-                          limits: SizeLimits, base_metadata: dict, cases, result: ExportResult, log) -> None:
+def export_interval_stage(job: ExportJob, head: nn.Module, calibration: dict[str, Any]) -> None:
     """NAME.interval.onnx: the calibrated uncertainty head (lambda built in), gated after each generator
     stage (fp32 and fp16) against PyTorch FP32, its calibration in the sidecar."""
-    path = config.output_dir / f"{name}.interval.onnx"
+    path = job.path(".interval.onnx")
     stage = IntervalStage(head, calibration["lambda"])
-    model = export_interval(stage, limits, render_size)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    lightness_session = ort.InferenceSession(config.output_dir.joinpath(f"{name}.lightness.onnx").read_bytes(),
-                                             providers=["CPUExecutionProvider"])
-    torch_generator = GeneratorStage(copy.deepcopy(generator), "fp32")
+    model = export_interval(stage, job.limits, job.render_size)
+    lightness_session = open_session(job.path(".lightness.onnx"), [CPU])
+    torch_generator = GeneratorStage(copy.deepcopy(job.generator), "fp32")
 
-    def reference(gray):
+    def reference(gray: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             lightness = torch.from_numpy(lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0])
             return stage(lightness, torch_generator(lightness)).numpy()
 
-    parity = {"reference": "pytorch-fp32 (generator and head)"}
-    for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
-        generator_session = ort.InferenceSession(str(config.output_dir / f"{name}{suffix}"),
-                                                 providers=["CPUExecutionProvider"])
+    parity: dict[str, Any] = {"reference": "pytorch-fp32 (generator and head)"}
+    with gating(path) as staged:
+        save_model(model, staged)
+        session = open_session(staged, [CPU])
+        for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
+            generator_session = open_session(job.path(suffix), [CPU])
 
-        def chained(gray, generator_session=generator_session):
-            lightness = lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]
-            ab = generator_session.run([AB_NAME], {LIGHTNESS_NAME: lightness})[0]
-            return session.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
+            def chained(gray: np.ndarray, generator_session=generator_session) -> np.ndarray:
+                lightness = lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]
+                ab = generator_session.run([AB_NAME], {LIGHTNESS_NAME: lightness})[0]
+                return session.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
 
-        figures = interval_parity(reference, chained, cases, INTERVAL_GATES[precision],
-                                  f"{path.name} after {name}{suffix}")
-        parity[f"after-{precision}-generator"] = figures
-        log(f"  lightness + {name}{suffix} + {path.name} vs PyTorch FP32: interval bounds |d| mean "
-            f"{figures['mean_abs_lab']:.4f} p99 {figures['p99_abs_lab']:.4f} max {figures['max_abs_lab']:.3f} "
-            f"Lab, NaN/Inf {figures['nonfinite']}")
+            figures = interval_parity(reference, chained, job.cases, INTERVAL_GATES[precision],
+                                      f"{path.name} after {job.name}{suffix}")
+            parity[f"after-{precision}-generator"] = figures
+            job.log(f"  lightness + {job.name}{suffix} + {path.name} vs PyTorch FP32: interval bounds |d| mean "
+                    f"{figures['mean_abs_lab']:.4f} p99 {figures['p99_abs_lab']:.4f} max "
+                    f"{figures['max_abs_lab']:.3f} Lab, NaN/Inf {figures['nonfinite']}")
     metadata = ArtefactMetadata(precision="fp32", parity=parity, uncertainty=calibration,
-                                **{**base_metadata, "kind": "interval"})
-    publish_onnx(model, metadata, path, result)
-    log(f"  uncertainty: alpha {calibration['alpha']}, lambda {calibration['lambda']:.3f}, calibrated on "
-        f"{calibration.get('calibration_photos')} photos of {', '.join(calibration.get('calibration_sources', []))}")
+                                **{**job.base_metadata, "kind": "interval"})
+    publish_onnx(model, metadata, path, job.result)
+    job.log(f"  uncertainty: alpha {calibration['alpha']}, lambda {calibration['lambda']:.3f}, calibrated on "
+            f"{calibration.get('calibration_photos')} photos of "
+            f"{', '.join(calibration.get('calibration_sources', []))}")
 
 
-def openvino_bf16_parity(model: onnx.ModelProto, path: Path, render_size: int, generator_inputs, compose,
-                         reference, cases, log) -> dict | None:
-    """The fp32 generator run by OpenVINO in bf16, chained with the ONNX Runtime stages, against
-    PyTorch FP32: recorded in the generator's sidecar, where the runtime looks before it runs bf16.
-    Measured only where this CPU computes bf16 natively (elsewhere OpenVINO would run f32)."""
+def openvino_bf16_parity(job: ExportJob, model: onnx.ModelProto,
+                         generator_inputs: Callable[[np.ndarray], dict[str, np.ndarray]],
+                         staged_engine: Any) -> dict[str, Any] | None:
+    """The fp32 generator run by OpenVINO in bf16, between the staged engine's own ONNX Runtime
+    lightness and compose, against PyTorch FP32: recorded in the generator's sidecar, where the
+    runtime looks before it runs bf16. Measured only where this CPU computes bf16 natively
+    (elsewhere OpenVINO would run f32)."""
     from retint.cpu import cpu_model, native_bf16_flags
     from retint.runtime.openvino_runner import OpenVinoGenerator, openvino_installed
 
     if not native_bf16_flags() or not openvino_installed():
-        log("  OpenVINO bf16 gate not measured: it needs OpenVINO and a CPU with AMX or AVX512-BF16; "
-            "the OpenVINO backend runs this artefact in f32")
+        job.log("  OpenVINO bf16 gate not measured: it needs OpenVINO and a CPU with AMX or AVX512-BF16; "
+                "the OpenVINO backend runs this artefact in f32")
         return None
-    staged = path.with_name(f".{path.name}.gating")
-    save_model(model, staged)
-    try:
-        generator = OpenVinoGenerator(staged, "bf16", render_size)
+    with gating(job.path(".generator.onnx")) as staged:
+        save_model(model, staged)
+        generator = OpenVinoGenerator(staged, "bf16", job.render_size)
         try:
-            def run(gray):
+            def run(gray: np.ndarray) -> np.ndarray:
                 inputs = generator_inputs(gray)
                 lightness = inputs.pop(LIGHTNESS_NAME)
                 controls = ColourControls.from_feeds(inputs) if inputs else None
-                return compose(gray, generator(lightness, controls))
+                return staged_engine.compose(gray, generator(lightness, controls))
 
-            report = measure_parity(reference, run, cases)
+            report = measure_parity(job.reference, run, job.cases)
         finally:
             generator.close()
-    finally:
-        staged.unlink(missing_ok=True)
     failures = gate_failures(report, GATES["bf16"])
-    log(f"  OpenVINO bf16 generator + stages vs PyTorch FP32: {describe(report)}"
-        f"{' FAILS: ' + '; '.join(failures) if failures else ''}")
+    job.log(f"  OpenVINO bf16 generator + stages vs PyTorch FP32: {describe(report)}"
+            f"{' FAILS: ' + '; '.join(failures) if failures else ''}")
     return {"reference": "pytorch-fp32", **report.summary(), "passed": not failures, "failures": failures,
             "cpu": cpu_model(), "bf16_flags": list(native_bf16_flags()), "openvino": generator.version}
 
 
-def gate_onnx(model: onnx.ModelProto, reference, cases, precision: str, path: Path,
-              metadata: ArtefactMetadata) -> ParityReport:
-    """Run the graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails.
-    `metadata` (without parity yet) goes with it: the engine reads a distribution head's bins there."""
-    staged = path.with_name(f".{path.name}.gating")
-    save_model(with_metadata(model, metadata), staged)
-    try:
-        engine = OnnxEngine(staged, device="cpu")
-        report = measure_parity(reference, engine.colorize, cases, NonfiniteProbe(model))
-    finally:
-        staged.unlink(missing_ok=True)
+def gate_onnx(job: ExportJob, model: onnx.ModelProto, precision: str, path: Path) -> ParityReport:
+    """Run the fused graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails.
+    Its metadata (without parity yet) goes with it: the engine reads a distribution head's bins there."""
+    metadata = ArtefactMetadata(precision=precision, **job.base_metadata)
+    with gating(path) as staged:
+        save_model(with_metadata(model, metadata), staged)
+        with OnnxEngine(staged, device="cpu") as engine:
+            report = measure_parity(job.reference, engine.colorize, job.cases, NonfiniteProbe(model))
     check_gate(report, GATES[precision], path.name)
     return report
 
 
-def build_tensorrt_plan(config: ExportConfig, name: str, base_metadata: dict, cases, log) -> Path:
+def build_tensorrt_plan(job: ExportJob) -> Path:
+    """NAME.fp16.plan from the gated FP16 graph, gated against the FP32 graph on ONNX Runtime."""
     from retint.export.tensorrt_build import build_plan, require_tensorrt_builder
     from retint.runtime.tensorrt_runner import TensorRTEngine
 
     require_tensorrt_builder()
-    fp16_onnx = config.output_dir / f"{name}.fp16.onnx"
-    plan = config.output_dir / f"{name}.fp16.plan"
-    log(f"building TensorRT engine -> {plan}")
-    staged = plan.with_name(f".{plan.name}.gating")
-    info = build_plan(fp16_onnx, staged, config.profile, config.workspace_gb, config.timing_cache)
-    fp32_engine = OnnxEngine(config.output_dir / f"{name}.onnx", device="cpu")
-    # The plan's sidecar less its parity: the engine under the gate reads a distribution head's bins there.
-    metadata = ArtefactMetadata(
-        precision="fp16",
-        tensorrt={"version": info.tensorrt_version, "gpu": info.gpu,
-                  "compute_capability": info.compute_capability,
-                  "profile": {"min": list(config.profile.min_shape), "opt": list(config.profile.opt_shape),
-                              "max": list(config.profile.max_shape)}},
-        **{**base_metadata, "limits": SizeLimits(
-            min_side=min(config.profile.min_shape[1:]), max_side=min(config.profile.max_shape[1:]),
-            max_batch=config.profile.max_shape[0])})
-    try:
-        with TensorRTEngine(staged, metadata) as engine:
-            report = measure_parity(fp32_engine.colorize, engine.colorize, cases)
+    config = job.config
+    plan = job.path(".fp16.plan")
+    job.log(f"building TensorRT engine -> {plan}")
+    profile = config.profile
+    with gating(plan, promote=True) as staged:
+        info = build_plan(job.path(".fp16.onnx"), staged, profile, config.workspace_gb, config.timing_cache)
+        # The plan's sidecar less its parity: the engine under the gate reads a distribution head's bins there.
+        metadata = ArtefactMetadata(
+            precision="fp16",
+            tensorrt={"version": info.tensorrt_version, "gpu": info.gpu,
+                      "compute_capability": info.compute_capability,
+                      "profile": {"min": list(profile.min_shape), "opt": list(profile.opt_shape),
+                                  "max": list(profile.max_shape)}},
+            **{**job.base_metadata, "limits": SizeLimits(
+                min_side=min(profile.min_shape[1:]), max_side=min(profile.max_shape[1:]),
+                max_batch=profile.max_shape[0])})
+        with OnnxEngine(job.path(".onnx"), device="cpu") as fp32_engine, TensorRTEngine(staged, metadata) as engine:
+            report = measure_parity(fp32_engine.colorize, engine.colorize, job.cases)
         check_gate(report, GATES["fp16"], plan.name)
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        raise
-    staged.replace(plan)
-    log(f"  parity vs FP32 ONNX: {describe(report)}")
-    metadata = replace(metadata, parity={"reference": "onnx-fp32", **report.summary()})
-    write_text_atomically(sidecar_path(plan), metadata.to_json())
+    job.log(f"  parity vs FP32 ONNX: {describe(report)}")
+    write_text_atomically(sidecar_path(plan), replace(metadata, parity={"reference": "onnx-fp32",
+                                                                        **report.summary()}).to_json())
     return plan
