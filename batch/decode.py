@@ -99,6 +99,7 @@ class DecodedImage:
 
     @property
     def size(self) -> tuple[int, int]:
+        """(height, width) of the decoded image."""
         return self.gray.shape[0], self.gray.shape[1]
 
 

@@ -49,6 +49,8 @@ def media_type(suffix: str) -> str:
 
 
 def encode(rgb: np.ndarray, decoded: DecodedImage, suffix: str, quality: int) -> bytes:
+    """`rgb` encoded in the format `suffix` names, carrying `decoded`'s alpha, EXIF and ICC profile
+    where that format holds them; `quality` applies to JPEG and WebP."""
     image_format = FORMAT_OF_SUFFIX[suffix.lower()]
     image = Image.fromarray(rgb, "RGB")
     if decoded.alpha is not None and image_format in ALPHA_FORMATS:

@@ -36,6 +36,7 @@ class OutputLock:
             pass
 
     def release(self) -> None:
+        """Unlock and close the lock file (it stays on disk); a second call does nothing."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

@@ -183,9 +183,11 @@ class Manifest:
             raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from error
 
     def record(self, entry: Entry) -> None:
+        """Append the entry's line to the manifest and flush it; an OutputError if the disk refuses it."""
         self._write(_as_line(entry))
 
     def close(self, summary: dict[str, Any]) -> None:
+        """Append the run's summary line and close the manifest."""
         try:
             self._write({"summary": summary})
         finally:

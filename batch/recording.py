@@ -21,6 +21,7 @@ class StageClock:
         self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
+        """Add `seconds` to `stage`'s total (safe from any thread)."""
         with self._lock:
             self.seconds[stage] += seconds
 
@@ -47,6 +48,8 @@ class Summary:
     abandoned_inputs: int = 0  # decodes given up on after --timeout-per-input (their threads may never end)
 
     def as_dict(self) -> dict:
+        """The figures of the manifest's summary line: counts, each phase's rates over its own wall time,
+        stage seconds and the engine."""
         photo_seconds = max(self.photo_seconds if self.photo_seconds is not None else self.seconds, 1e-9)
         frames_per_second = self.video_frames / self.video_seconds if self.video_seconds > 0 else None
         return {"counts": dict(self.counts), "already_done": self.already_done, "seconds": round(self.seconds, 3),

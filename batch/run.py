@@ -45,6 +45,8 @@ class LocalColouring:
         self.log = log
 
     def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
+        """Colour `todo` here: the photos through the pipeline, then the videos one at a time, recording
+        each result as it completes."""
         summary.engine = self.engines.main.spec.as_dict()
         clock = StageClock()
         summary.stage_seconds = clock.seconds
@@ -59,6 +61,7 @@ class LocalColouring:
         VideoPhase(self.config, self.engines, summary, record, stop, self.log).run(videos)
 
     def close(self) -> None:
+        """Close the engines."""
         self.engines.close()
 
 
@@ -115,6 +118,8 @@ class BatchRun:
                 f"(no manifest line names it); move it away, or rerun with --overwrite to replace it")
 
     def run(self) -> Summary:
+        """Sort the inputs, colour those to do and return the summary; Ctrl-C marks it interrupted
+        instead of raising."""
         bar = tqdm(total=len(self.planned), unit="input", disable=not self.config.progress, desc="colouring")
         record = Recorder(self.manifest, self.summary, bar)
         started = time.perf_counter()

@@ -85,6 +85,7 @@ def _walk(root: Path, relative: Path, suffixes: frozenset[str], skip: Path,
 
 
 def unsupported(path: Path) -> str:
+    """The failure reason of a file in an image format colorize-batch does not read."""
     return f"unsupported format: colorize-batch does not read {path.suffix.lower()} files"
 
 

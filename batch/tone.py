@@ -45,4 +45,6 @@ def tone_spread(rgb: np.ndarray) -> float:
 
 
 def is_colour(rgb: np.ndarray) -> bool:
+    """Whether the image is a colour photo rather than a monochrome or toned print: its tone spread
+    reaches COLOUR_SPREAD_THRESHOLD."""
     return tone_spread(rgb) >= COLOUR_SPREAD_THRESHOLD

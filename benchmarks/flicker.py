@@ -14,6 +14,7 @@ import numpy as np
 
 
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    """A video's frames as RGB arrays (only the first `limit` when given), decoded with PyAV."""
     import av
 
     frames = []

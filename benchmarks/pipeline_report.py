@@ -29,6 +29,8 @@ def archive_source(source: Path | None, generate: int | None, scratch: Path) -> 
 def run_pipeline_report(source: Path | None, engine: Path | None, generate: int | None, batch: int | None,
                         workers: int, checkpoint: Path | None, streams: int | None = None,
                         backends: tuple[str, ...] = ("auto",), rounds: int = 1) -> dict:
+    """colorize-batch end to end and the engine alone on the archive, per backend over `rounds`
+    rounds, and against the sequential baseline when a `checkpoint` is given: the report."""
     with tempfile.TemporaryDirectory(prefix="retint-bench-") as scratch:
         scratch = Path(scratch)
         source = archive_source(source, generate, scratch)

@@ -8,6 +8,7 @@ from retint.errors import InputError
 
 
 def plot_throughput(rows: list[dict], path: Path) -> None:
+    """Save a plot of images/s against batch size, one line per backend and image size, to `path`."""
     try:
         import matplotlib
 

@@ -134,6 +134,8 @@ def truth_hints(truth: np.ndarray, config: QualityConfig) -> list[list[tuple[flo
 def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
                 progress: Callable[[int], None] = lambda done: None,
                 hints: list[list[tuple[float, float, float, float]]] | None = None) -> np.ndarray:
+    """The grey photos [N,S,S] coloured by `colorize` in batches of ENGINE_BATCH, with each photo's
+    hints when given: the RGB outputs."""
     outputs = []
     for start in range(0, len(greys), ENGINE_BATCH):
         batch = np.ascontiguousarray(greys[start: start + ENGINE_BATCH, None])
@@ -175,6 +177,8 @@ def _feature_network():
 
 @torch.no_grad()
 def pooled_features(rgb: np.ndarray) -> np.ndarray:
+    """The frozen ImageNet EfficientNet-Lite0 pooled features of uint8 RGB photos [N,H,W,3], for the
+    Frechet distance."""
     network = _feature_network()
     batches = [network.pooled(_to_tensor(rgb[i: i + 16]).float() / 255.0) for i in range(0, len(rgb), 16)]
     return torch.cat(batches).numpy()
@@ -266,6 +270,7 @@ def versus_grey(below_grey: float) -> str:
 
 
 def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) -> str:
+    """The quality report in Markdown: `score`'s figures for `engine`, and how the photos were prepared."""
     s = result["summary"]
     damage = "damaged as in training (--degrade, seed %d)" % config.seed if config.degrade else "clean"
     lines = [

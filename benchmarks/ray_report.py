@@ -30,6 +30,8 @@ from retint.benchmarks.pipeline_report import archive_source
 
 
 def tiny_archive(folder: Path, count: int) -> Path:
+    """`count` random 16x16 grey PNGs in `folder`, a thousand to a subfolder: inputs that cost the
+    engine next to nothing."""
     rng = np.random.default_rng(0)
     for index in range(count):
         path = folder / f"box-{index // 1000:03d}" / f"tiny-{index:06d}.png"
@@ -55,6 +57,8 @@ def driver_recording_rate(folder: Path, count: int) -> float:
 
 
 def run_ray_report(source: Path | None, generate: int | None, rounds: int, tiny: int) -> dict:
+    """colorize-batch with and without --ray on the archive in alternating rounds and, with `tiny`,
+    the driver's ceilings on that many tiny files: the report."""
     with tempfile.TemporaryDirectory(prefix="retint-ray-bench-") as scratch:
         scratch = Path(scratch)
         source = archive_source(source, generate, scratch)

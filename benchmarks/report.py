@@ -9,6 +9,8 @@ from typing import Any
 
 
 def environment() -> dict[str, Any]:
+    """The machine and software the figures come from: Python, ONNX Runtime, torch, the CPU's model
+    and flags, any GPU, retint's version."""
     import onnxruntime
 
     info = {"python": platform.python_version(), "machine": platform.machine(),
@@ -35,6 +37,7 @@ def environment() -> dict[str, Any]:
 
 
 def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table of `rows` under `headers`, floats to two decimals."""
     def cell(value: Any) -> str:
         return f"{value:.2f}" if isinstance(value, float) else str(value)
 
@@ -44,6 +47,7 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def write_json(path: Path | None, report: dict[str, Any]) -> None:
+    """Write `report` to `path` as indented JSON, atomically; nothing when `path` is None."""
     if path is None:
         return
     from retint.files import write_text_atomically

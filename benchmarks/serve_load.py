@@ -36,6 +36,7 @@ class Answer:
     seconds: float
 
     def json_error(self) -> str:
+        """The message of the answer's JSON error body."""
         return json.loads(self.body)["error"]
 
 
@@ -50,6 +51,8 @@ def multipart(field_name: str, filename: str, data: bytes, content_type: str = "
 
 def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
             timeout: float = 120.0) -> Answer:
+    """One HTTP request to `url` on a fresh connection: the answer, its header names lower-cased,
+    and how long it took."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     started = time.perf_counter()
@@ -66,6 +69,7 @@ def request(url: str, method: str = "GET", body: bytes | None = None, headers: d
 
 def post_image(base_url: str, data: bytes, filename: str = "photo.jpg", query: str = "",
                timeout: float = 120.0) -> Answer:
+    """POST `data` in the multipart field `file` to the server's /colorize (`query`: e.g. "?format=png")."""
     body, content_type = multipart("file", filename, data)
     return request(f"{base_url}/colorize{query}", "POST", body, {"Content-Type": content_type}, timeout)
 
@@ -81,9 +85,12 @@ class LoadReport:
 
     @property
     def answered(self) -> int:
+        """Requests that got an HTTP answer, whatever its status."""
         return sum(self.statuses.values())
 
     def as_dict(self) -> dict:
+        """The report's figures: statuses, requests per second, and the median and 95th-percentile
+        latencies of the 200 answers."""
         ok = np.array(self.latencies_ms) if self.latencies_ms else np.array([np.nan])
         return {"requests": self.requests, "clients": self.clients, "answered": self.answered,
                 "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "errors": self.errors[:5],
@@ -148,6 +155,7 @@ class ServerProcess:
         raise RuntimeError(f"colorize-serve did not start in {timeout:.0f} s: {self.log()}")
 
     def log(self) -> str:
+        """The server's log so far."""
         return self.log_path.read_text(errors="replace")
 
     def peak_rss_mb(self) -> float:

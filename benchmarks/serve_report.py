@@ -16,6 +16,8 @@ from retint.errors import InputError
 
 def run_serve_report(engine: Path | None, backends: tuple[str, ...], requests: int, clients: int, warmup: int,
                      size: str) -> list[dict]:
+    """Per backend, a real colorize-serve sent `requests` uploads of one photo-like grey JPEG of `size`
+    by `clients` clients, after `warmup` requests: one row of figures each."""
     height, width = parse_size(size)
     # The same photo-like grey scan colorize-bench pipeline's archives are made of.
     photo = cv2.imencode(".jpg", photo_like(height, width, 0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()

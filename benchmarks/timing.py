@@ -19,6 +19,7 @@ class Timing:
 
     @property
     def items_per_second(self) -> float:
+        """Throughput at the median run time."""
         return self.items_per_run / (self.p50_ms / 1000.0)
 
 

@@ -50,6 +50,8 @@ def taken_for_colour(path: Path) -> bool | None:
 
 
 def write_tonings(colour_photos: list[Path], folder: Path) -> list[Path]:
+    """One toning per colour photo, taken from TONINGS in turn with a fixed seed, written as JPEGs
+    into `folder`; their paths."""
     rng = np.random.default_rng(TONING_SEED)
     written = []
     for index, path in enumerate(colour_photos):
@@ -63,6 +65,8 @@ def write_tonings(colour_photos: list[Path], folder: Path) -> list[Path]:
 
 def tone_report(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool = True,
                 keep: Path | None = None) -> dict:
+    """How often the tone rule errs on the colour photos, the real prints and (with `tonings`) tonings
+    of the photos: counts and error rate per group, and each misjudged file with its statistic."""
     colour_photos = _images(colour)
     real_prints = _images(prints)
     if not colour_photos and not real_prints:

@@ -33,6 +33,7 @@ class TrainingSetting:
 
     @property
     def name(self) -> str:
+        """The setting's label in reports, e.g. 'bf16 channels_last @128'."""
         return f"{'bf16' if self.bf16 else 'fp32'}{' channels_last' if self.channels_last else ''} @{self.size}"
 
     @classmethod

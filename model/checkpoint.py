@@ -69,6 +69,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 
 
 def generator_config_of(payload: dict[str, Any]) -> GeneratorConfig:
+    """The generator config a loaded checkpoint records; a CheckpointError where this retint cannot read it."""
     return generator_config_from_dict(payload["generator_config"])
 
 

@@ -144,6 +144,7 @@ class GreyTerms(NamedTuple):
 
     @property
     def lightness(self) -> torch.Tensor:
+        """Lab L of the grey: 116 f(Y) - 16."""
         return 116.0 * self.f_y - 16.0
 
 
@@ -166,18 +167,22 @@ def grey_terms(gray: torch.Tensor) -> GreyTerms:
 
 
 def normalize_lightness(lightness: torch.Tensor) -> torch.Tensor:
+    """Lab L in [0, 100] -> the generator's input range [-1, 1] (L / 50 - 1)."""
     return lightness / L_SCALE - 1.0
 
 
 def denormalize_lightness(normalized: torch.Tensor) -> torch.Tensor:
+    """The generator's [-1, 1] lightness back to Lab L in [0, 100]."""
     return (normalized + 1.0) * L_SCALE
 
 
 def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
+    """Lab a, b -> the generator's output scale, about [-1, 1] (ab / 110)."""
     return ab / AB_SCALE
 
 
 def denormalize_ab(normalized: torch.Tensor) -> torch.Tensor:
+    """The generator's a*b* output (ab / 110) back to Lab units."""
     return normalized * AB_SCALE
 
 

@@ -164,6 +164,8 @@ def _listify(value: Any) -> Any:
 
 
 def generator_config_from_dict(raw: dict[str, Any]) -> GeneratorConfig:
+    """The generator config a checkpoint's plain dict describes. A retired field is accepted only at
+    the one value this retint supports; an unknown or missing field is a CheckpointError."""
     values = dict(raw)
     for name, only_value in RETIRED_FIELDS.items():
         if name in values:
@@ -173,6 +175,8 @@ def generator_config_from_dict(raw: dict[str, Any]) -> GeneratorConfig:
 
 
 def train_config_from_dict(raw: dict[str, Any]) -> TrainConfig:
+    """The training config a checkpoint's plain dict describes, its nested generator config and
+    tuples rebuilt from what `config_to_dict` wrote."""
     values = dict(raw)
     values["generator"] = generator_config_from_dict(values.get("generator", {}))
     values["data"] = tuple(values.get("data", ()))

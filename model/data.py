@@ -156,6 +156,8 @@ def paste_cut_out(crop: np.ndarray, cut_out: np.ndarray, rng: np.random.Generato
 
 
 def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop (area share CROP_AREA_RANGE, aspect CROP_ASPECT_RANGE) resized to size x size
+    and mirrored half the time; the whole image where no such crop fits."""
     height, width = image.shape[:2]
     area = height * width
     for _ in range(10):

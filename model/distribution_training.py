@@ -137,6 +137,7 @@ class DistributionColouriser(nn.Module):
         self.temperature = temperature
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """The annealed mean of the generator's logits as a*b* / 110, upsampled to the input's size."""
         logits = self.generator(lightness)
         ab = annealed_mean(logits.float(), self.generator.bin_centres, self.temperature)
         ab = F.interpolate(ab, size=lightness.shape[-2:], mode="bilinear", align_corners=False)

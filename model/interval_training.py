@@ -87,6 +87,8 @@ def left_out_note(left_out: list[float], photos: int) -> str:
 
 
 def sources_of(paths: list[Path], prefixes: tuple[str, ...], option: str) -> list[Path]:
+    """The photos among the held-out `paths` that belong to the sources `prefixes`; a source none of
+    them belongs to is an InputError naming `option`."""
     chosen, unmatched = photos_of_sources(paths, prefixes)
     if unmatched:
         raise InputError(f"{option} {', '.join(unmatched)}: no photo among the generator's held-out "
@@ -127,6 +129,8 @@ def prepare(paths: list[Path], generator: nn.Module, render_size: int, crops: in
 
 def train_head(data: Prepared, config: HeadTrainingConfig,
                log: Callable[[str], None] = print) -> IntervalHead:
+    """A new interval head trained on `data` (the frozen generator's predictions) by pinball loss,
+    with random flips and a cosine schedule; returned in eval mode."""
     torch.manual_seed(config.seed)
     head = IntervalHead(config.head_width)
     optimizer = torch.optim.Adam(head.parameters(), lr=config.lr)
@@ -157,6 +161,8 @@ def train_head(data: Prepared, config: HeadTrainingConfig,
 
 @torch.no_grad()
 def spreads_of(head: IntervalHead, data: Prepared, batch: int = 16) -> np.ndarray:
+    """The head's spreads (a_down, a_up, b_down, b_up, Lab units) for every photo of `data`,
+    computed `batch` photos at a time."""
     return torch.cat([head(data.lightness[i: i + batch], data.ab[i: i + batch])
                       for i in range(0, len(data.names), batch)]).numpy()
 

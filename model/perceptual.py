@@ -29,6 +29,7 @@ class ImageNetFeatures(nn.Module):
         self.network.requires_grad_(False)
 
     def train(self, mode: bool = True) -> "ImageNetFeatures":
+        """Stay in eval mode whatever `mode` asks."""
         # Always eval: the batch statistics are ImageNet's, not the batch's.
         return super().train(False)
 
@@ -38,6 +39,7 @@ class ImageNetFeatures(nn.Module):
         return (rgb * 255.0 - 127.0) / 128.0
 
     def block_outputs(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        """The feature maps of PERCEPTUAL_BLOCKS (strides 4, 8 and 16) for sRGB [N,3,H,W] in [0,1]."""
         return self.network.features(self._normalise(rgb), taps=PERCEPTUAL_BLOCKS)
 
     def pooled(self, rgb: torch.Tensor) -> torch.Tensor:

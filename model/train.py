@@ -101,6 +101,8 @@ def autocast_wanted(amp: bool | None, device: torch.device) -> bool:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device --device names: `auto` is CUDA where torch sees a GPU, else the CPU; an
+    unknown name, or `cuda` without a GPU, is an InputError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -408,6 +410,8 @@ class Trainer:
 
     @torch.no_grad()
     def fixed_batch_l1(self) -> float:
+        """The generator's mean L1 error on the fixed batch's normalised a*b*, in eval mode (NaN without one):
+        the same photos every epoch, so the figures compare across epochs."""
         if not len(self.fixed_batch):
             return float("nan")
         was_training = self.generator.training
@@ -510,6 +514,8 @@ class Trainer:
         }
 
     def fit(self, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+        """Train the remaining epochs, handing each record to `on_epoch`, and stop after the first epoch
+        that ends past `stop_after_minutes`; every epoch's record, resumed ones included."""
         started = time.monotonic()
         limit = self.options.stop_after_minutes
         for epoch in range(self.start_epoch, self.config.epochs):

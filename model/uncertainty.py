@@ -69,6 +69,7 @@ class IntervalHead(nn.Module):
         nn.init.constant_(self.out.bias, 1.5)
 
     def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """The four spreads per pixel for this lightness and predicted ab (see the class)."""
         full = self.at_full(torch.cat((lightness, ab / AB_SCALE), dim=1))
         half = self.at_half(full)
         quarter = self.at_quarter(half)
@@ -120,6 +121,7 @@ class Calibration:
     empirical_risk: float  # R-hat(lambda-hat) on the calibration photos
 
     def as_dict(self) -> dict[str, float | int]:
+        """The calibration's figures under the names the checkpoint and the report use (`lambda` for `scale`)."""
         return {"alpha": self.alpha, "lambda": self.scale, "calibration_photos": self.photos,
                 "calibration_miscoverage": self.empirical_risk}
 

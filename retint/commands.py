@@ -26,6 +26,7 @@ INTERRUPTED = 130
 
 
 def leave_normally(code: int) -> None:
+    """Exit with `code` through SystemExit, so `finally` blocks and exit handlers run as usual."""
     sys.exit(code)
 
 
@@ -75,9 +76,11 @@ class RetintCommand(click.Command):
         self.renamed = renamed or {}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse `args` with each renamed option spelled its new way (and a note for each)."""
         return super().parse_args(ctx, renamed_options(args, self.renamed, self.program))
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command inside `command_boundary`."""
         with command_boundary(self.program, self.leave, self.interrupted_note):
             return super().invoke(ctx)
 
@@ -91,6 +94,7 @@ class RetintGroup(click.Group):
         self.program, self.extra = program, extra
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand inside `command_boundary`, a missing optional package naming `extra`."""
         with command_boundary(self.program):
             if not self.extra:
                 return super().invoke(ctx)

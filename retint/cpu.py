@@ -59,4 +59,5 @@ def native_bf16_flags() -> tuple[str, ...]:
 
 
 def has_native_bf16() -> bool:
+    """Whether the CPU does bf16 in hardware (AMX-BF16 or AVX512-BF16) rather than emulating it."""
     return bool(native_bf16_flags())

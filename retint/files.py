@@ -160,6 +160,7 @@ def write_bytes_atomically(path: Path | str, data: bytes, replace: bool = True,
 
 
 def write_text_atomically(path: Path | str, text: str) -> None:
+    """Put `text` at `path` as UTF-8, all at once, replacing any old file."""
     write_bytes_atomically(path, text.encode("utf-8"))
 
 

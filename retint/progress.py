@@ -24,10 +24,12 @@ class Steps:
         self.progress = progress
 
     def begin(self, name: str) -> None:
+        """Report that step `name` is starting (the steps before it are done)."""
         if self.progress is not None:
             self.progress(self.names.index(name), len(self.names), name)
 
     def finish(self) -> None:
+        """Report every step done."""
         if self.progress is not None:
             self.progress(len(self.names), len(self.names), "done")
 
@@ -47,9 +49,11 @@ class StepBar:
         self._bar.set_description_str(step)
 
     def write(self, line: str) -> None:
+        """Print `line` on stderr above the bar without garbling it."""
         tqdm.write(line, file=sys.stderr)
 
     def close(self) -> None:
+        """Remove the bar, if drawn; a later step draws a new one."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

@@ -36,6 +36,8 @@ log = logging.getLogger("retint.serve")
 
 
 def spec_as_json(spec: EngineSpec) -> dict[str, Any]:
+    """The engine's spec as GET /v1/spec serves it: the spec's own fields plus its path, render size,
+    limits, metadata and retint's version."""
     return {**spec.as_dict(), "path": str(spec.path), "render_size": spec.render_size,
             "limits": asdict(spec.limits), "metadata": asdict(spec.metadata) if spec.metadata else None,
             "retint": __version__}
@@ -96,6 +98,8 @@ def _header_safe(text: str) -> str:
 
 
 def create_app(colorizer: Colorizer, admission: Admission, max_upload_bytes: int) -> FastAPI:
+    """The FastAPI app serving the page, /colorize, /healthz and /v1/spec on `colorizer`; `admission`
+    bounds the requests in progress and an upload over `max_upload_bytes` gets 413."""
     app = FastAPI(title="retint", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
     page = resources.files("retint.serve").joinpath("page.html").read_text(encoding="utf-8")

@@ -46,10 +46,12 @@ class Coloured:
 
     @property
     def pixels(self) -> int:
+        """Width times height, for the request's log line."""
         return self.width * self.height
 
 
 def check_format(requested: str | None) -> str | None:
+    """The ?format= value when it is absent or one of OUTPUT_FORMATS; else a 400 Rejected."""
     if requested is not None and requested not in OUTPUT_FORMATS:
         raise Rejected(400, f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {requested!r}")
     return requested
@@ -67,6 +69,8 @@ class Colorizer:
         self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="colorize")
 
     def colorize(self, upload: BinaryIO, requested_format: str | None) -> Coloured:
+        """Decode the upload, colour it and encode it in `requested_format` (default: its own format);
+        anything wrong is a Rejected with its HTTP status."""
         data = upload.read()  # on the pool: a waiting request holds only its spooled upload
         try:
             decoded = decode_bytes(data, self.max_pixels, include_colour=True)
@@ -92,6 +96,7 @@ class Colorizer:
         return Coloured(body, media_type(suffix), width, height, tuple(decoded.notes))
 
     def close(self) -> None:
+        """Wait for the requests in progress, then close the engines."""
         self.pool.shutdown(wait=True)
         self.engines.close()
 
@@ -111,6 +116,8 @@ class Admission:
         self.seconds_per_request = 0.5  # a running mean of service times, for Retry-After
 
     def enter(self) -> None:
+        """Admit one request, or raise a 503 Rejected whose Retry-After is estimated from recent
+        service times."""
         if self.in_flight >= self.capacity:
             wait = self.seconds_per_request * self.in_flight / self.streams
             raise Rejected(503, f"busy: {self.in_flight} requests in progress; retry shortly",
@@ -118,6 +125,7 @@ class Admission:
         self.in_flight += 1
 
     def leave(self, seconds: float | None) -> None:
+        """One request has left; its `seconds` (None when it failed) update the running mean service time."""
         self.in_flight -= 1
         if seconds is not None:
             self.seconds_per_request = 0.8 * self.seconds_per_request + 0.2 * seconds

@@ -23,4 +23,5 @@ class ServeConfig:
 
     @property
     def max_upload_bytes(self) -> int:
+        """--max-upload-mb in bytes."""
         return self.max_upload_mb * MEGABYTE

@@ -37,6 +37,7 @@ from retint.batch.recording import Summary
 from retint.errors import BackendUnavailable, EngineError, InputError, OutputError, needs_extra
 
 def import_ray():
+    """The `ray` module, with Ray Data; a MissingExtra naming the `ray` extra where it is not installed."""
     with needs_extra("ray", "--ray"):
         import ray
         import ray.data  # noqa: F401  (ray without the data extra has no ray.data)
@@ -104,6 +105,8 @@ class RayColouring:
         return True
 
     def colour(self, todo: list[PlannedOutput], record: Callable, summary: Summary, stop: threading.Event) -> None:
+        """Colour `todo` on a pool of Ray actors (RAY_ADDRESS's cluster, else a local Ray started and
+        stopped here), recording each entry as its row comes back."""
         if not todo:
             summary.engine = {"description": "Ray: nothing to colour, no engine started"}
             return

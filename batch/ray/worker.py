@@ -58,6 +58,7 @@ def _planned(raw: dict[str, str]) -> PlannedOutput:
 
 
 def entry_from_json(text: str) -> Entry:
+    """The manifest entry an actor sent back as JSON text."""
     return Entry(**json.loads(text))
 
 

@@ -45,6 +45,7 @@ class VideoPhase:
                                     stall_seconds=config.timeout_per_input)
 
     def run(self, videos: list[PlannedOutput]) -> None:
+        """Colour each video in turn, one manifest line each; Ctrl-C stops the phase before the next."""
         for planned in videos:
             if self.stop.is_set():
                 raise KeyboardInterrupt

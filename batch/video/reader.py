@@ -27,6 +27,7 @@ STOP_GRACE_SECONDS = 10.0  # how long stop() waits for the decode thread before 
 
 
 def import_av():
+    """PyAV's `av` module; where the video extra is missing, a DecodeFailure that says so."""
     # Each video then fails with this line (the photos still get coloured), rather than the run.
     try:
         with needs_extra("video", "colouring video"):
@@ -52,12 +53,14 @@ class Worker(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        """Run the target, keeping its exception for `join_or_raise`."""
         try:
             self._target_function()
         except BaseException as error:  # handed to the calling thread
             self.error = error
 
     def join_or_raise(self) -> None:
+        """Wait for the thread to end, then raise the exception its target raised, if any."""
         self.join()
         if self.error is not None:
             raise self.error
@@ -159,6 +162,7 @@ class VideoReader:
                 self._file.close()
 
     def start(self) -> None:
+        """Start the decode thread that feeds `items()`."""
         self._thread.start()
 
     def _decode_all(self) -> None:

@@ -20,14 +20,25 @@ H264_CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".m4v": "mp4", ".mkv": "matrosk
 class MuxerOutput(Protocol):
     """What FFmpeg's muxer needs of the file it writes (a file object, or the video pipeline's guard of one)."""
 
-    def write(self, data: bytes) -> int: ...
-    def seek(self, offset: int, whence: int = 0) -> int: ...
-    def tell(self) -> int: ...
-    def flush(self) -> None: ...
-    def read(self, size: int = -1) -> bytes: ...
+    def write(self, data: bytes) -> int:
+        """Write `data`; how many bytes were written."""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to `offset` (counted from `whence`, as in `io`); the new position."""
+
+    def tell(self) -> int:
+        """The current position."""
+
+    def flush(self) -> None:
+        """Hand what is buffered on to the file."""
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that remain when negative)."""
 
 
 def video_output_suffix(suffix: str) -> str:
+    """The output's suffix: the input's own where it names a container retint writes H.264 into,
+    else .mkv."""
     return suffix if suffix.lower() in H264_CONTAINERS else ".mkv"
 
 
@@ -64,9 +75,12 @@ class VideoWriter:
                     raise RuntimeError("the video encoder stopped")
 
     def put_frame(self, rgb: np.ndarray, frame: GreyFrame) -> None:
+        """Queue a coloured RGB frame for encoding at its grey frame's timestamp; raises the encoder's
+        error if the encoder has stopped."""
         self._put((rgb, frame))
 
     def put_packet(self, packet: Any) -> None:
+        """Queue a copied audio or subtitle packet for muxing as it is."""
         # May pass frames still waiting for their batch: the muxer interleaves
         # by timestamp (at most one batch apart).
         self._put(packet)

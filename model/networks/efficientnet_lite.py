@@ -50,6 +50,7 @@ class TfSameConv2d(nn.Conv2d):
                          groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad as TensorFlow's "SAME" would for this input size, then convolve."""
         pads = []
         for size in (x.shape[-1], x.shape[-2]):
             total = max((math.ceil(size / self.stride[0]) - 1) * self.stride[0]
@@ -82,6 +83,7 @@ class MBConvBlock(nn.Module):
         self.has_identity = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Expand, depthwise, project, and add the input back where the shapes match."""
         h = x
         if self.expands:
             h = F.relu6(self._bn0(self._expand_conv(h)))
@@ -127,6 +129,7 @@ class EfficientNetLite0(nn.Module):
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The classifier's logits, one per class (ImageNet's 1000 by default)."""
         return self._fc(self.pooled(x))
 
 

@@ -63,6 +63,7 @@ class EffNetDistributionUNet(nn.Module):
 
     @property
     def bins(self) -> int:
+        """How many a*b* bins (Q) the head predicts over."""
         return int(self.bin_centres.shape[0])
 
     def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,

@@ -45,6 +45,7 @@ class UpBlock(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """`x` upsampled to the skip's size, concatenated with it and convolved."""
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.body(torch.cat((x, skip), dim=1))
 
@@ -80,6 +81,7 @@ class EffNetUNet(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """L/50 - 1 [N,1,R,R] -> a*b* / 110 [N,2,R,R] (tanh); the input L is the last decoder skip."""
         skips = self.encoder.features(lightness)
         x = skips.pop()
         for block, skip in zip(self.decoder, [*reversed(skips), lightness]):

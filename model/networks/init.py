@@ -6,6 +6,7 @@ from torch import nn
 
 
 def init_pix2pix_weights(module: nn.Module) -> None:
+    """Initialise `module`'s convolutions, linear layers and BatchNorms in place, as pix2pix does."""
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(layer.weight, 0.0, 0.02)

@@ -35,4 +35,5 @@ class PatchGAN(nn.Module):
         init_pix2pix_weights(self)
 
     def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """One logit (a score, as a WGAN-GP critic) per 70x70 patch of cat(L, ab)."""
         return self.body(torch.cat((lightness, ab), dim=1))

@@ -63,6 +63,7 @@ class UNet256(nn.Module):
         init_pix2pix_weights(self)
 
     def forward(self, lightness: torch.Tensor) -> torch.Tensor:
+        """L/50 - 1 [N,1,R,R] -> a*b* / 110 [N,2,R,R] (tanh), each up block joined to its mirror skip."""
         skips = []
         x = lightness
         for block in self.down:
