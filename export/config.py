@@ -17,6 +17,7 @@ class ShapeProfile:
     max_shape: tuple[int, int, int] = (16, 4096, 4096)
 
     def as_nchw(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) as NCHW shapes with one channel, as TensorRT's profile takes them."""
         return tuple((n, 1, h, w) for n, h, w in (self.min_shape, self.opt_shape, self.max_shape))
 
 

@@ -94,6 +94,7 @@ class LightnessStage(nn.Module):
         self.register_buffer("table", _grey_lightness_table())
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        """Grey uint8 [N,1,H,W] -> the generator's lightness [N,1,R,R]: each level looked up, then area-resized."""
         index = gray.to(torch.int32)
         # index_select exports as one Gather; indexing would export as GatherND.
         lightness = torch.index_select(self.table, 0, index.reshape(-1)).reshape(index.shape)
@@ -148,6 +149,7 @@ class IntervalStage(_AlwaysEval):
         self.eval()
 
     def forward(self, lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Lightness and predicted ab -> calibrated [a_low, a_high, b_low, b_high] bounds."""
         return interval_bounds(ab, self.head(lightness, ab), self.scale)
 
 
@@ -155,6 +157,7 @@ class Composer(nn.Module):
     """gray uint8 [N,1,H,W] + ab float32 [N,2,r,r] -> rgb uint8 [N,H,W,3]."""
 
     def forward(self, gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Grey uint8 at full size + ab at render size -> rgb uint8 [N,H,W,3] on the grey's own L."""
         return compose(grey_terms(gray), ab)
 
 
@@ -185,6 +188,7 @@ class DeployColorizer(_AlwaysEval):
         self.eval()
 
     def forward(self, gray: torch.Tensor, *controls: torch.Tensor) -> torch.Tensor:
+        """Grey uint8 [N,1,H,W] (+ colour controls) -> rgb uint8 [N,H,W,3]: the whole colouriser."""
         grey = grey_terms(gray)
         lightness = area_resize(normalize_lightness(grey.lightness), self.render_size)
         return compose(grey, self.generator(lightness, *controls))

@@ -148,6 +148,7 @@ def with_metadata(model: onnx.ModelProto, metadata: ArtefactMetadata) -> onnx.Mo
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:
+    """Write the graph atomically (a reader never sees half a file)."""
     write_bytes_atomically(path, model.SerializeToString())
 
 

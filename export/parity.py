@@ -167,12 +167,14 @@ def gate_failures(report: ParityReport, gate: Gate) -> list[str]:
 
 
 def describe(report: ParityReport) -> str:
+    """The report in one line, as export-trt and colorize-bench print it."""
     return (f"max |d| {report.max_abs_error} levels, {report.fraction_within_one_level:.4%} within 1 level, "
             f"CIEDE2000 mean {report.mean_ciede2000:.4f} p99 {report.p99_ciede2000:.4f} "
             f"max {report.max_ciede2000:.3f}, PSNR {report.psnr_db:.1f} dB, NaN/Inf {report.nonfinite}")
 
 
 def check_gate(report: ParityReport, gate: Gate, what: str) -> None:
+    """Raise ParityError naming `what`, the gate and every figure that fails it."""
     failures = gate_failures(report, gate)
     if failures:
         raise ParityError(f"{what} fails the {gate.name} parity gate: {'; '.join(failures)} "

@@ -45,6 +45,7 @@ def require_tensorrt_builder():
 
 def build_plan(onnx_path: Path, plan_path: Path, profile: ShapeProfile, workspace_gb: float,
                timing_cache: Path | None) -> PlanInfo:
+    """Build the FP16 plan from the ONNX graph with this profile; the GPU and versions it was built on."""
     trt = require_tensorrt_builder()
     _, gpu_name, capability = cuda_memory.gpu_description()
     logger = trt.Logger(trt.Logger.WARNING)

@@ -37,6 +37,7 @@ class Stages:
     interval: Path | None = None  # the uncertainty head, where the checkpoint had one
 
     def missing(self) -> list[Path]:
+        """The lightness, generator and compose files that are not on disk."""
         return [path for path in (self.lightness, self.generator, self.compose) if not path.is_file()]
 
 

@@ -54,6 +54,7 @@ class ColourBins:
 
     @property
     def count(self) -> int:
+        """How many a*b* bins the distribution head predicts over."""
         return int(self.centres.shape[0])
 
 
@@ -101,6 +102,7 @@ class ColourControls:
 
 
 def check_temperature(temperature: float) -> float:
+    """The temperature as a float, or EngineError when it is outside TEMPERATURE_RANGE."""
     low, high = TEMPERATURE_RANGE
     if not (low <= float(temperature) <= high):
         raise EngineError(f"temperature {temperature} is outside {low}..{high}")

@@ -52,9 +52,11 @@ class Stream:
         self.handle = check(_cudart().cudaStreamCreate(), "cudaStreamCreate")
 
     def synchronize(self) -> None:
+        """Wait until everything queued on this stream has run."""
         check(_cudart().cudaStreamSynchronize(self.handle), "cudaStreamSynchronize")
 
     def close(self) -> None:
+        """Destroy the stream (once)."""
         if self.handle is not None:
             check(_cudart().cudaStreamDestroy(self.handle), "cudaStreamDestroy")
             self.handle = None
@@ -69,6 +71,7 @@ class Buffer:
         self.host = None
 
     def reserve(self, nbytes: int) -> None:
+        """Grow the pinned host and device buffers to at least `nbytes` (never shrinks)."""
         if nbytes <= self.capacity:
             return
         self.free()
@@ -84,18 +87,21 @@ class Buffer:
         return np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def to_device(self, nbytes: int, stream: Stream) -> None:
+        """Queue a copy of the first `nbytes` of the host buffer to the device."""
         cudart = _cudart()
         check(cudart.cudaMemcpyAsync(self.device, self.host, nbytes,
                                      cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, stream.handle),
               "cudaMemcpyAsync host->device")
 
     def to_host(self, nbytes: int, stream: Stream) -> None:
+        """Queue a copy of the first `nbytes` of the device buffer to the host."""
         cudart = _cudart()
         check(cudart.cudaMemcpyAsync(self.host, self.device, nbytes,
                                      cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle),
               "cudaMemcpyAsync device->host")
 
     def free(self) -> None:
+        """Release both buffers (safe to call twice)."""
         cudart = _cudart()
         if self.device is not None:
             check(cudart.cudaFree(self.device), "cudaFree")

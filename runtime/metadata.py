@@ -80,10 +80,12 @@ class ArtefactMetadata:
         return bins_of(self.colour_bins)
 
     def to_json(self) -> str:
+        """The sidecar's text (and the ONNX metadata_props value)."""
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @staticmethod
     def from_dict(raw: dict[str, Any]) -> "ArtefactMetadata":
+        """Metadata from a parsed sidecar; EngineError when it is not retint's."""
         if raw.get("format") != METADATA_FORMAT:
             raise EngineError("metadata is not retint artefact metadata")
         values = dict(raw)
@@ -95,10 +97,12 @@ class ArtefactMetadata:
 
 
 def sidecar_path(artefact: Path) -> Path:
+    """NAME.EXT.json beside the artefact NAME.EXT."""
     return Path(str(artefact) + ".json")
 
 
 def read_sidecar(artefact: Path) -> ArtefactMetadata | None:
+    """The artefact's sidecar metadata, or None where there is none."""
     path = sidecar_path(artefact)
     if not path.is_file():
         return None

@@ -86,6 +86,7 @@ class OnnxGenerator:
         return self._session.run([AB_NAME], feeds)[0]
 
     def close(self) -> None:
+        """Let the session go (ONNX Runtime frees it with its last reference)."""
         self._session = None
 
 
@@ -99,6 +100,7 @@ class OnnxCompose:
         return self._session.run([OUTPUT_NAME], {INPUT_NAME: gray, AB_NAME: ab})[0]
 
     def close(self) -> None:
+        """Let the session go (ONNX Runtime frees it with its last reference)."""
         self._session = None
 
 
@@ -139,5 +141,6 @@ class OnnxEngine(Engine):
         return self.session.run([OUTPUT_NAME], feeds)[0]
 
     def close(self) -> None:
+        """Let the session go and close the interval stages, if opened."""
         self.session = None
         super().close()

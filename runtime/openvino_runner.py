@@ -39,12 +39,14 @@ OPENVINO_PRECISION = {"bf16": "bf16", "fp32": "f32"}
 
 
 def import_openvino():
+    """The openvino module, or MissingExtra naming the 'openvino' extra."""
     with needs_extra("openvino", "the OpenVINO backend"):
         import openvino
     return openvino
 
 
 def openvino_installed() -> bool:
+    """Whether the 'openvino' extra is installed."""
     try:
         import_openvino()
     except BackendUnavailable:
@@ -129,6 +131,7 @@ class OpenVinoGenerator:
                                for i in range(len(lightness))])
 
     def close(self) -> None:
+        """Release the compiled model and its infer requests."""
         self._model.close()
 
 
@@ -154,10 +157,12 @@ class OpenVinoCompose:
         return self._model.infer({INPUT_NAME: gray, AB_NAME: np.asarray(ab, np.float32)})
 
     def close(self) -> None:
+        """Release the compiled model and its infer requests."""
         self._model.close()
 
 
 def openvino_version() -> str:
+    """OpenVINO's release number ("2026.4.1"), as spec descriptions name it."""
     return import_openvino().get_version().split("-")[0]
 
 

@@ -45,6 +45,7 @@ class StagedEngine(Engine):
         return self._predict(as_batch(gray, self.spec.limits))
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
+        """Grey + ab (from `predict`, perhaps smoothed) -> rgb uint8 [N,H,W,3]."""
         return self._compose(as_batch(gray, self.spec.limits), np.ascontiguousarray(ab, np.float32))
 
     def _lightness_and_ab(self, batch: np.ndarray,
@@ -72,6 +73,7 @@ class StagedEngine(Engine):
         return self._compose(batch, self._predict(batch, controls))
 
     def close(self) -> None:
+        """Close the generator and compose stages (OpenVINO holds compiled models)."""
         for stage in (self._generator, self._compose):
             close = getattr(stage, "close", None)
             if close is not None:

@@ -25,6 +25,7 @@ from retint.runtime.metadata import INPUT_NAME, OUTPUT_NAME, ArtefactMetadata, S
 
 
 def import_tensorrt():
+    """The tensorrt (or tensorrt_lean) module, or MissingExtra naming the 'trt' extra."""
     try:
         import tensorrt as trt
     except ImportError:
@@ -102,6 +103,7 @@ class TensorRTEngine(Engine):
             return self._output.host_array(output_shape, np.uint8).copy()
 
     def close(self) -> None:
+        """Free the device buffers and the stream, and let the engine and its context go."""
         with self._lock:
             self._input.free()
             self._output.free()
