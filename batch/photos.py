@@ -170,11 +170,11 @@ class PhotoPipeline:
             self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
 
     def _infer(self, size: tuple[int, int]) -> None:
-        self.batches.append(self.inferrers.submit(self._colorize_group, self.groups.pop(size)))
+        self.batches.append(self.inferrers.submit(self._colour_group, self.groups.pop(size)))
         # Enough batches queued to keep every stream busy while the oldest is encoded.
         self._drain(self.plan.streams + 1)
 
-    def _colorize_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
+    def _colour_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
         began = time.perf_counter()
         widths: list[np.ndarray | None] = [None] * len(group)

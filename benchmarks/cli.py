@@ -108,7 +108,7 @@ def training(arches: tuple[str, ...], batch: int, settings: tuple[str, ...], per
 @main.command()
 @click.argument("clip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--engine", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Engine with its halves beside it [default: the bundled model].")
+              help="Engine with its stages beside it [default: the bundled model].")
 @click.option("--batch", type=click.IntRange(1), default=None,
               help="Frames per engine call [default: colorize-batch's for videos, 8].")
 @click.option("--temporal-smoothing", "alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.6)
@@ -242,14 +242,14 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
     if engine_path is not None and engine_path.suffix.lower() == ".pth" and not mute_uncertain:
         import torch
 
-        from retint.export.deploy import DeployColorizer, is_distribution_head
+        from retint.export.deploy import DeployColouriser, is_distribution_head
         from retint.export.pipeline import colour_bins_metadata
         from retint.model.checkpoint import load_generator
         from retint.runtime.colour_controls import bins_of, colour_controls
 
         generator = load_generator(engine_path)
         render_size = generator.retint_config.render_size
-        graph = DeployColorizer(generator, render_size).eval()
+        graph = DeployColouriser(generator, render_size).eval()
         bins = bins_of(colour_bins_metadata(generator))
 
         def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
@@ -303,14 +303,14 @@ def _engines(paths: tuple[Path | None, ...], backends: tuple[str, ...] = ("auto"
 def latency(engines: tuple[Path, ...], backends: tuple[str, ...], checkpoint: Path | None, batches: str, sizes: str,
             seconds: float, rounds: int, json_path: Path | None, plot_path: Path | None) -> None:
     """p50/p95 latency, images/s and megapixels/s per backend, timed in alternating rounds."""
-    from retint.benchmarks.latency import Contender, measure_latency, parse_size, torch_colorizer
+    from retint.benchmarks.latency import Contender, measure_latency, parse_size, torch_colouriser
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     batch_list = [int(b) for b in batches.split(",") if b.strip()]
     size_list = [parse_size(s.strip()) for s in sizes.split(",") if s.strip()]
     contenders = [Contender(name, engine.colorize) for name, engine in _engines(engines or (None,), backends)]
     if checkpoint is not None:
-        run, synchronize, device = torch_colorizer(checkpoint)
+        run, synchronize, device = torch_colouriser(checkpoint)
         contenders.append(Contender(f"pytorch-eager [{device}/fp32]", run, synchronize))
     rows = measure_latency(contenders, batch_list, size_list, seconds, rounds)
     click.echo(markdown_table(

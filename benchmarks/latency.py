@@ -26,16 +26,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def torch_colorizer(checkpoint: Path) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[], None], str]:
+def torch_colouriser(checkpoint: Path) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[], None], str]:
     """PyTorch eager deploy module (CUDA when there is one): call, synchronise, device."""
     import torch
 
-    from retint.export.deploy import DeployColorizer
+    from retint.export.deploy import DeployColouriser
     from retint.model.checkpoint import load_generator
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     generator = load_generator(checkpoint, device=device)
-    module = DeployColorizer(generator, generator.retint_config.render_size).to(device)
+    module = DeployColouriser(generator, generator.retint_config.render_size).to(device)
 
     def run(gray: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

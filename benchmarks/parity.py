@@ -19,12 +19,12 @@ def run_parity(checkpoint: Path, engines: list[Path], image_folder: Path | None,
                backends: tuple[str, ...] = ("onnxruntime",), progress: StepProgress | None = None) -> list[dict]:
     """One row per engine file and backend; `progress` hears of each step as it begins (a
     PyTorch reference and each row take seconds to a minute)."""
-    from retint.benchmarks.latency import torch_colorizer
+    from retint.benchmarks.latency import torch_colouriser
 
     steps = Steps(["PyTorch reference"] + [f"{path.name} on {backend}" for path in engines for backend in backends],
                   progress)
     steps.begin("PyTorch reference")
-    reference, _, _ = torch_colorizer(checkpoint)
+    reference, _, _ = torch_colouriser(checkpoint)
     cases = parity_cases(load_parity_images(image_folder))
     results = []
     for path in engines:

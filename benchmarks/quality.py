@@ -57,7 +57,7 @@ from retint.model.metrics import (
     psnr,
     warm_hue_cast,
 )
-from retint.model.color import compose_rgb, grey_terms, rgb_to_uint8, rgb_uint8_to_lab
+from retint.model.colour import compose_rgb, grey_terms, rgb_to_uint8, rgb_uint8_to_lab
 
 ENGINE_BATCH = 8
 SHEET_THUMBNAIL = 128

@@ -8,7 +8,7 @@
       -> Lab(L, ab) -> sRGB -> clamp, round -> uint8 [N,H,W,3]
 
 Only chroma is predicted; the output keeps the input's own full-resolution
-lightness. All colour maths comes from `retint.model.color`.
+lightness. All colour maths comes from `retint.model.colour`.
 
 The same graph in three stages, for callers that run the parts on different
 backends or process chroma between them: `LightnessStage` (gray -> L at
@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean
 from retint.model.uncertainty import IntervalHead, interval_bounds
-from retint.model.color import (
+from retint.model.colour import (
     GreyTerms,
     chroma_offsets,
     denormalize_ab,
@@ -177,7 +177,7 @@ def compose(grey: GreyTerms, ab: torch.Tensor) -> torch.Tensor:
     return torch.stack([linear_to_srgb_uint8(channel)[:, 0] for channel in channels], dim=-1)
 
 
-class DeployColorizer(_AlwaysEval):
+class DeployColouriser(_AlwaysEval):
     """gray uint8 [N,1,H,W] (+ a distribution head's colour controls) -> rgb uint8 [N,H,W,3]:
     the fused graph."""
 

@@ -46,7 +46,7 @@ class ExportError(RetintError):
     exit_code = 1
 
 
-def export_colorizer(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
+def export_colouriser(module: nn.Module, limits: SizeLimits) -> onnx.ModelProto:
     """The fused colouriser graph: gray uint8 [N,1,H,W] (+ a distribution head's colour
     controls) -> rgb uint8 [N,H,W,3]."""
     example = torch.zeros(2, 1, 96, 64, dtype=torch.uint8)

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from retint.errors import InputError, ParityError
-from retint.model.color import rgb_uint8_to_lab
+from retint.model.colour import rgb_uint8_to_lab
 from retint.media import IMAGE_SUFFIXES
 from retint.model.metrics import ciede2000, psnr
 
 SHIPPED_PARITY_IMAGES = Path(__file__).parent / "parity_images"
 
-Colorizer = Callable[[np.ndarray], np.ndarray]
+Colouriser = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def parity_cases(images: list[np.ndarray], seed: int = 0) -> list[ParityCase]:
     return cases
 
 
-def measure_parity(reference: Colorizer, candidate: Colorizer, cases: list[ParityCase],
+def measure_parity(reference: Colouriser, candidate: Colouriser, cases: list[ParityCase],
                    nonfinite_probe: Callable[[np.ndarray], int] | None = None) -> ParityReport:
     """Compare candidate(gray) with reference(gray) over all cases."""
     abs_errors, delta_e, squared = [], [], 0.0

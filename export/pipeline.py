@@ -25,7 +25,7 @@ from retint.errors import BackendUnavailable, InputError
 from retint.export.config import ExportConfig
 from retint.export.deploy import (
     Composer,
-    DeployColorizer,
+    DeployColouriser,
     GeneratorStage,
     IntervalStage,
     LightnessStage,
@@ -34,7 +34,7 @@ from retint.export.deploy import (
 from retint.export.onnx_export import (
     NonfiniteProbe,
     automatic_controls,
-    export_colorizer,
+    export_colouriser,
     export_composer,
     export_generator,
     export_interval,
@@ -114,16 +114,16 @@ def gating(path: Path, promote: bool = False) -> Iterator[Path]:
 
     It is removed if the block raises (a failed gate leaves nothing); at the end of the block it
     is moved to `path` with `promote`, else removed (a graph published with its parity after)."""
-    staged = path.with_name(f".{path.name}.gating")
+    gate_file = path.with_name(f".{path.name}.gating")
     try:
-        yield staged
+        yield gate_file
     except BaseException:
-        staged.unlink(missing_ok=True)
+        gate_file.unlink(missing_ok=True)
         raise
     if promote:
-        staged.replace(path)
+        gate_file.replace(path)
     else:
-        staged.unlink(missing_ok=True)
+        gate_file.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -198,7 +198,7 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
     limits = SizeLimits(max_batch=config.max_batch)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(load_parity_images(config.parity_images))
-    reference_module = DeployColorizer(copy.deepcopy(generator), render_size, "fp32").eval()
+    reference_module = DeployColouriser(copy.deepcopy(generator), render_size, "fp32").eval()
     reference = torch_reference(reference_module)
     base_metadata = dict(
         kind="colorizer", render_size=render_size, arch=generator_config.arch, limits=limits,
@@ -214,8 +214,8 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
         path = job.path(suffix)
         steps.begin(f"{precision} graph")
         log(f"exporting {precision} graph -> {path}")
-        module = DeployColorizer(copy.deepcopy(generator), render_size, precision).eval()
-        model = export_colorizer(module, limits)
+        module = DeployColouriser(copy.deepcopy(generator), render_size, precision).eval()
+        model = export_colouriser(module, limits)
         report = gate_onnx(job, model, precision, path)
         log(f"  parity vs PyTorch FP32: {describe(report)}")
         metadata = ArtefactMetadata(precision=precision, parity={"reference": "pytorch-fp32",
@@ -295,7 +295,7 @@ def export_stages(job: ExportJob, begin: Callable[[str], None] = lambda step: No
             metadata = ArtefactMetadata(precision=precision, **{**job.base_metadata, "kind": "generator"})
             stage_into(folder, model, metadata, path.name)
             request = EngineRequest(path=folder / f"{name}{fused_suffix}", backend="onnxruntime", device="cpu",
-                                    staged=True)
+                                    by_stages=True)
             with open_engines(request) as engines:
                 report = measure_parity(job.reference, engines.main.colorize, job.cases,
                                         NonfiniteProbe(model, generator_inputs(model)))
@@ -327,9 +327,9 @@ def export_interval_stage(job: ExportJob, head: nn.Module, calibration: dict[str
             return stage(lightness, torch_generator(lightness)).numpy()
 
     parity: dict[str, Any] = {"reference": "pytorch-fp32 (generator and head)"}
-    with gating(path) as staged:
-        save_model(model, staged)
-        session = open_session(staged, [CPU])
+    with gating(path) as gate_file:
+        save_model(model, gate_file)
+        session = open_session(gate_file, [CPU])
         for precision, suffix in (("fp32", ".generator.onnx"), ("fp16", ".generator.fp16.onnx")):
             generator_session = open_session(job.path(suffix), [CPU])
 
@@ -366,9 +366,9 @@ def openvino_bf16_parity(job: ExportJob, model: onnx.ModelProto,
         job.log("  OpenVINO bf16 gate not measured: it needs OpenVINO and a CPU with AMX or AVX512-BF16; "
                 "the OpenVINO backend runs this artefact in f32")
         return None
-    with gating(job.path(".generator.onnx")) as staged:
-        save_model(model, staged)
-        generator = OpenVinoGenerator(staged, "bf16", job.render_size)
+    with gating(job.path(".generator.onnx")) as gate_file:
+        save_model(model, gate_file)
+        generator = OpenVinoGenerator(gate_file, "bf16", job.render_size)
         try:
             def run(gray: np.ndarray) -> np.ndarray:
                 inputs = generator_inputs(gray)
@@ -390,9 +390,9 @@ def gate_onnx(job: ExportJob, model: onnx.ModelProto, precision: str, path: Path
     """Run the fused graph on ONNX Runtime (CPU) against PyTorch; raise ParityError if it fails.
     Its metadata (without parity yet) goes with it: the engine reads a distribution head's bins there."""
     metadata = ArtefactMetadata(precision=precision, **job.base_metadata)
-    with gating(path) as staged:
-        save_model(with_metadata(model, metadata), staged)
-        with OnnxEngine(staged, device="cpu") as engine:
+    with gating(path) as gate_file:
+        save_model(with_metadata(model, metadata), gate_file)
+        with OnnxEngine(gate_file, device="cpu") as engine:
             report = measure_parity(job.reference, engine.colorize, job.cases, NonfiniteProbe(model))
     check_gate(report, GATES[precision], path.name)
     return report
@@ -408,8 +408,8 @@ def build_tensorrt_plan(job: ExportJob) -> Path:
     plan = job.path(".fp16.plan")
     job.log(f"building TensorRT engine -> {plan}")
     profile = config.profile
-    with gating(plan, promote=True) as staged:
-        info = build_plan(job.path(".fp16.onnx"), staged, profile, config.workspace_gb, config.timing_cache)
+    with gating(plan, promote=True) as gate_file:
+        info = build_plan(job.path(".fp16.onnx"), gate_file, profile, config.workspace_gb, config.timing_cache)
         # The plan's sidecar less its parity: the engine under the gate reads a distribution head's bins there.
         metadata = ArtefactMetadata(
             precision="fp16",
@@ -420,7 +420,7 @@ def build_tensorrt_plan(job: ExportJob) -> Path:
             **{**job.base_metadata, "limits": SizeLimits(
                 min_side=min(profile.min_shape[1:]), max_side=min(profile.max_shape[1:]),
                 max_batch=profile.max_shape[0])})
-        with OnnxEngine(job.path(".onnx"), device="cpu") as fp32_engine, TensorRTEngine(staged, metadata) as engine:
+        with OnnxEngine(job.path(".onnx"), device="cpu") as fp32_engine, TensorRTEngine(gate_file, metadata) as engine:
             report = measure_parity(fp32_engine.colorize, engine.colorize, job.cases)
         check_gate(report, GATES["fp16"], plan.name)
     job.log(f"  parity vs FP32 ONNX: {describe(report)}")

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from retint.model.color import D65_WHITE, RGB_FROM_XYZ
+from retint.model.colour import D65_WHITE, RGB_FROM_XYZ
 
 BIN_STEP = 10.0
 # The a*b* plane searched for in-gamut cells.

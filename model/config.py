@@ -17,7 +17,7 @@ GENERATOR_ARCHITECTURES = ("effnet-unet", "unet256")
 # effnet-unet. The one place this rule lives.
 DEFAULT_BASE_CHANNELS = {"unet256": 64, "effnet-unet": 32}
 # Fields older checkpoints carry with the only values retint ever used:
-# dropped on load (the scales are constants of model/color.py).
+# dropped on load (the scales are constants of model/colour.py).
 RETIRED_FIELDS = {"l_scale": 50.0, "ab_scale": 110.0}
 GAN_MODES = ("vanilla", "lsgan", "wgan-gp")
 # regression: tanh a*b* trained by L1 (the first model). distribution: logits

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from retint.model.bins import DEFAULT_TEMPERATURE, ab_histogram, annealed_mean, nearest_bin, soft_encode
-from retint.model.color import AB_SCALE
+from retint.model.colour import AB_SCALE
 
 # Point hints per hinted sample: 1 + Geometric(1/8), at most this many.
 MAX_POINT_HINTS = 16

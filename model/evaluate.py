@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from retint.model.color import (
+from retint.model.colour import (
     compose_rgb,
     denormalize_ab,
     normalize_lightness,

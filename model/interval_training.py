@@ -24,7 +24,7 @@ from torch import nn
 
 from retint.errors import InputError
 from retint.model.config import HeadTrainingConfig
-from retint.model.color import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
+from retint.model.colour import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
 from retint.model.data import (
     STATUS_OK,
     decode_colour,

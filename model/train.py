@@ -29,7 +29,7 @@ from tqdm import tqdm
 from retint.cpu import native_bf16_flags
 from retint.errors import CheckpointError, InputError
 from retint.model.checkpoint import generator_config_of, load_checkpoint, save_checkpoint
-from retint.model.color import (
+from retint.model.colour import (
     compose_rgb,
     denormalize_ab,
     grey_terms,

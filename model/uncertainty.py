@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from retint.errors import InputError
-from retint.model.color import AB_SCALE
+from retint.model.colour import AB_SCALE
 from retint.model.losses import pinball_loss
 
 # The quantiles the head is trained for: a 90% band per channel before calibration.

@@ -29,7 +29,7 @@ __all__ = ["BACKENDS", "DEFAULT_STREAMS_TEXT", "DEVICES", "DEFAULT_MODEL", "VIDE
 
 def load_engine(path: str | Path | None = None, *, backend: str = "auto", device: str = "auto",
                 providers: Sequence[str] | None = None, cpu_threads: int = 0, streams: int = 1,
-                staged: bool = False, mute_uncertain: bool = False, temperature: float | None = None) -> Engine:
+                by_stages: bool = False, mute_uncertain: bool = False, temperature: float | None = None) -> Engine:
     """Open an engine on `backend` ("auto", "onnxruntime", "openvino" or "tensorrt"; see `backends`).
 
     `device` is "auto" (CUDA when ONNX Runtime has it, else CPU), "cpu" or
@@ -37,7 +37,7 @@ def load_engine(path: str | Path | None = None, *, backend: str = "auto", device
     explicitly (e.g. ["TensorrtExecutionProvider", "CUDAExecutionProvider"]).
     `cpu_threads` caps the threads ONNX Runtime uses inside one call (0: one
     per core); `streams` is how many threads will call the engine at once
-    (OpenVINO prepares one stream each). `staged` opens the three stages
+    (OpenVINO prepares one stream each). `by_stages` opens the three stages
     (`predict`/`compose` for chroma processing) even on ONNX Runtime.
     `mute_uncertain` shrinks chroma toward grey where the artefact's calibrated
     interval is wide (`runtime.uncertainty`; needs an artefact with a head).
@@ -47,6 +47,6 @@ def load_engine(path: str | Path | None = None, *, backend: str = "auto", device
     """
     request = EngineRequest(path=path, backend=backend, device=device,
                             providers=tuple(providers) if providers else None, streams=streams,
-                            cpu_threads=cpu_threads, staged=staged, mute_uncertain=mute_uncertain,
+                            cpu_threads=cpu_threads, by_stages=by_stages, mute_uncertain=mute_uncertain,
                             temperature=temperature)
     return open_engines(request).main

@@ -96,7 +96,7 @@ class EngineSettings:
 
     cpu_threads: int = 0  # ONNX Runtime's threads per call (0: one per core)
     streams: int = 1  # concurrent callers OpenVINO prepares for
-    staged: bool = False  # a StagedEngine (predict/compose) even where the fused graph would do
+    by_stages: bool = False  # a StagedEngine (predict/compose) even where the fused graph would do
     mute_uncertain: bool = False  # needs the interval stage, so it runs by stages
     temperature: float | None = None  # None: the artefact's default
     providers: tuple[str, ...] | None = None  # ONNX Runtime execution providers named explicitly
@@ -108,7 +108,7 @@ def open_engine(artefact: Artefact, choice: BackendChoice, settings: EngineSetti
     alpha = artefact.uncertainty_alpha
     if settings.mute_uncertain:
         require_uncertainty_head(artefact.name, alpha, "--mute-uncertain")
-    by_stages = settings.staged or settings.mute_uncertain
+    by_stages = settings.by_stages or settings.mute_uncertain
     if by_stages and choice.backend == "tensorrt":
         choice = stages_of_plan(choice)
     facts = SpecFacts(reason=choice.reason, uncertainty_alpha=alpha, mute_uncertain=settings.mute_uncertain,

@@ -34,7 +34,7 @@ class EngineRequest:
     streams: int | None = None  # calls at once (None: the plan's)
     cores: int | None = None  # cores to plan for (None: this machine's; a Ray actor plans for its share)
     cpu_threads: int | None = None  # ONNX Runtime's threads per call (None: the plan's share of the cores)
-    staged: bool = False  # the main engine by stages (predict/compose), even where the fused graph would do
+    by_stages: bool = False  # the main engine by stages (predict/compose), even where the fused graph would do
     mute_uncertain: bool = False  # shrink chroma toward grey where the interval is wide
     temperature: float | None = None  # a colour model v2 engine's temperature (None: the artefact's)
     # The option or argument that needs the uncertainty head ("--uncertainty"): refused at open
@@ -62,7 +62,7 @@ class Engines:
                                                     request.providers)
         self.plan: InferencePlan = inference_plan(self.choice, request.batch_size, request.streams, request.cores)
         threads = self.plan.cpu_threads if request.cpu_threads is None else request.cpu_threads
-        self._settings = EngineSettings(cpu_threads=threads, streams=self.plan.streams, staged=request.staged,
+        self._settings = EngineSettings(cpu_threads=threads, streams=self.plan.streams, by_stages=request.by_stages,
                                         mute_uncertain=request.mute_uncertain, temperature=request.temperature,
                                         providers=request.providers)
         self.main: Engine = open_engine(self.artefact, self.choice, self._settings)
@@ -86,7 +86,7 @@ class Engines:
         for smoothing chroma between the two. Its spec says where a plan's stages run."""
         if self._by_stages is None:
             self._by_stages = open_engine(self.artefact, self.choice,
-                                          EngineSettings(staged=True, mute_uncertain=self.request.mute_uncertain,
+                                          EngineSettings(by_stages=True, mute_uncertain=self.request.mute_uncertain,
                                                          temperature=self.request.temperature,
                                                          providers=self.request.providers))
         return self._by_stages

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 
 from retint import __version__
 from retint.runtime import EngineSpec
-from retint.serve.colorizer import Admission, Colorizer, Rejected, check_format
+from retint.serve.colouriser import Admission, Colouriser, Rejected, check_format
 
 # Multipart framing around the file: boundaries and part headers.
 MULTIPART_SLACK = 64 * 1024
@@ -97,13 +97,13 @@ def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
-def create_app(colorizer: Colorizer, admission: Admission, max_upload_bytes: int) -> FastAPI:
-    """The FastAPI app serving the page, /colorize, /healthz and /v1/spec on `colorizer`; `admission`
+def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: int) -> FastAPI:
+    """The FastAPI app serving the page, /colorize, /healthz and /v1/spec on `colouriser`; `admission`
     bounds the requests in progress and an upload over `max_upload_bytes` gets 413."""
     app = FastAPI(title="retint", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
     page = resources.files("retint.serve").joinpath("page.html").read_text(encoding="utf-8")
-    spec = spec_as_json(colorizer.engine.spec)
+    spec = spec_as_json(colouriser.engine.spec)
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, error: Rejected) -> JSONResponse:
@@ -146,7 +146,7 @@ def create_app(colorizer: Colorizer, admission: Admission, max_upload_bytes: int
                         raise _too_large(max_upload_bytes)
                     upload.file.seek(0)
                     loop = asyncio.get_running_loop()
-                    coloured = await loop.run_in_executor(colorizer.pool, colorizer.colorize, upload.file,
+                    coloured = await loop.run_in_executor(colouriser.pool, colouriser.colorize, upload.file,
                                                           requested)
             except UploadTooLarge:
                 raise _too_large(max_upload_bytes) from None

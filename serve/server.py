@@ -13,15 +13,15 @@ import uvicorn
 from retint.errors import InputError
 from retint.runtime import EngineRequest, open_engines
 from retint.serve.app import create_app
-from retint.serve.colorizer import Admission, Colorizer
+from retint.serve.colouriser import Admission, Colouriser
 from retint.serve.config import ServeConfig
 
 
-def open_colorizer(config: ServeConfig) -> Colorizer:
+def open_colouriser(config: ServeConfig) -> Colouriser:
     """The engine on the inference plan's streams (CPU: two of one thread each), one image per call."""
     engines = open_engines(EngineRequest(path=config.engine, backend=config.backend, device=config.device,
                                          batch_size=1, streams=config.streams))
-    return Colorizer(engines, config.max_pixels, config.quality)
+    return Colouriser(engines, config.max_pixels, config.quality)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -56,18 +56,18 @@ def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
     """Serve until interrupted; `announce` gets one line saying where and on what engine."""
     listener = bind(config.host, config.port)
     try:
-        colorizer = open_colorizer(config)
+        colouriser = open_colouriser(config)
     except BaseException:
         listener.close()
         raise
     try:
-        admission = Admission(colorizer.streams, config.queue)
-        app = create_app(colorizer, admission, config.max_upload_bytes)
+        admission = Admission(colouriser.streams, config.queue)
+        app = create_app(colouriser, admission, config.max_upload_bytes)
         _log_requests_to_stderr()
         host, port = listener.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
-        announce(f"listening on http://{shown_host}:{port}/ ; engine: {colorizer.engine.spec.describe()}; "
-                 f"{colorizer.streams} stream(s), {config.queue} may wait")
+        announce(f"listening on http://{shown_host}:{port}/ ; engine: {colouriser.engine.spec.describe()}; "
+                 f"{colouriser.streams} stream(s), {config.queue} may wait")
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                                timeout_graceful_shutdown=30))
         # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler it
@@ -76,4 +76,4 @@ def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
         server.run(sockets=[listener])
     finally:
         listener.close()
-        colorizer.close()
+        colouriser.close()

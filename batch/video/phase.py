@@ -15,7 +15,7 @@ from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entr
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import Summary, make_entry
 from retint.batch.video.options import VideoOptions
-from retint.batch.video.pipeline import colorize_video
+from retint.batch.video.pipeline import colour_video
 from retint.errors import EngineError, OutputError
 from retint.runtime import VIDEO_BATCH, Engine, Engines
 
@@ -57,13 +57,14 @@ class VideoPhase:
         started = time.perf_counter()
         frames_bar = tqdm(unit="frame", desc=task.source.name, disable=not config.progress, leave=False)
         try:
-            halves = self._by_stages() if self.options.temporal_smoothing > 0 else None
-            figures = colorize_video(task.source, output, self.engines.for_video(), halves, self.options,
+            staged_engine = self._by_stages() if self.options.temporal_smoothing > 0 else None
+            figures = colour_video(task.source, output, self.engines.for_video(), staged_engine, self.options,
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set,
                                      replace_existing=config.overwrite,
                                      on_open=lambda frames: _set_total(frames_bar, frames),
                                      before_publish=lambda figures, finished: journal_entry(
-                                         config.output, self._entry(planned, figures, halves, started), finished))
+                                         config.output, self._entry(planned, figures, staged_engine, started),
+                                         finished))
         except (DecodeFailure, EngineError) as failure:
             self.record(make_entry(task, STATUS_FAILED, config.output, str(failure), started=started))
             return
@@ -76,15 +77,15 @@ class VideoPhase:
         finally:
             frames_bar.close()
         self.summary.video_seconds += time.perf_counter() - started
-        self.record(self._entry(planned, figures, halves, started))
+        self.record(self._entry(planned, figures, staged_engine, started))
 
-    def _entry(self, planned: PlannedOutput, figures: dict, halves: Engine | None, started: float) -> Entry:
+    def _entry(self, planned: PlannedOutput, figures: dict, staged_engine: Engine | None, started: float) -> Entry:
         """A coloured video's line: ok, or partial when its file ended early."""
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
         photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
         reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only) if part)
         entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
-        figures = figures | {"engine": (halves or self.engines.for_video()).spec.label()}
+        figures = figures | {"engine": (staged_engine or self.engines.for_video()).spec.label()}
         return replace(entry, width=figures["width"], height=figures["height"], video=figures)
 
     def _by_stages(self) -> Engine:

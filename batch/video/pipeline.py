@@ -8,7 +8,7 @@ presentation timestamps, so variable frame rates survive. The output is
 H.264 (`--codec`, `--crf`, `--preset`) in the input's container when it can
 hold H.264, else Matroska.
 
-With temporal smoothing (alpha > 0) the graph runs as its two halves: the
+With temporal smoothing (alpha > 0) the graph runs by its stages: the
 predicted chroma, at render size, is an exponential moving average over
 frames (ab_t = alpha * ab_(t-1) + (1 - alpha) * predicted_t), reset at scene
 cuts (the mean absolute difference of consecutive grey frames, at 64x64,
@@ -38,7 +38,7 @@ from retint.batch.video.writer import VideoWriter, video_output_suffix
 from retint.errors import OutputError
 from retint.files import FATAL_ERRNOS, atomic_file
 
-__all__ = ["ChromaSmoother", "VideoOptions", "colorize_video", "video_output_suffix"]
+__all__ = ["ChromaSmoother", "VideoOptions", "colour_video", "video_output_suffix"]
 
 SCENE_CUT_LEVELS = 20.0
 # Containers may count a frame or two that no decoder returns (edit lists,
@@ -65,20 +65,20 @@ class ChromaSmoother:
 
 
 class _FrameColourer:
-    """Colours batches of frames, through the fused engine or the smoothed halves."""
+    """Colours batches of frames, through the fused engine or, smoothed, by stages."""
 
-    def __init__(self, engine, halves, alpha: float):
+    def __init__(self, engine, staged_engine, alpha: float):
         self.engine = engine
-        self.halves = halves
+        self.staged_engine = staged_engine
         self.smoother = ChromaSmoother(alpha) if alpha > 0 else None
 
     def __call__(self, frames: list[GreyFrame]) -> np.ndarray:
         grays = np.stack([frame.gray for frame in frames])[:, None]
         if self.smoother is None:
             return self.engine.colorize(grays)
-        ab = self.halves.predict(grays)
+        ab = self.staged_engine.predict(grays)
         smoothed = np.stack([self.smoother(frame.gray, ab[i]) for i, frame in enumerate(frames)])
-        return self.halves.compose(grays, smoothed.astype(np.float32))
+        return self.staged_engine.compose(grays, smoothed.astype(np.float32))
 
 
 def _shortfall(reader: VideoReader, frames: int, first: GreyFrame | None, last: GreyFrame | None) -> tuple[str, float | None]:
@@ -135,7 +135,7 @@ class _OutputStream:
         return self._stream.read(size)
 
 
-def colorize_video(source: Path, destination: Path, engine, halves, options: VideoOptions,
+def colour_video(source: Path, destination: Path, engine, staged_engine, options: VideoOptions,
                    on_frames: Callable[[int], None] = lambda count: None,
                    should_stop: Callable[[], bool] = lambda: False,
                    replace_existing: bool = True,
@@ -154,7 +154,7 @@ def colorize_video(source: Path, destination: Path, engine, halves, options: Vid
     av = import_av()
     began = time.perf_counter()
     queue_size = options.batch_size * 3
-    colour = _FrameColourer(engine, halves, options.temporal_smoothing)
+    colour = _FrameColourer(engine, staged_engine, options.temporal_smoothing)
     frames_done = 0
     first: GreyFrame | None = None
     last: GreyFrame | None = None

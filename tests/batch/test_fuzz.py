@@ -4,8 +4,8 @@ Two layers, both seeded and bounded:
 
 - every mutated file goes through the decode a run uses (`decode.decode`
   from the file on disk; for a video, `VideoReader`, which opens, demuxes and
-  decodes it for `colorize_video`), and must end as a result or as a
-  `DecodeFailure` (or FFmpeg's error, which colorize_video words as one: the
+  decodes it for `colour_video`), and must end as a result or as a
+  `DecodeFailure` (or FFmpeg's error, which colour_video words as one: the
   reason of a `failed` line), never as any other exception, within a time
   bound;
 - a share of them goes through `colorize-batch` itself, which must write
@@ -47,7 +47,7 @@ def write_mutants(folder: Path, per_format: int, first_seed: int = 0,
 
 
 def read_video(path: Path) -> None:
-    """The decode half of colorize_video: open, demux and decode every frame to grey."""
+    """The decode half of colour_video: open, demux and decode every frame to grey."""
     from retint.batch.video.reader import VideoReader
 
     with VideoReader(path, 8) as reader:
@@ -68,7 +68,7 @@ def decode_outcome(path: Path) -> str:
             decode(path, 150_000_000, include_colour=False)
     except DecodeFailure as failure:
         return f"failed: {failure}"
-    except av.error.FFmpegError as error:  # colorize_video words these as "corrupt or truncated video"
+    except av.error.FFmpegError as error:  # colour_video words these as "corrupt or truncated video"
         return f"failed: {error}"
     except AlreadyColour:
         return "colour"

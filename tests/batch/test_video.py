@@ -279,7 +279,7 @@ def test_an_engine_failure_mid_video_leaves_no_output_and_no_hung_thread(tmp_pat
     import threading
 
     from retint.batch.video.options import VideoOptions
-    from retint.batch.video.pipeline import colorize_video
+    from retint.batch.video.pipeline import colour_video
     from retint.errors import EngineError
     from retint.runtime import load_engine
 
@@ -297,6 +297,6 @@ def test_an_engine_failure_mid_video_leaves_no_output_and_no_hung_thread(tmp_pat
     engine.colorize = failing_colorize
     before = threading.active_count()
     with pytest.raises(EngineError):
-        colorize_video(clip, tmp_path / "out" / "long.mp4", engine, None, VideoOptions(batch_size=2))
+        colour_video(clip, tmp_path / "out" / "long.mp4", engine, None, VideoOptions(batch_size=2))
     assert not (tmp_path / "out" / "long.mp4").exists()
     assert threading.active_count() == before

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from retint.errors import ParityError
-from retint.export.deploy import DeployColorizer, area_resize
+from retint.export.deploy import DeployColouriser, area_resize
 from retint.export.parity import FP32_GATE, check_gate, load_parity_images, measure_parity, parity_cases
 from retint.model.checkpoint import load_generator
 from retint.runtime.metadata import METADATA_KEY, sidecar_path
@@ -103,7 +103,7 @@ def test_sidecar_and_metadata_props_explain_the_file(exported, tiny_checkpoints,
 
 def test_deploy_module_is_eval_mode_and_deterministic(tiny_checkpoints):
     generator = load_generator(tiny_checkpoints["unet256"])
-    module = DeployColorizer(generator.train(), 256).train()
+    module = DeployColouriser(generator.train(), 256).train()
     assert not any(m.training for m in module.modules())
     gray = torch.randint(0, 256, (2, 1, 300, 200), dtype=torch.uint8)
     with torch.no_grad():
@@ -129,7 +129,7 @@ def test_a_perturbed_graph_fails_the_gate_with_figures(exported, tiny_checkpoint
     broken = tmp_path / "broken.onnx"
     onnx.save(model, str(broken))
 
-    reference_module = DeployColorizer(load_generator(tiny_checkpoints["effnet-unet"]), 128)
+    reference_module = DeployColouriser(load_generator(tiny_checkpoints["effnet-unet"]), 128)
     reference = lambda gray: reference_module(torch.from_numpy(gray)).detach().numpy()  # noqa: E731
     cases = parity_cases(load_parity_images(None))
     report = measure_parity(reference, OnnxEngine(broken, device="cpu").colorize, cases)

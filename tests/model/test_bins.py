@@ -13,7 +13,7 @@ from retint.model.bins import (
     rebalancing_weights,
     soft_encode,
 )
-from retint.model.color import lab_to_rgb, rgb_to_lab
+from retint.model.colour import lab_to_rgb, rgb_to_lab
 
 
 @pytest.fixture(scope="module")

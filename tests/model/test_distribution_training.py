@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from retint.model.bins import gamut_bin_centres, nearest_bin
-from retint.model.color import AB_SCALE
+from retint.model.colour import AB_SCALE
 from retint.model.data import paste_cut_out
 from retint.model.distribution_training import (
     distribution_loss,

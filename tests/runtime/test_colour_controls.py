@@ -57,7 +57,7 @@ def test_reference_histogram_follows_the_photos_colours(exported_distribution):
 def test_hints_reference_and_temperature_match_pytorch(exported_distribution, distribution_checkpoint, backend):
     if backend == "openvino":
         pytest.importorskip("openvino")
-    from retint.export.deploy import DeployColorizer
+    from retint.export.deploy import DeployColouriser
     from retint.model.checkpoint import load_generator
 
     engine = load_engine(fused(exported_distribution), backend=backend)
@@ -77,7 +77,7 @@ def test_hints_reference_and_temperature_match_pytorch(exported_distribution, di
     assert near > 3
     assert np.abs(hinted[1].astype(int) - automatic[1]).max() <= 1
 
-    graph = DeployColorizer(load_generator(distribution_checkpoint), 64).eval()
+    graph = DeployColouriser(load_generator(distribution_checkpoint), 64).eval()
     controls = engine.controls_for(gray[:, None], hints, 1.5, reference)
     with torch.no_grad():
         expected = graph(torch.from_numpy(gray[:, None]),

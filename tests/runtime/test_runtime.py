@@ -128,7 +128,7 @@ def test_runtime_never_imports_torch(exported):
 @pytest.mark.parametrize("arch", ARCHES)
 def test_the_stages_chained_equal_the_fused_graph(exported, arch):
     fused = load_engine(exported[arch].artefacts[0], backend="onnxruntime")
-    staged = load_engine(exported[arch].artefacts[0], backend="onnxruntime", staged=True)
+    staged = load_engine(exported[arch].artefacts[0], backend="onnxruntime", by_stages=True)
     assert (staged.spec.backend, staged.spec.precision) == ("onnxruntime", "fp32")
     gray = np.stack([photo(), photo()[::-1].copy()])
     ab = staged.predict(gray)
@@ -145,7 +145,7 @@ def test_stages_missing_is_a_clear_error(exported, tmp_path):
     lonely = tmp_path / "lonely.onnx"
     lonely.write_bytes(exported["effnet-unet"].artefacts[0].read_bytes())
     with pytest.raises(EngineError, match="needs the engine's stages"):
-        load_engine(lonely, backend="onnxruntime", staged=True)
+        load_engine(lonely, backend="onnxruntime", by_stages=True)
     with pytest.raises((EngineError, BackendUnavailable), match="stages|openvino"):
         load_engine(lonely, backend="openvino")
     # auto quietly keeps ONNX Runtime, and says why

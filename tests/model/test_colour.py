@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage import color, data
 
-from retint.model import color as lab
+from retint.model import colour as lab
 
 from imagemaker import natural_like_image
 

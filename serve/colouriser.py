@@ -57,7 +57,7 @@ def check_format(requested: str | None) -> str | None:
     return requested
 
 
-class Colorizer:
+class Colouriser:
     """Colours one upload at a time per stream; `colorize` runs on the caller's (pool) thread."""
 
     def __init__(self, engines: Engines, max_pixels: int, quality: int):
