@@ -22,7 +22,9 @@ from retint.model.config import (
     GENERATOR_ARCHITECTURES,
     GENERATOR_HEADS,
     RECONSTRUCTION_LOSSES,
+    TRAINING_DEVICES,
     GeneratorConfig,
+    RunOptions,
     TrainConfig,
 )
 
@@ -151,12 +153,12 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
               help="Random crops per photo per epoch (useful with small datasets).")
 @click.option("--seed", type=int, default=TrainConfig.seed)
 @click.option("--resume", is_flag=True, help="Continue the run in the output folder.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--device", type=click.Choice(TRAINING_DEVICES), default=RunOptions.device)
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision (float16 on CUDA, bfloat16 on the CPU)  [default: on only for a CPU "
                    "with native bf16 (AMX or AVX512-BF16); every metrics line names the precision].")
 @click.option("--channels-last", is_flag=True, help="channels_last memory layout for both networks.")
-@click.option("--workers", type=click.IntRange(0), default=2, help="DataLoader decode workers.")
+@click.option("--workers", type=click.IntRange(0), default=RunOptions.workers, help="DataLoader decode workers.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (one line per epoch instead).")
 @click.option("--stop-after", type=click.FloatRange(0, min_open=True), default=None, metavar="MINUTES",
               help="Stop after the first epoch that ends past this many minutes (resume with --resume).")
@@ -166,7 +168,7 @@ def main(ctx: click.Context, data: tuple[str, ...], run_dir: str, resume: bool, 
          **options: Any) -> None:
     """Train a pix2pix colouriser on DATA (folders of colour photos)."""
     with needs_extra("train", "training"):
-        from retint.model.train import RunOptions, load_resumable, train
+        from retint.model.train import load_resumable, train
 
     for unset in ("base_channels", "init_from", "paste_objects"):
         if options[unset] is None:

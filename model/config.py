@@ -211,3 +211,22 @@ class HeadTrainingConfig:
     crops_per_image: int = 2
     head_width: int = 16
     seed: int = 0
+
+
+TRAINING_DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, not what to learn: may change when a run is resumed."""
+
+    device: str = "auto"  # one of TRAINING_DEVICES
+    # None: bf16 autocast on a CPU with native bf16, off elsewhere.
+    amp: bool | None = None
+    # Both networks and their inputs in channels_last memory layout.
+    channels_last: bool = False
+    workers: int = 2
+    progress: bool = True
+    # Stop after the first epoch that ends past this many minutes of this
+    # process (a fixed GPU lease); the run resumes with --resume.
+    stop_after_minutes: float | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,6 +37,7 @@ from retint.model.colour import (
     rgb_uint8_to_lab,
 )
 from retint.model.config import (
+    RunOptions,
     TrainConfig,
     config_differences,
     config_to_dict,
@@ -75,22 +75,6 @@ from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.networks.patchgan import PatchGAN
 
 SAMPLE_IMAGES = 4
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run, not what to learn: may change when a run is resumed."""
-
-    device: str = "auto"
-    # None: bf16 autocast on a CPU with native bf16, off elsewhere.
-    amp: bool | None = None
-    # Both networks and their inputs in channels_last memory layout.
-    channels_last: bool = False
-    workers: int = 2
-    progress: bool = True
-    # Stop after the first epoch that ends past this many minutes of this
-    # process (a fixed GPU lease); the run resumes with --resume.
-    stop_after_minutes: float | None = None
 
 
 def autocast_wanted(amp: bool | None, device: torch.device) -> bool:
