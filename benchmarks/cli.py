@@ -18,7 +18,7 @@ from retint.errors import RetintError
 from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT
 
 
-@click.group(cls=RetintGroup, program="colorize-bench", extra="train",
+@click.group(cls=RetintGroup, program="colorize-bench",
              context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def main() -> None:
     """Benchmark retint's backends."""

@@ -86,17 +86,14 @@ class RetintCommand(click.Command):
 
 
 class RetintGroup(click.Group):
-    """A click group whose subcommands run inside `command_boundary(program)`; `extra`: the one
-    their imports of optional packages need (a missing package names it)."""
+    """A click group whose subcommands run inside `command_boundary(program)`; a missing optional
+    package they import is one line naming the extra that installs it."""
 
-    def __init__(self, *args: Any, program: str, extra: str = "", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, program: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.program, self.extra = program, extra
+        self.program = program
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand inside `command_boundary`, a missing optional package naming `extra`."""
-        with command_boundary(self.program):
-            if not self.extra:
-                return super().invoke(ctx)
-            with needs_extra(self.extra, self.program):
-                return super().invoke(ctx)
+        """Run the subcommand inside `command_boundary`; a missing package names its own extra."""
+        with command_boundary(self.program), needs_extra(None, self.program):
+            return super().invoke(ctx)

