@@ -1,11 +1,13 @@
 """`run_batch`: everything under the sources, coloured into the output folder.
 
-The order of a run: check the sources (before anything is created), lock
-the output folder, remove a killed run's partial files, list the inputs
-(`sources`), decide every output name (`naming`), open the engines
-(`retint.runtime.open_engines`, which plans their streams), then sort the inputs: done by an earlier run,
-failing before any work (their reason goes straight to the manifest), or to
-do. Photos run first (`photos`), then videos (`videos`); each result is
+The order of a run: check the sources and open the engines
+(`retint.runtime.open_engines`, which plans their streams) before anything
+is created, so a start that cannot work leaves no folder; then lock the
+output folder, remove a killed run's partial files, list the inputs
+(`sources`), decide every output name (`naming`), and sort the inputs: done
+by an earlier run, failing before any work (their reason goes straight to
+the manifest), or to do. Photos run first (`photos`), then videos
+(`video/phase`); each result is
 recorded as it completes (`recording`). Ctrl-C finishes the work in flight
 and exits 130; a disk that cannot take the outputs or the manifest stops
 the run with exit 2, keeping every line already written.

@@ -272,7 +272,7 @@ def versus_grey(below_grey: float) -> str:
 def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) -> str:
     """The quality report in Markdown: `score`'s figures for `engine`, and how the photos were prepared."""
     s = result["summary"]
-    damage = "damaged as in training (--degrade, seed %d)" % config.seed if config.degrade else "clean"
+    damage = "damaged as colorize-train --degrade damages its samples (seed %d)" % config.seed if config.degrade else "clean"
     lines = [
         f"Engine: {engine}. {s['photos']} photos, each resized whole to {config.render_size}x{config.render_size}; "
         f"grey input from Lab L, {damage}.",

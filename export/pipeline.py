@@ -355,8 +355,8 @@ def export_interval_stage(job: ExportJob, head: nn.Module, calibration: dict[str
 def openvino_bf16_parity(job: ExportJob, model: onnx.ModelProto,
                          generator_inputs: Callable[[np.ndarray], dict[str, np.ndarray]],
                          staged_engine: Any) -> dict[str, Any] | None:
-    """The fp32 generator run by OpenVINO in bf16, between the staged engine's own ONNX Runtime
-    lightness and compose, against PyTorch FP32: recorded in the generator's sidecar, where the
+    """The fp32 generator run by OpenVINO in bf16, between the lightness stage and the staged
+    engine's own compose, against PyTorch FP32: recorded in the generator's sidecar, where the
     runtime looks before it runs bf16. Measured only where this CPU computes bf16 natively
     (elsewhere OpenVINO would run f32)."""
     from retint.cpu import cpu_model, native_bf16_flags

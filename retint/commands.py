@@ -46,17 +46,19 @@ def command_boundary(program: str, leave: Callable[[int], None] = leave_normally
         leave(INTERRUPTED)
 
 
-def renamed_options(args: list[str], renamed: dict[str, str], program: str) -> list[str]:
+def renamed_options(args: list[str], renamed: dict[str, str], program: str,
+                    taking_values: frozenset[str] = frozenset()) -> list[str]:
     """`args` with each old option spelling (`renamed`: old -> new) replaced by its new one, and a
-    note on stderr for each: a renamed option keeps working, unlisted in --help, for one release."""
-    rewritten = []
-    for word in args:
+    note on stderr for each: a renamed option keeps working, unlisted in --help, for one release.
+    A word that is the value of an option in `taking_values` (`--holdout --size`) is left as it is."""
+    rewritten: list[str] = []
+    for index, word in enumerate(args):
         if word == "--":
-            rewritten.append(word)
-            rewritten += args[len(rewritten):]
+            rewritten += args[index:]
             break
         name, equals, value = word.partition("=")
-        if name in renamed:
+        is_a_value = index > 0 and args[index - 1] in taking_values
+        if name in renamed and not is_a_value:
             click.echo(f"{program}: note: {name} is now {renamed[name]}; {name} will go in the next release",
                        err=True)
             word = renamed[name] + equals + value
@@ -77,7 +79,9 @@ class RetintCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse `args` with each renamed option spelled its new way (and a note for each)."""
-        return super().parse_args(ctx, renamed_options(args, self.renamed, self.program))
+        taking_values = frozenset(name for param in self.params if isinstance(param, click.Option)
+                                  and not param.is_flag and not param.count for name in param.opts)
+        return super().parse_args(ctx, renamed_options(args, self.renamed, self.program, taking_values))
 
     def invoke(self, ctx: click.Context) -> Any:
         """Run the command inside `command_boundary`."""

@@ -45,6 +45,10 @@ EXTRA_OF_PACKAGE = {
 }
 
 
+# What every install has (pyproject.toml's dependencies, by import name): never an extra's to advise.
+CORE_PACKAGES = frozenset({"numpy", "cv2", "onnxruntime", "click", "tqdm", "PIL"})
+
+
 def install_hint(extra: str) -> str:
     """How to install an extra (torch's CPU wheel first for the ones that need PyTorch)."""
     return TRAIN_EXTRA_HINT if extra == "train" else f"pip install 'retint[{extra}]'"
@@ -105,15 +109,15 @@ class MissingExtra(BackendUnavailable):
 
 @contextmanager
 def needs_extra(extra: str | None, what: str) -> Iterator[None]:
-    """Around imports of an extra's packages: a missing one raises MissingExtra naming `extra`
-    (None: the extra that installs the missing package, from EXTRA_OF_PACKAGE). An ImportError
-    inside retint, or of a package no extra provides, propagates: a bug or a broken install,
-    not install advice."""
+    """Around imports of optional packages: a missing one raises MissingExtra naming the extra that
+    installs it (EXTRA_OF_PACKAGE), or `extra` for a package the table does not know (a dependency
+    of that extra's packages). An ImportError inside retint, of a core dependency, or of an unknown
+    package with `extra` None propagates: a bug or a broken install, not install advice."""
     try:
         yield
     except ImportError as error:
         package = (error.name or "").split(".")[0]
-        chosen = extra or EXTRA_OF_PACKAGE.get(package)
-        if not is_missing_dependency(error) or chosen is None:
+        chosen = EXTRA_OF_PACKAGE.get(package) or extra
+        if not is_missing_dependency(error) or chosen is None or package in CORE_PACKAGES:
             raise
         raise MissingExtra(chosen, what, error.name or "?") from error

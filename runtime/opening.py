@@ -7,8 +7,10 @@ head, a regression model given a temperature) fails before the caller
 creates anything. A run that colours videos asks `for_video()` (one stream
 on every core) and, for temporal smoothing, `by_stages()`; both open on
 first use with the request's settings. Closing the set closes them all:
-`colorize-batch`, its Ray actors and `colorize-serve` each hold one set in
-a `with` block, and `load_engine` returns a set's main engine.
+`colorize-batch` closes its set when the run ends, whatever happens;
+`colorize-serve` when the server stops; a Ray actor holds its set for its
+life (Ray ends the actor's process); `load_engine` returns a set's main
+engine, whose caller closes it.
 """
 
 from __future__ import annotations

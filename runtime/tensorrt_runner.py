@@ -28,9 +28,13 @@ def import_tensorrt():
     """The tensorrt (or tensorrt_lean) module, or MissingExtra naming the 'trt' extra."""
     try:
         import tensorrt as trt
-    except ImportError:
-        with needs_extra("trt", "running a .plan (on a GPU host)"):
+    except ImportError as missing:
+        try:
             import tensorrt_lean as trt
+        except ImportError:
+            # Name the full wheel (what the 'trt' extra installs), not the lean fallback.
+            with needs_extra("trt", "running a .plan (on a GPU host)"):
+                raise missing from None
     return trt
 
 

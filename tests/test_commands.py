@@ -128,3 +128,29 @@ def test_a_renamed_option_keeps_working_under_its_old_name_with_a_note():
         assert result.exit_code == 0 and result.stdout == "64\n", result.output
         assert ("--size is now --render-size" in result.stderr) == (args[0] != "--render-size")
     assert "--size" not in CliRunner().invoke(main, ["--help"]).stdout
+
+
+def test_an_old_spelling_given_as_another_options_value_is_left_alone():
+    @click.command(cls=RetintCommand, program="colorize-test", renamed={"--size": "--render-size"})
+    @click.option("--render-size", type=int, default=256)
+    @click.option("--holdout", default="")
+    def main(render_size: int, holdout: str) -> None:
+        click.echo(f"{render_size} {holdout}")
+
+    result = CliRunner().invoke(main, ["--holdout", "--size", "--size", "64"])
+    assert result.exit_code == 0 and result.stdout == "64 --size\n", result.output
+    assert result.stderr.count("is now --render-size") == 1
+
+
+def test_a_missing_core_dependency_is_not_turned_into_advice_for_an_extra(monkeypatch):
+    """Only an extra's packages get install advice: a missing cv2 is a broken install, whatever the
+    command's extra; a package of another extra names that extra."""
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError) as raised:
+        with needs_extra("serve", "colorize-serve"):
+            import cv2  # noqa: F401
+    assert not isinstance(raised.value, MissingExtra)
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(MissingExtra, match="needs the 'video' extra"):
+        with needs_extra("train", "colorize-train"):
+            import av  # noqa: F401

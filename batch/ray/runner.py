@@ -21,6 +21,7 @@ write the outputs themselves.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -42,6 +43,12 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401  (ray without the data extra has no ray.data)
     return ray
+
+
+def on_actors(spec: dict, actors: int) -> dict:
+    """An actor's engine spec (EngineSpec.as_dict) as the run's: its label and description say how many actors."""
+    where = f" on {actors} Ray actor(s)"
+    return {**spec, "label": f"{spec['label']}{where}", "description": f"{spec['description']}{where}"}
 
 
 def actor_pool(config: BatchConfig, node_cpus: list[float], gpus: float) -> tuple[int, dict]:
@@ -108,7 +115,7 @@ class RayColouring:
         """Colour `todo` on a pool of Ray actors (RAY_ADDRESS's cluster, else a local Ray started and
         stopped here), recording each entry as its row comes back."""
         if not todo:
-            summary.engine = {"description": "Ray: nothing to colour, no engine started"}
+            summary.engine = {"description": "Ray: nothing to colour, no engine started", "label": "none"}
             return
         ray = self.ray
         started_here = self._connect()
@@ -126,7 +133,7 @@ class RayColouring:
             try:
                 for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                     if not summary.engine:
-                        summary.engine = {"description": f"{batch['engine'][0]} on {actors} Ray actor(s)"}
+                        summary.engine = on_actors(json.loads(batch["engine"][0]), actors)
                     for text in batch["entry"]:
                         entry = entry_from_json(text)
                         record(entry)

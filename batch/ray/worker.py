@@ -68,9 +68,10 @@ class EngineActor:
     def __init__(self, config: BatchConfig):
         # The driver spreads one actor per CORES_PER_CPU_ACTOR cores of a node: plan for that share.
         cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
-        self.engines = open_engines(config.engine_request(cores))  # the actor's life: closed when it ends
+        # Open for the actor's life: Ray ends the actor's process, and its engines with it.
+        self.engines = open_engines(config.engine_request(cores))
         self.config = replace(config, progress=False)  # the driver's bar counts the rows
-        self.description = self.engines.main.spec.describe()
+        self.spec_json = json.dumps(self.engines.main.spec.as_dict())  # the driver's summary names it
         self.no_stop = threading.Event()  # the driver stops the run; a unit always finishes
         self.videos = VideoPhase(self.config, self.engines, Summary(), self._record, self.no_stop,
                                  log=lambda line: print(line, file=sys.stderr))
@@ -89,7 +90,7 @@ class EngineActor:
             self._guarded([video], lambda: self.videos.run([video]))
         entries = [json.dumps(asdict(self.entries[item.task.identity])) for item in planned]
         return {"entry": np.array(entries, dtype=object),
-                "engine": np.array([self.description] * len(entries), dtype=object)}
+                "engine": np.array([self.spec_json] * len(entries), dtype=object)}
 
     def _guarded(self, files: list[PlannedOutput], work) -> None:
         """Run `work`; whatever it leaves unrecorded after an unexpected error fails with the reason."""

@@ -112,6 +112,7 @@ def test_ray_gives_a_local_runs_statuses_and_outputs(local_ray, tmp_path, option
     originals_unchanged(before)
     assert any(line.startswith("Ray: 1 node(s), 2 CPUs") for line in logs)
     assert "Ray actor" in distributed.engine["description"]
+    assert distributed.engine["label"].endswith("Ray actor(s)")  # the summary line's (it read "engine: ?")
     local_entries = sources_once(read_manifest(tmp_path / "local")[0])
     ray_entries = sources_once(read_manifest(tmp_path / "ray")[0])
     assert local_entries.keys() == ray_entries.keys()
