@@ -18,7 +18,7 @@ file. A run killed between naming an output and writing its manifest line
 leaves that journal line; the next run takes the output as done only if
 the file at that path is still that very file, and writes the journal's
 entry (size, notes, figures) as the input's line. Any other file or folder
-at an output path is not retint's (`pipeline.BatchRun` fails its input).
+at an output path is not retint's (`run.BatchRun` fails its input).
 """
 
 from __future__ import annotations

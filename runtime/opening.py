@@ -15,7 +15,7 @@ engine, whose caller closes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retint.runtime.artefact import Artefact, require_uncertainty_head, resolve_artefact
@@ -77,21 +77,19 @@ class Engines:
         if self.plan.streams == 1:
             return self.main
         if self._for_video is None:
-            self._for_video = open_engine(self.artefact, self.choice,
-                                          EngineSettings(mute_uncertain=self.request.mute_uncertain,
-                                                         temperature=self.request.temperature,
-                                                         providers=self.request.providers))
+            self._for_video = open_engine(self.artefact, self.choice, self._one_stream(by_stages=False))
         return self._for_video
 
     def by_stages(self) -> Engine:
         """The engine by stages (`StagedEngine`: predict, then compose), one stream on every core,
         for smoothing chroma between the two. Its spec says where a plan's stages run."""
         if self._by_stages is None:
-            self._by_stages = open_engine(self.artefact, self.choice,
-                                          EngineSettings(by_stages=True, mute_uncertain=self.request.mute_uncertain,
-                                                         temperature=self.request.temperature,
-                                                         providers=self.request.providers))
+            self._by_stages = open_engine(self.artefact, self.choice, self._one_stream(by_stages=True))
         return self._by_stages
+
+    def _one_stream(self, by_stages: bool) -> EngineSettings:
+        """The main engine's settings for one stream on every core (ONNX Runtime's threads: all)."""
+        return replace(self._settings, cpu_threads=0, streams=1, by_stages=by_stages)
 
     def close(self) -> None:
         """Close every engine this set opened."""

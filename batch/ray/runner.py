@@ -2,7 +2,7 @@
 
 The driver does everything a local run does before and after colouring:
 the same sources, identities, skip-if-done and collision rules
-(`pipeline.BatchRun`), and it alone writes the manifest, one line per
+(`run.BatchRun`), and it alone writes the manifest, one line per
 input as each row comes back, so a driver killed at any moment leaves a
 manifest that a rerun completes (outputs written without their line are
 found on disk and kept). The colouring is Ray Data's batch-inference
