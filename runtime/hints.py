@@ -1,0 +1,105 @@
+"""Colour hints and suggestions as users write and read them: JSON in, CIELAB and sRGB out.
+
+One wording of the hint format, shared by `colorize-batch --hints`, the
+HTTP API and the web page:
+
+    {"x": 120, "y": 48, "a": 35.0, "b": 20.5}      a*, b* in CIELAB units
+    {"x": 120, "y": 48, "rgb": "#b04a32"}          an sRGB colour: its a*, b* are the hint
+
+x and y are in the input image's own pixels (0 at the top-left pixel's
+corner). A hint is chroma only: the photo keeps its own lightness, so an
+`rgb` hint gives the a*b* of that colour and its lightness is dropped.
+Colours shown to users (suggestions' swatches) are taken at the pixel's own
+lightness, which is what the coloured photo will show there. numpy and
+OpenCV only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from retint.errors import InputError
+from retint.runtime.colour_controls import Hint
+
+# More hints than this for one image is a request no person clicked; it is refused.
+MAX_HINTS_PER_IMAGE = 256
+_HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
+_KEYS_AB = {"x", "y", "a", "b"}
+_KEYS_RGB = {"x", "y", "rgb"}
+
+
+class HintError(InputError):
+    """A hint that cannot be read; its message is one line naming the hint and what is wrong."""
+
+
+def hex_to_ab(text: str) -> tuple[float, float]:
+    """"#rrggbb" (sRGB) -> its (a*, b*) in CIELAB units; HintError when it is not one."""
+    match = _HEX_COLOUR.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise HintError(f"a hint's rgb must be a colour written #rrggbb, got {text!r}")
+    value = match.group(1)
+    rgb = np.array([[[int(value[i:i + 2], 16) for i in (0, 2, 4)]]], np.float32) / 255.0
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)[0, 0]
+    return float(lab[1]), float(lab[2])
+
+
+def lab_to_hex(lightness: float, a: float, b: float) -> str:
+    """A CIELAB colour -> "#rrggbb" sRGB (out-of-gamut channels clipped)."""
+    return "#" + "".join(f"{channel:02x}" for channel in lab_to_rgb(lightness, a, b))
+
+
+def lab_to_rgb(lightness: float, a: float, b: float) -> tuple[int, int, int]:
+    """A CIELAB colour -> sRGB uint8 (r, g, b), out-of-gamut channels clipped."""
+    lab = np.array([[[lightness, a, b]]], np.float32)
+    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)[0, 0] * 255.0 + 0.5, 0, 255)
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+def grey_lightness(grey_level: int) -> float:
+    """CIELAB L* of a grey pixel (its own lightness, which the coloured photo keeps)."""
+    value = np.full((1, 1, 3), float(grey_level) / 255.0, np.float32)
+    return float(cv2.cvtColor(value, cv2.COLOR_RGB2Lab)[0, 0, 0])
+
+
+def hint_from_json(item: object, where: str = "hint") -> Hint:
+    """One hint as JSON (see the module doc) -> (x, y, a, b); HintError naming `where` otherwise.
+    Whether x, y fall inside the image is checked where the image is known (colour_controls)."""
+    if not isinstance(item, dict):
+        raise HintError(f"{where}: expected an object like {{\"x\": 10, \"y\": 20, \"rgb\": \"#aa3322\"}}, "
+                        f"got {type(item).__name__}")
+    keys = set(item)
+    if keys != _KEYS_AB and keys != _KEYS_RGB:
+        raise HintError(f"{where}: expected the keys x, y and either a, b or rgb; got {', '.join(sorted(keys))}")
+    x, y = (_number(item[key], f"{where}: {key}") for key in ("x", "y"))
+    if "rgb" in item:
+        try:
+            a, b = hex_to_ab(item["rgb"])
+        except HintError as error:
+            raise HintError(f"{where}: {error}") from None
+    else:
+        a, b = (_number(item[key], f"{where}: {key}") for key in ("a", "b"))
+    return x, y, a, b
+
+
+def hints_from_json(value: object, where: str = "hints") -> list[Hint]:
+    """A JSON list of hints -> [(x, y, a, b), ...]; HintError naming the first bad one."""
+    if not isinstance(value, list):
+        raise HintError(f"{where}: expected a list of hints, got {type(value).__name__}")
+    if len(value) > MAX_HINTS_PER_IMAGE:
+        raise HintError(f"{where}: {len(value)} hints, more than the {MAX_HINTS_PER_IMAGE} one image may have")
+    return [hint_from_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
+
+
+def hints_as_json(hints: Sequence[Hint]) -> list[dict[str, float]]:
+    """(x, y, a, b) hints -> their canonical JSON (what a manifest records), rounded to 1/1000."""
+    return [{"x": round(x, 3), "y": round(y, 3), "a": round(a, 3), "b": round(b, 3)} for x, y, a, b in hints]
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise HintError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
