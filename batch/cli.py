@@ -21,6 +21,7 @@ import click
 
 from retint.batch import _interrupted_while_starting
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
+from retint.batch.hints import HintTable, read_hints_file
 from retint.batch.video.options import EncoderOptions
 from retint.commands import RetintCommand
 from retint.errors import InputError
@@ -118,13 +119,25 @@ def _exit(code: int, now: bool) -> None:
 @click.option("--temperature", type=click.FloatRange(0.01, 10.0), default=None,
               help="Colour model v2 engines: the annealed mean's temperature (lower: bolder, the most probable "
                    "colour; higher: safer averages)  [default: the engine's]. A regression engine refuses it.")
+@click.option("--hints", "hints_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Colour model v2 engines: colour hints per photo, from a JSON object whose keys are the "
+                   "photos' paths as OUT mirrors them (relative to their source folder; with several sources, "
+                   "under the source folder's name) and whose values are lists of hints, "
+                   "{\"x\": 120, \"y\": 48, \"a\": 35, \"b\": 20} (CIELAB a*, b*) or "
+                   "{\"x\": 120, \"y\": 48, \"rgb\": \"#b04a32\"}, x and y in the photo's pixels as displayed. "
+                   "E.g. {\"album/bride.jpg\": [{\"x\": 40, \"y\": 60, \"rgb\": \"#c03030\"}]}. "
+                   "Photos without an entry are coloured as without --hints; videos are coloured "
+                   "automatically (their manifest line says so); a hint outside its photo fails that photo. "
+                   "The manifest records each photo's hints, and a rerun colours again exactly the photos "
+                   "whose hints changed. A regression engine refuses it.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
 def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: str, device: str,
          batch_size: int | None,
          streams: int | None, workers: int, output_format: str, quality: int, max_pixels: int, include_colour: bool,
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, uncertainty: bool,
          mute_uncertain: bool, use_ray: bool,
-         ray_actors: int | None, no_progress: bool, timeout_per_input: float, temperature: float | None) -> None:
+         ray_actors: int | None, no_progress: bool, timeout_per_input: float, temperature: float | None,
+         hints_file: Path | None) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     # From here Ctrl-C is KeyboardInterrupt, which the CLI boundary turns into exit 130 (until now
     # retint.batch's start-up handler did).
@@ -133,13 +146,14 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
     from retint.batch.run import run_batch
 
     _check_usage(sources, output, codec, preset, device, backend)
+    hints = read_hints_file(hints_file) if hints_file is not None else HintTable()  # all of it, before any work
     config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine,
                          backend=backend, device=device, batch_size=batch_size, streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
                          progress=not no_progress, encoder=EncoderOptions(codec, crf, preset),
                          temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
                          mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
-                         timeout_per_input=timeout_per_input, temperature=temperature)
+                         timeout_per_input=timeout_per_input, temperature=temperature, hints=hints)
     summary = run_batch(config, log=lambda line: click.echo(line, err=True))
     _print_summary(summary, Path(output))
     _exit(3 if summary.failed else 0, now=bool(summary.abandoned_inputs))

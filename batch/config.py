@@ -8,6 +8,7 @@ from pathlib import Path
 from retint.runtime import EngineRequest
 
 from retint.batch.encode import OUTPUT_FORMATS
+from retint.batch.hints import HintTable
 from retint.batch.video.options import EncoderOptions
 
 __all__ = ["OUTPUT_FORMATS", "BatchConfig"]
@@ -38,6 +39,8 @@ class BatchConfig:
     mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
     # colour model v2 engines: the annealed mean's temperature (None: the artefact's default)
     temperature: float | None = None
+    # --hints: input key (its path in the output tree) -> its colour hints (retint.batch.hints)
+    hints: HintTable = HintTable()
     # scale out (retint.batch.ray.runner)
     ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
     ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free

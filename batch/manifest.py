@@ -11,6 +11,12 @@ way. Lines are flushed as written; a line torn by a kill is dropped. A disk
 that cannot take a line raises OutputError (exit 2), and every line written
 before it stays.
 
+A line records the hints its photo was coloured with (`--hints`). A rerun
+that gives an input other hints (or none where it had some) does not keep
+its line: the input is coloured again, over its own earlier output
+(`Manifest.stale`), and until then the journal carries that output's line,
+so it stays demonstrably retint's through any killed run.
+
 The journal, `OUT/.retint-journal.jsonl`, is what makes an output found on
 disk demonstrably retint's: just before an output is given its name, its
 entry goes into the journal with the device and inode of the finished
@@ -28,7 +34,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from retint.batch.sources import identity_of
 from retint.errors import OutputError
@@ -57,6 +63,7 @@ class Entry:
     # A failure that is the file's own (corrupt, unsupported): its size and mtime, so a rerun
     # keeps the line while the file is unchanged instead of failing it again.
     file_signature: list[int] | None = None
+    hints: list[dict[str, float]] | None = None  # --hints: those it was coloured with (hints_as_json)
 
 
 def file_signature(path: Path) -> list[int] | None:
@@ -70,7 +77,7 @@ def file_signature(path: Path) -> list[int] | None:
 
 def _as_line(entry: Entry) -> dict[str, Any]:
     line = asdict(entry)
-    for optional in ("video", "file_signature"):
+    for optional in ("video", "file_signature", "hints"):
         if line[optional] is None:
             del line[optional]
     return line
@@ -117,6 +124,18 @@ def _journalled_outputs(output_root: Path) -> list[dict[str, Any]]:
     return found
 
 
+def _journal_lines(output_root: Path, lines: Iterable[dict[str, Any]]) -> bytes:
+    """Journal lines for the manifest lines of outputs still on disk, naming the files as they are now."""
+    journal = []
+    for line in lines:
+        try:
+            status = os.stat(output_root / line["output"], follow_symlinks=False)
+        except OSError:
+            continue
+        journal.append(json.dumps(line | {"file": _file_identity(status)}) + "\n")
+    return "".join(journal).encode()
+
+
 def _read_lines(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -132,13 +151,19 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 class Manifest:
-    def __init__(self, output_root: Path, overwrite: bool, planned_writers: dict[str, str] | None = None):
+    def __init__(self, output_root: Path, overwrite: bool, planned_writers: dict[str, str] | None = None,
+                 hints: Mapping[str, list[dict[str, float]]] | None = None):
         """`planned_writers`: output (relative to OUT) -> the identity of this run's input that writes it.
         A kept line whose source is gone while this run's input of the same output exists is that
-        input's line: the archive was moved or renamed between runs, and its outputs are still its own."""
+        input's line: the archive was moved or renamed between runs, and its outputs are still its own.
+        `hints`: identity -> the hints (as a line records them) this run colours that input with; a
+        line made with other hints is not done (see `stale`)."""
         self.path = output_root / MANIFEST_NAME
         self.done: dict[str, dict[str, Any]] = {}  # identity -> its kept line
+        # identity -> the line of its output made with other hints: coloured again, over that output.
+        self.stale: dict[str, dict[str, Any]] = {}
         planned_writers = planned_writers or {}
+        hints = hints or {}
         if not overwrite:
             claimed: set[str] = set()  # outputs already named by a kept line
             # The manifest's lines first, then outputs named by a run killed before their lines.
@@ -150,19 +175,26 @@ class Manifest:
                 if (writer and writer != line["source"] and os.path.basename(writer) == os.path.basename(line["source"])
                         and not os.path.lexists(line["source"])):
                     line["source"] = writer  # the archive moved (see above); a file of another name never takes it
-                if line["source"] in self.done or line.get("output") in claimed:
+                if line["source"] in self.done or line["source"] in self.stale or line.get("output") in claimed:
                     continue
-                if self._keeps(line, output_root):
+                if not self._keeps(line, output_root):
+                    continue
+                if (line.get("hints") or None) == (hints.get(line["source"]) or None):
                     self.done[line["source"]] = line
-                    if line.get("output"):
-                        claimed.add(line["output"])
+                elif line.get("status") in FINAL_WITH_OUTPUT:
+                    self.stale[line["source"]] = line
+                else:
+                    continue  # a failure under other hints: tried again
+                if line.get("output"):
+                    claimed.add(line["output"])
         # Which input each existing output belongs to: another input's output is never taken as done.
-        self.owners: dict[str, str] = {line["output"]: source for source, line in self.done.items()
-                                       if line.get("output")}
+        self.owners: dict[str, str] = {line["output"]: source for lines in (self.done, self.stale)
+                                       for source, line in lines.items() if line.get("output")}
         kept = "".join(json.dumps(line) + "\n" for line in self.done.values())
         write_bytes_atomically(self.path, kept.encode())
-        # The manifest now holds what the journal proved: start the journal afresh.
-        write_bytes_atomically(output_root / JOURNAL_NAME, b"")
+        # The manifest now holds what the journal proved: start the journal afresh, with the stale
+        # outputs, so that they stay demonstrably retint's until they are coloured again.
+        write_bytes_atomically(output_root / JOURNAL_NAME, _journal_lines(output_root, self.stale.values()))
         self._stream = open(self.path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 

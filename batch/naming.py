@@ -37,6 +37,7 @@ from retint.batch.encode import output_suffix
 from retint.batch.sources import Task
 from retint.batch.video.pipeline import video_output_suffix
 from retint.media import VIDEO_SUFFIXES
+from retint.runtime.colour_controls import Hint
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,15 @@ class PlannedOutput:
     problem: str = ""
     note: str = ""  # why the output name differs from the plain mirror, if it does
     uncertainty_map: Path | None = None  # --uncertainty: the heat map beside the output
+    hints: tuple[Hint, ...] = ()  # --hints: this input's (batch/hints.py; a video's are not applied)
+    # Its output is its own from an earlier run whose settings (hints) differ: written over (run.BatchRun).
+    replaces_own: bool = False
 
 UNCERTAINTY_MAP_SUFFIX = ".uncertainty.png"
 
 
-def _is_video(item: PlannedOutput) -> bool:
+def is_video(item: PlannedOutput) -> bool:
+    """Whether the input is a video (by its suffix)."""
     return item.task.source.suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -59,7 +64,7 @@ def split_photos_and_videos(planned: list[PlannedOutput]) -> tuple[list[PlannedO
     photos: list[PlannedOutput] = []
     videos: list[PlannedOutput] = []
     for item in planned:
-        (videos if _is_video(item) else photos).append(item)
+        (videos if is_video(item) else photos).append(item)
     return photos, videos
 
 
@@ -114,7 +119,7 @@ def _with_uncertainty_maps(planned: list[PlannedOutput], output_root: Path) -> l
     claimed: set[Path] = set()
     result = []
     for item in planned:
-        if item.output is None or _is_video(item):
+        if item.output is None or is_video(item):
             result.append(item)
             continue
         candidates = (item.output.with_name(item.output.stem + UNCERTAINTY_MAP_SUFFIX),

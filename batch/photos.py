@@ -27,6 +27,7 @@ from retint.batch.config import BatchConfig
 from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, UnreadableImage, decode,
                                  describe_exception)
 from retint.batch.encode import encode
+from retint.batch.hints import recorded_hints
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import StageClock, make_entry
@@ -43,6 +44,7 @@ class InputTimedOut(DecodeFailure):
 
 
 ALREADY_COLOUR_REASON = "already in colour (--include-colour colours it from its own lightness)"
+EARLIER_OUTPUT_KEPT = "its earlier output (coloured with other hints) is left as it was"
 
 
 @dataclass
@@ -75,8 +77,11 @@ class PhotoPipeline:
     def _entry(self, planned: PlannedOutput, status: str, reason: str = "", output: Path | None = None,
                decoded: DecodedImage | None = None, started: float | None = None,
                final_failure: bool = False) -> Entry:
-        return make_entry(planned.task, status, self.config.output, reason, output,
-                          decoded.size if decoded else None, started, final_failure)
+        if status == STATUS_FAILED and planned.replaces_own:
+            reason = f"{reason}; {EARLIER_OUTPUT_KEPT}"
+        entry = make_entry(planned.task, status, self.config.output, reason, output,
+                           decoded.size if decoded else None, started, final_failure)
+        return replace(entry, hints=recorded_hints(planned.hints)) if planned.hints else entry
 
     def run(self, photos: Iterable[PlannedOutput]) -> None:
         """Colour `photos`; raises KeyboardInterrupt after recording the work in flight when stopped."""
@@ -157,7 +162,7 @@ class PhotoPipeline:
             self.record(self._entry(planned, STATUS_FAILED, f"cannot decode it ({describe_exception(error)})",
                                     started=started))
             return
-        refusal = self.engine.spec.limits.refusal(*decoded.size)
+        refusal = self.engine.spec.limits.refusal(*decoded.size) or self._hints_refusal(planned, decoded)
         if refusal:
             self.record(self._entry(planned, STATUS_FAILED, refusal, decoded=decoded, started=started))
             return
@@ -169,6 +174,17 @@ class PhotoPipeline:
             # Too many images wait for a partner of their size: run the largest group now.
             self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
 
+    def _hints_refusal(self, planned: PlannedOutput, decoded: DecodedImage) -> str:
+        """Why the engine cannot take this photo's hints (one outside the image), or ''. Checked
+        here, photo by photo, so that a bad hint fails its photo and not its batch partners."""
+        if not planned.hints:
+            return ""
+        try:
+            self.engine.controls_for(decoded.gray[None, None], hints=[list(planned.hints)])
+        except EngineError as error:
+            return f"--hints: {error}"
+        return ""
+
     def _infer(self, size: tuple[int, int]) -> None:
         self.batches.append(self.inferrers.submit(self._colour_group, self.groups.pop(size)))
         # Enough batches queued to keep every stream busy while the oldest is encoded.
@@ -176,14 +192,16 @@ class PhotoPipeline:
 
     def _colour_group(self, group: list[_Waiting]) -> list[Entry | Future[Entry]]:
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
+        # Only a batch with hinted photos passes hints: the rest colour exactly as without --hints.
+        hints = [list(waiting.planned.hints) for waiting in group] if any(w.planned.hints for w in group) else None
         began = time.perf_counter()
         widths: list[np.ndarray | None] = [None] * len(group)
         try:
             if self.config.uncertainty:
-                rgb, interval = self.engine.colorize(batch, with_uncertainty=True)
+                rgb, interval = self.engine.colorize(batch, with_uncertainty=True, hints=hints)
                 widths = list(interval_width(interval, channels_last=True))
             else:
-                rgb = self.engine.colorize(batch)
+                rgb = self.engine.colorize(batch, hints=hints)
         except EngineError as error:
             return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
                                 started=waiting.started) for waiting in group]
@@ -247,7 +265,7 @@ class PhotoPipeline:
                             started=waiting.started)
         entry = replace(entry, uncertainty=uncertainty) if uncertainty else entry
         # Never over a file that is not retint's (unless --overwrite); OutputError stops the run.
-        write_bytes_atomically(waiting.output, data, replace=self.config.overwrite,
+        write_bytes_atomically(waiting.output, data, replace=self.config.overwrite or waiting.planned.replaces_own,
                                before_publish=lambda finished: journal_entry(self.config.output, entry, finished))
         self.clock.add("write", time.perf_counter() - began)
         return entry

@@ -4,9 +4,10 @@ The order of a run: check the sources and open the engines
 (`retint.runtime.open_engines`, which plans their streams) before anything
 is created, so a start that cannot work leaves no folder; then lock the
 output folder, remove a killed run's partial files, list the inputs
-(`sources`), decide every output name (`naming`), and sort the inputs: done
-by an earlier run, failing before any work (their reason goes straight to
-the manifest), or to do. Photos run first (`photos`), then videos
+(`sources`), decide every output name (`naming`), give each its `--hints`
+(`hints`), and sort the inputs: done by an earlier run (with the same
+hints), failing before any work (their reason goes straight to the
+manifest), or to do. Photos run first (`photos`), then videos
 (`video/phase`); each result is
 recorded as it completes (`recording`). Ctrl-C finishes the work in flight
 and exits 130; a disk that cannot take the outputs or the manifest stops
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from typing import Callable
 
 from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
 from retint.batch.decode import describe_exception
+from retint.batch.hints import attach_hints, recorded_by_identity, require_hint_inputs
 from retint.batch.interrupt import ctrl_c_sets
 from retint.batch.lock import OutputLock
 from retint.batch.manifest import STATUS_FAILED, Manifest
@@ -32,7 +35,7 @@ from retint.batch.photos import PhotoPipeline
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
 from retint.batch.video.phase import VideoPhase
-from retint.errors import Interrupted, OutputError
+from retint.errors import InputError, Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retint.runtime import Engines, check_request, open_engines
@@ -87,7 +90,7 @@ class BatchRun:
             except Exception as error:  # a path the system refuses to examine, or a bug: this input's line
                 problem = f"cannot examine its output path ({describe_exception(error)})"
             if problem is None:
-                todo.append(planned)
+                todo.append(self._own_output_replaced(planned))
             elif problem:
                 final = planned.task.final and problem == planned.task.problem
                 record(make_entry(planned.task, STATUS_FAILED, self.config.output, problem, final_failure=final))
@@ -113,11 +116,21 @@ class BatchRun:
         if not os.path.lexists(planned.output) or config.overwrite:
             return None
         owner = manifest.owners.get(relative)
+        if owner == task.identity:
+            return None  # its own output, made with other hints (manifest.stale): coloured again over it
         if owner is not None:
             return (f"its output {relative} holds {owner}, coloured by an earlier run; "
                     f"rerun with --overwrite or another -o")
         return (f"its output path {relative} already holds a file that retint did not write for it "
                 f"(no manifest line names it); move it away, or rerun with --overwrite to replace it")
+
+    def _own_output_replaced(self, planned: PlannedOutput) -> PlannedOutput:
+        """`planned`, told to write over its output where that is its own from an earlier run with
+        other hints (an output is otherwise never replaced without --overwrite)."""
+        if planned.output is None or planned.task.identity not in self.manifest.stale:
+            return planned
+        own = self.manifest.owners.get(str(planned.output.relative_to(self.config.output))) == planned.task.identity
+        return replace(planned, replaces_own=True) if own and os.path.lexists(planned.output) else planned
 
     def run(self) -> Summary:
         """Sort the inputs, colour those to do and return the summary; Ctrl-C marks it interrupted
@@ -139,14 +152,23 @@ class BatchRun:
 
 def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
     """The engines (or, with --ray, the checked request the actors will open), before anything is
-    created: a start that fails (a bad engine, no CUDA, no uncertainty head) leaves no output
-    folder and no lock."""
+    created: a start that fails (a bad engine, no CUDA, no uncertainty head, --hints for a model
+    that takes none) leaves no output folder and no lock."""
     if config.ray:
         from retint.batch.ray.runner import RayColouring
 
-        check_request(config.engine_request())
+        artefact = check_request(config.engine_request())
+        if config.hints:
+            require_hint_inputs(artefact.name, artefact.metadata.bins() if artefact.metadata else None)
         return RayColouring(config, log)
-    return LocalColouring(config, open_engines(config.engine_request()), log)
+    engines = open_engines(config.engine_request())
+    if config.hints:
+        try:
+            require_hint_inputs(engines.artefact.name, engines.main.spec.colour_bins)
+        except InputError:
+            engines.close()
+            raise
+    return LocalColouring(config, engines, log)
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
@@ -167,10 +189,11 @@ def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> S
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
         tasks = find_tasks(config.sources, config.output, BATCH_IMAGE_SUFFIXES | VIDEO_SUFFIXES)
-        planned = plan_outputs(tasks, config.output, config.output_format, config.uncertainty)
+        planned = attach_hints(plan_outputs(tasks, config.output, config.output_format, config.uncertainty),
+                               config.hints, log)
         writers = {str(item.output.relative_to(config.output)): item.task.identity
                    for item in planned if item.output is not None}
-        manifest = Manifest(config.output, config.overwrite, writers)
+        manifest = Manifest(config.output, config.overwrite, writers, recorded_by_identity(planned))
         runner = BatchRun(config, manifest, planned, colouring)
         try:
             with ctrl_c_sets(runner.stop):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from retint.batch.config import BatchConfig
+from retint.batch.hints import HintTable
 from retint.batch.manifest import STATUS_OK, STATUS_PARTIAL
 from retint.batch.naming import PlannedOutput
 from retint.batch.ray.worker import CORES_PER_CPU_ACTOR, EngineActor, entry_from_json, work_units
@@ -70,11 +71,12 @@ def actor_pool(config: BatchConfig, node_cpus: list[float], gpus: float) -> tupl
     return max(1, actors), {"num_cpus": 1}  # Ray Data spreads actors over the nodes by default
 
 
-def _absolute(config: BatchConfig) -> BatchConfig:
-    """Paths as every node sees them (with a shared filesystem mounted at the same place)."""
+def _for_actors(config: BatchConfig) -> BatchConfig:
+    """The config the actors get: paths as every node sees them (with a shared filesystem mounted at
+    the same place), and no --hints table (each work unit carries its inputs' hints)."""
     return replace(config, output=Path(os.path.abspath(config.output)),
                    sources=tuple(Path(os.path.abspath(source)) for source in config.sources),
-                   engine=Path(os.path.abspath(config.engine)) if config.engine else None)
+                   engine=Path(os.path.abspath(config.engine)) if config.engine else None, hints=HintTable())
 
 
 def _cause(error: BaseException) -> BaseException:
@@ -127,7 +129,7 @@ class RayColouring:
                      f"{resources.get('GPU', 0):g} GPUs; {actors} engine actor(s)")
             units = work_units(todo)
             dataset = ray.data.from_items(units, override_num_blocks=len(units)).map_batches(
-                EngineActor, fn_constructor_kwargs={"config": _absolute(self.config)},
+                EngineActor, fn_constructor_kwargs={"config": _for_actors(self.config)},
                 batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), **remote_args)
             started = time.perf_counter()
             try:

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
 from retint.batch.decode import DecodeFailure, describe_exception
+from retint.batch.hints import HINTS_NOT_APPLIED
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import Summary, make_entry
@@ -60,7 +61,7 @@ class VideoPhase:
             staged_engine = self._by_stages() if self.options.temporal_smoothing > 0 else None
             figures = colour_video(task.source, output, self.engines.for_video(), staged_engine, self.options,
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set,
-                                     replace_existing=config.overwrite,
+                                     replace_existing=config.overwrite or planned.replaces_own,
                                      on_open=lambda frames: _set_total(frames_bar, frames),
                                      before_publish=lambda figures, finished: journal_entry(
                                          config.output, self._entry(planned, figures, staged_engine, started),
@@ -83,7 +84,8 @@ class VideoPhase:
         """A coloured video's line: ok, or partial when its file ended early."""
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
         photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
-        reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only) if part)
+        unhinted = HINTS_NOT_APPLIED if planned.hints else ""
+        reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only, unhinted) if part)
         entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
         figures = figures | {"engine": (staged_engine or self.engines.for_video()).spec.label()}
         return replace(entry, width=figures["width"], height=figures["height"], video=figures)
