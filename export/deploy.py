@@ -14,7 +14,10 @@ The same graph in three stages, for callers that run the parts on different
 backends or process chroma between them: `LightnessStage` (gray -> L at
 render size), `GeneratorStage` (L -> ab at render size: the only part with
 weights, and the only one at a fixed shape) and `Composer` (gray + ab -> rgb).
-Where the checkpoint has a calibrated uncertainty head, a fourth,
+A distribution head (colour model v2) has a fourth, `DistributionStage` (L and
+the colour controls -> ab, calibrated intervals and the logits over the bins),
+for suggestions and uncertainty. Where the checkpoint has a calibrated
+uncertainty head (a regression), a fourth,
 `IntervalStage` (L + ab -> a_low, a_high, b_low, b_high at render size, lambda
 built in), reads the first two stages' outputs.
 """
@@ -25,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean
+from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean, distribution_spreads
 from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.colour import (
     GreyTerms,
@@ -137,6 +140,34 @@ class GeneratorStage(_AlwaysEval):
         logits = self.generator(lightness.to(dtype), normalize_ab(hint_ab).to(dtype), hint_mask.to(dtype),
                                 global_input)
         return annealed_mean(logits.float(), self.bin_centres, temperature)
+
+
+class DistributionStage(_AlwaysEval):
+    """A distribution head's stage for what the fused graph does not output: L/50 - 1 [N,1,R,R] +
+    colour controls -> (ab [N,2,r,r] at the controls' temperature, calibrated intervals [N,4,r,r]
+    around it, logits [N,Q,r,r]). float32 throughout; `scale` is the calibrated lambda (1 where the
+    checkpoint has no calibration: the runtime then offers no intervals).
+
+    Suggestions read the logits; uncertainty reads the intervals, whose half-widths are the
+    distribution's own spread about the shown colour (`distribution_spreads`)."""
+
+    def __init__(self, generator: nn.Module, scale: float):
+        super().__init__()
+        self.generator = GeneratorStage(generator, "fp32")
+        self.scale = float(scale)
+        self.eval()
+
+    def forward(self, lightness: torch.Tensor, *controls: torch.Tensor):
+        """(ab, interval, logits), see the class doc."""
+        inner = self.generator
+        if not controls:
+            controls = control_examples(inner.generator, lightness.shape[0], lightness.shape[-1])
+        hint_ab, hint_mask, *global_hint, temperature = controls
+        logits = inner.generator(lightness, normalize_ab(hint_ab), hint_mask,
+                                 global_hint[0] if global_hint else None).float()
+        ab = annealed_mean(logits, inner.bin_centres, temperature)
+        spreads = distribution_spreads(logits, inner.bin_centres, ab)
+        return ab, interval_bounds(ab, spreads, self.scale), logits
 
 
 class IntervalStage(_AlwaysEval):

@@ -28,6 +28,7 @@ from retint.runtime.metadata import (
     INPUT_NAME,
     INTERVAL_NAME,
     LIGHTNESS_NAME,
+    LOGITS_NAME,
     METADATA_KEY,
     OUTPUT_NAME,
     ArtefactMetadata,
@@ -80,6 +81,16 @@ def export_generator(module: nn.Module, limits: SizeLimits, render_size: int) ->
     batch = _image_dims(limits)[0]
     names, controls, control_shapes = _controls(module.generator, render_size, batch)
     return _export(module, (example, *controls), [LIGHTNESS_NAME, *names], [AB_NAME],
+                   {LIGHTNESS_NAME: {0: batch}, **control_shapes})
+
+
+def export_distribution(module: nn.Module, limits: SizeLimits, render_size: int) -> onnx.ModelProto:
+    """The distribution stage: lightness [N,1,R,R] + colour controls -> ab [N,2,r,r], interval
+    [N,4,r,r] and logits [N,Q,r,r], float32; only N is dynamic."""
+    example = torch.zeros(2, 1, render_size, render_size)
+    batch = _image_dims(limits)[0]
+    names, controls, control_shapes = _controls(module.generator.generator, render_size, batch)
+    return _export(module, (example, *controls), [LIGHTNESS_NAME, *names], [AB_NAME, INTERVAL_NAME, LOGITS_NAME],
                    {LIGHTNESS_NAME: {0: batch}, **control_shapes})
 
 

@@ -26,6 +26,7 @@ from retint.export.config import ExportConfig
 from retint.export.deploy import (
     Composer,
     DeployColouriser,
+    DistributionStage,
     GeneratorStage,
     IntervalStage,
     LightnessStage,
@@ -36,6 +37,7 @@ from retint.export.onnx_export import (
     automatic_controls,
     export_colouriser,
     export_composer,
+    export_distribution,
     export_generator,
     export_interval,
     export_lightness,
@@ -58,7 +60,7 @@ from retint.export.triton import write_triton_repository
 from retint.model.bins import DEFAULT_TEMPERATURE
 from retint.model.checkpoint import generator_of, load_checkpoint
 from retint.model.networks.effnet_distribution import HEAD_STRIDE
-from retint.model.uncertainty import load_interval_head
+from retint.model.uncertainty import DISTRIBUTION_METHOD, load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
 from retint.progress import StepProgress, Steps
@@ -67,6 +69,7 @@ from retint.runtime.metadata import (
     INPUT_NAME,
     INTERVAL_NAME,
     LIGHTNESS_NAME,
+    LOGITS_NAME,
     ArtefactMetadata,
     SizeLimits,
     sidecar_path,
@@ -175,10 +178,11 @@ def torch_reference(module: torch.nn.Module) -> Reference:
     return run
 
 
-def export_steps(config: ExportConfig, interval_head: bool) -> list[str]:
+def export_steps(config: ExportConfig, interval_head: bool, distribution_head: bool = False) -> list[str]:
     """The steps `run_export` reports, in order (each takes seconds to minutes)."""
     return ["fp32 graph", "fp16 graph", "lightness and compose stages", "fp32 generator stage",
             "fp16 generator stage", *(["interval stage"] if interval_head else []),
+            *(["distribution stage"] if distribution_head else []),
             *([] if config.onnx_only else ["TensorRT plan"]), *(["Triton repository"] if config.triton else [])]
 
 
@@ -193,8 +197,9 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
         raise InputError(f"--render-size {render_size} must be a multiple of "
                          f"{generator_config.size_multiple} for {generator_config.arch}")
     name = config.name or config.checkpoint.stem
-    head = load_interval_head(checkpoint) if not is_distribution_head(generator) else None
-    steps = Steps(export_steps(config, head is not None), progress)
+    distribution = is_distribution_head(generator)
+    head = load_interval_head(checkpoint) if not distribution else None
+    steps = Steps(export_steps(config, head is not None, distribution), progress)
     limits = SizeLimits(max_batch=config.max_batch)
     config.output_dir.mkdir(parents=True, exist_ok=True)
     cases = parity_cases(load_parity_images(config.parity_images))
@@ -227,11 +232,13 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
     if head is not None:
         steps.begin("interval stage")
         export_interval_stage(job, *head)
-    elif (stale := config.output_dir / f"{name}.interval.onnx").exists():
-        # An earlier export's head would bracket another generator's colours.
-        stale.unlink()
-        sidecar_path(stale).unlink(missing_ok=True)
-        log(f"removed {stale.name}: this checkpoint has no uncertainty head")
+    else:
+        remove_stale(job, ".interval.onnx", "this checkpoint has no uncertainty head")
+    if distribution:
+        steps.begin("distribution stage")
+        export_distribution_stage(job, distribution_calibration(checkpoint))
+    else:
+        remove_stale(job, ".distribution.onnx", "this checkpoint has no distribution head")
     plan = None
     if not config.onnx_only:
         steps.begin("TensorRT plan")
@@ -248,6 +255,22 @@ def run_export(config: ExportConfig, log: Callable[[str], None] = print,
         result.artefacts.extend(folder / "config.pbtxt" for folder in folders)
     steps.finish()
     return result
+
+
+def remove_stale(job: ExportJob, suffix: str, why: str) -> None:
+    """Remove an earlier export's optional stage that this checkpoint does not have: it would
+    describe another generator's colours."""
+    stale = job.path(suffix)
+    if stale.exists():
+        stale.unlink()
+        sidecar_path(stale).unlink(missing_ok=True)
+        job.log(f"removed {stale.name}: {why}")
+
+
+def distribution_calibration(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """A distribution checkpoint's interval calibration (colorize-uncertainty); empty without one."""
+    calibration = checkpoint.get("uncertainty") or {}
+    return dict(calibration) if calibration.get("method") == DISTRIBUTION_METHOD else {}
 
 
 def colour_bins_metadata(generator) -> dict:
@@ -310,6 +333,44 @@ def export_stages(job: ExportJob, begin: Callable[[str], None] = lambda step: No
             publish_onnx(model, replace(metadata, parity=parity), path, job.result)
     for stage, model in models.items():
         publish_onnx(model, stage_metadata[stage], job.path(f".{stage}.onnx"), job.result)
+
+
+def export_distribution_stage(job: ExportJob, calibration: dict[str, Any]) -> None:
+    """NAME.distribution.onnx (fp32): a distribution head's ab, calibrated intervals and logits, for
+    suggestions and uncertainty, gated after the lightness stage against PyTorch FP32 (ab and
+    intervals, in Lab units). Its sidecar carries the calibration, where the checkpoint has one."""
+    path = job.path(".distribution.onnx")
+    stage = DistributionStage(copy.deepcopy(job.generator), calibration.get("lambda", 1.0))
+    model = export_distribution(stage, job.limits, job.render_size)
+    lightness_session = open_session(job.path(".lightness.onnx"), [CPU])
+
+    def feeds(gray: np.ndarray) -> dict[str, np.ndarray]:
+        lightness = lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]
+        return {LIGHTNESS_NAME: lightness, **automatic_controls(model, gray.shape[0])}
+
+    def reference(gray: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            ab, interval, _ = stage(*(torch.from_numpy(value) for value in feeds(gray).values()))
+        return np.concatenate([ab.numpy(), interval.numpy()], axis=1)
+
+    with gating(path) as gate_file:
+        save_model(model, gate_file)
+        session = open_session(gate_file, [CPU])
+
+        def exported(gray: np.ndarray) -> np.ndarray:
+            ab, interval, logits = session.run([AB_NAME, INTERVAL_NAME, LOGITS_NAME], feeds(gray))
+            return np.concatenate([ab, interval], axis=1)
+
+        figures = interval_parity(reference, exported, job.cases, INTERVAL_GATES["fp32"],
+                                  f"lightness + {path.name}")
+    job.log(f"  lightness + {path.name} vs PyTorch FP32: ab and interval bounds |d| mean "
+            f"{figures['mean_abs_lab']:.4f} p99 {figures['p99_abs_lab']:.4f} max {figures['max_abs_lab']:.3f} Lab")
+    metadata = ArtefactMetadata(precision="fp32", parity={"reference": "pytorch-fp32", "fp32": figures},
+                                uncertainty=calibration, **{**job.base_metadata, "kind": "distribution"})
+    publish_onnx(model, metadata, path, job.result)
+    if calibration:
+        job.log(f"  uncertainty from the distribution: alpha {calibration['alpha']}, lambda "
+                f"{calibration['lambda']:.3f}, calibrated on {calibration.get('calibration_photos')} photos")
 
 
 def export_interval_stage(job: ExportJob, head: nn.Module, calibration: dict[str, Any]) -> None:

@@ -36,6 +36,8 @@ PRIOR_SMOOTHING_SIGMA = 5.0
 # mean at Zhang's 0.38 picks a colour instead of averaging two; the default
 # is chosen on held-out photos (MODEL_CARD.md).
 DEFAULT_TEMPERATURE = 0.38
+# The variance of a colour spread evenly over one bin's width, in one channel (step^2 / 12).
+WITHIN_BIN_VARIANCE = BIN_STEP**2 / 12.0
 
 
 def _in_srgb_gamut(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -114,6 +116,24 @@ def rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> n
     weights = 1.0 / ((1.0 - mix) * smoothed + mix / len(centres))
     weights = weights / (smoothed * weights).sum()
     return weights.astype(np.float32)
+
+
+def distribution_spreads(logits: torch.Tensor, centres: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """How far the colour may be from the shown ab [N,2,H,W], by the model's own distribution:
+    [N,4,H,W] = a_down, a_up, b_down, b_up (Lab units), the root mean square of the
+    distribution's distance below and above ab in each channel (softmax(logits), T = 1),
+    each floored by the spread of a colour uniform within one bin.
+
+    These are the interval's half-widths at lambda 1 (`interval_bounds`); conformal risk
+    control chooses lambda on held-out photos, so only their ranking across pixels matters."""
+    probabilities = torch.softmax(logits, dim=1)
+    spreads = []
+    for channel in (0, 1):
+        offsets = centres[:, channel].view(1, -1, 1, 1) - ab[:, channel:channel + 1]
+        below = (probabilities * torch.clamp(offsets, max=0.0) ** 2).sum(dim=1, keepdim=True)
+        above = (probabilities * torch.clamp(offsets, min=0.0) ** 2).sum(dim=1, keepdim=True)
+        spreads += [torch.sqrt(below + WITHIN_BIN_VARIANCE), torch.sqrt(above + WITHIN_BIN_VARIANCE)]
+    return torch.cat(spreads, dim=1)
 
 
 def annealed_mean(logits: torch.Tensor, centres: torch.Tensor,

@@ -1,5 +1,9 @@
 """Train the uncertainty head on a frozen generator, calibrate it, and measure it.
 
+A distribution head (colour model v2) needs no head: its intervals are its own
+distribution's spread about the colour it shows (`bins.distribution_spreads`),
+and only lambda is calibrated, at the default temperature.
+
 Three disjoint sets of photos, each decided by whole source:
 - training: the generator's own training photos (the head learns how wrong
   the generator tends to be, not the colours);
@@ -21,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from retint.errors import InputError
 from retint.model.config import HeadTrainingConfig
@@ -34,7 +39,9 @@ from retint.model.data import (
     shrink_for_training,
 )
 from retint.model.degrade import grey_from_rgb
+from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean, distribution_spreads
 from retint.model.uncertainty import (
+    DISTRIBUTION_METHOD,
     Calibration,
     CalibrationError,
     IntervalHead,
@@ -58,6 +65,9 @@ class Prepared:
     ab: torch.Tensor  # [N,2,R,R] the generator's prediction, Lab units
     truth: torch.Tensor  # [N,2,R,R] the photo's own ab
     names: list[str]
+    # A distribution head's own spreads about ab [N,4,R,R] (bins.distribution_spreads); None for a
+    # regression, whose spreads come from the interval head.
+    spreads: torch.Tensor | None = None
 
 
 def require_photos_for_alpha(alpha: float, photos: int) -> None:
@@ -114,17 +124,35 @@ def prepare(paths: list[Path], generator: nn.Module, render_size: int, crops: in
             names += [f"{path}#crop{k}" for k in range(crops)]
     if not images:
         raise InputError(f"no colour photos among {len(paths)} files")
-    lightness, predicted, truth = [], [], []
+    lightness, predicted, truth, spreads = [], [], [], []
+    distribution = hasattr(generator, "bin_centres")
     for start in range(0, len(images), GENERATOR_BATCH):
         rgb = np.stack(images[start: start + GENERATOR_BATCH])
         grey = torch.from_numpy(np.stack([grey_from_rgb(image) for image in rgb]))[:, None]
         # The deployed graph's input: the L of the grey (g, g, g), not the photo's own L.
         normalized = normalize_lightness(grey_terms(grey).lightness)
         lightness.append(normalized)
-        predicted.append(denormalize_ab(generator(normalized).float()))
+        if distribution:
+            ab, spread = distribution_ab_and_spreads(generator, normalized)
+            predicted.append(ab)
+            spreads.append(spread)
+        else:
+            predicted.append(denormalize_ab(generator(normalized).float()))
         truth.append(rgb_uint8_to_lab(torch.from_numpy(rgb).permute(0, 3, 1, 2))[:, 1:])
         progress(len(rgb))
-    return Prepared(torch.cat(lightness), torch.cat(predicted), torch.cat(truth), names)
+    return Prepared(torch.cat(lightness), torch.cat(predicted), torch.cat(truth), names,
+                    torch.cat(spreads) if distribution else None)
+
+
+def distribution_ab_and_spreads(generator: nn.Module, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A distribution head's automatic ab (annealed mean at the default temperature) and its
+    spreads, computed at the head's size and upsampled to the render size as the runtime
+    upsamples them (bilinear, half-pixel centres): ([N,2,R,R], [N,4,R,R])."""
+    logits = generator(lightness).float()
+    ab = annealed_mean(logits, generator.bin_centres, DEFAULT_TEMPERATURE)
+    spreads = distribution_spreads(logits, generator.bin_centres, ab)
+    size = lightness.shape[-2:]
+    return tuple(F.interpolate(value, size=size, mode="bilinear", align_corners=False) for value in (ab, spreads))
 
 
 def train_head(data: Prepared, config: HeadTrainingConfig,
@@ -178,13 +206,17 @@ def measure(spreads: np.ndarray, data: Prepared, calibration: Calibration) -> di
             "constant_width_same_coverage": constant, "width_ratio": width / constant}
 
 
-def calibration_report(head: IntervalHead, calibration_set: Prepared, test_set: Prepared | None,
+def calibration_report(head: IntervalHead | None, calibration_set: Prepared, test_set: Prepared | None,
                        config: HeadTrainingConfig) -> tuple[Calibration, list[dict[str, Any]], list[float]]:
     """lambda-hat at `config.alpha` (what ships), at each report alpha its figures on both sets,
-    and the report alphas left out (too few calibration photos decoded for them)."""
-    calibration_spreads = spreads_of(head, calibration_set)
+    and the report alphas left out (too few calibration photos decoded for them). `head` None:
+    the sets carry a distribution head's own spreads."""
+    def spreads(data: Prepared) -> np.ndarray:
+        return data.spreads.numpy() if head is None else spreads_of(head, data)
+
+    calibration_spreads = spreads(calibration_set)
     needed = scale_needed(calibration_set.ab.numpy(), calibration_spreads, calibration_set.truth.numpy())
-    test_spreads = spreads_of(head, test_set) if test_set is not None else None
+    test_spreads = spreads(test_set) if test_set is not None else None
     rows, shipped = [], None
     reported, left_out = report_alphas_for(config, len(calibration_set.names))
     for alpha in reported:
@@ -223,11 +255,9 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
     if "train_config" not in payload:
         raise InputError(f"{checkpoint} has no training config: cannot tell which photos its generator saw")
     train_config = train_config_from_dict(payload["train_config"])
-    if train_config.generator.head != "regression":
-        # The interval head brackets one regressed colour; a distribution head's intervals come
-        # from its own distribution (issue 32), not from this head.
-        raise InputError(f"{checkpoint} has a {train_config.generator.head} head; colorize-uncertainty "
-                         "trains an interval head for regression models only")
+    # The interval head brackets one regressed colour; a distribution head's intervals come from
+    # its own distribution, so it has no head to train: only lambda to calibrate.
+    distribution = train_config.generator.head == "distribution"
     paths = find_images(data or train_config.data)
     training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
                                                 train_config.holdout)
@@ -248,16 +278,21 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
                   leave=False) as bar:
             return prepare(paths, generator, render_size, crops, config.seed, bar.update)
 
-    training_set = prepared(training, config.crops_per_image, "training")
+    head = None
+    if not distribution:
+        head = train_head(prepared(training, config.crops_per_image, "training"), config, log=log)
     calibration_set = prepared(calibration_paths, 0, "calibration")
     test_set = prepared(test_paths, 0, "test") if test_paths else None
-    head = train_head(training_set, config, log=log)
     calibration, rows, left_out = calibration_report(head, calibration_set, test_set, config)
     uncertainty = {**calibration.as_dict(), "calibration_sources": list(config.calibrate_on),
                    "test_sources": list(config.test_on), "training_photos": len(training),
-                   "head_width": config.head_width, "render_size": render_size, "guarantee": GUARANTEE}
+                   "render_size": render_size, "guarantee": GUARANTEE}
     release = generator_only(payload)
-    release["uncertainty_head"] = head.state_dict()
+    if distribution:
+        uncertainty.update(method=DISTRIBUTION_METHOD, temperature=DEFAULT_TEMPERATURE)
+    else:
+        uncertainty["head_width"] = config.head_width
+        release["uncertainty_head"] = head.state_dict()
     release["uncertainty"] = uncertainty
     save_checkpoint(output, release)
     report = {"checkpoint": output.name, "source_checkpoint": str(checkpoint),

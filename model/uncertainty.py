@@ -179,6 +179,11 @@ def constant_width_for(coverage: float, ab: np.ndarray, truth: np.ndarray, toler
     return 2.0 * high
 
 
+# The `method` of a distribution head's calibration in a checkpoint's `uncertainty`: its intervals
+# come from its own distribution (bins.distribution_spreads), with no head of their own.
+DISTRIBUTION_METHOD = "distribution"
+
+
 def load_interval_head(payload: dict) -> tuple[IntervalHead, dict] | None:
     """The calibrated head of a checkpoint made by `colorize-uncertainty`, and its calibration;
     None for a checkpoint without one."""

@@ -10,6 +10,7 @@ stage files exported beside it are found by name:
     NAME.generator.onnx / NAME.generator.fp16.onnx   L -> ab (the generator's precision)
     NAME.compose.onnx                                gray + ab -> rgb
     NAME.interval.onnx (optional)                    L + ab -> calibrated intervals of a and b
+    NAME.distribution.onnx (colour model v2)         L + hints -> ab, intervals and logits over the bins
 
 Which backends can run an artefact, and which one runs it, is `backends`'.
 """
@@ -35,6 +36,7 @@ class Stages:
     generator: Path
     compose: Path
     interval: Path | None = None  # the uncertainty head, where the checkpoint had one
+    distribution: Path | None = None  # a distribution head's suggestions and intervals
 
     def missing(self) -> list[Path]:
         """The lightness, generator and compose files that are not on disk."""
@@ -49,7 +51,7 @@ class Artefact:
     stages: Stages | None  # None when its stage files are not beside it
     generator_metadata: ArtefactMetadata | None = None  # the generator stage's sidecar (its bf16 gate)
     bundled: bool = False  # the default model that ships with retint
-    # The calibration of the interval stage (its sidecar's `uncertainty`); empty without one.
+    # The calibration of the interval or distribution stage (its sidecar's `uncertainty`); empty without one.
     uncertainty: dict = field(default_factory=dict)
 
     @property
@@ -72,10 +74,12 @@ def stage_paths(fused: Path) -> Stages:
             stem = name[: -len(suffix)]
             precision = ".fp16" if suffix.startswith(".fp16") else ""
             interval = fused.with_name(f"{stem}.interval.onnx")
+            distribution = fused.with_name(f"{stem}.distribution.onnx")
             return Stages(lightness=fused.with_name(f"{stem}.lightness.onnx"),
                           generator=fused.with_name(f"{stem}.generator{precision}.onnx"),
                           compose=fused.with_name(f"{stem}.compose.onnx"),
-                          interval=interval if interval.is_file() else None)
+                          interval=interval if interval.is_file() else None,
+                          distribution=distribution if distribution.is_file() else None)
     raise EngineError(f"{fused}: unknown engine type (expected .onnx or .plan)")
 
 
@@ -95,7 +99,8 @@ def resolve_artefact(path: str | Path | None = None) -> Artefact:
         raise EngineError(f"{artefact}: unknown engine type (expected .onnx or .plan)")
     stages = stage_paths(artefact)
     present = not stages.missing()
-    interval_metadata = read_sidecar(stages.interval) if present and stages.interval else None
+    calibrated = (stages.interval or stages.distribution) if present else None
+    interval_metadata = read_sidecar(calibrated) if calibrated else None
     return Artefact(path=artefact, format=kind, metadata=read_sidecar(artefact),
                     stages=stages if present else None,
                     generator_metadata=read_sidecar(stages.generator) if present else None, bundled=path is None,

@@ -115,23 +115,25 @@ def open_engine(artefact: Artefact, choice: BackendChoice, settings: EngineSetti
                       temperature=settings.temperature)
     if by_stages or choice.backend == "openvino":
         return _open_staged(artefact, choice, settings, facts)
-    open_interval_stages = None
-    if alpha is not None:
-        # The fused graph or plan has no interval output; uncertainty calls run the stages on ONNX Runtime.
-        interval_choice = BackendChoice("onnxruntime", choice.device, "the interval stage runs on ONNX Runtime")
+    open_side_stages = None
+    if alpha is not None or (artefact.stages is not None and artefact.stages.distribution is not None):
+        # The fused graph or plan has no interval or distribution output; uncertainty and suggest
+        # calls run the stages on ONNX Runtime.
+        interval_choice = BackendChoice("onnxruntime", choice.device,
+                                        "the interval and distribution stages run on ONNX Runtime")
         interval_facts = replace(facts, reason=interval_choice.reason)
         interval_settings = replace(settings, streams=1, providers=None)
 
-        def open_interval_stages() -> Engine:
+        def open_side_stages() -> Engine:
             return _open_staged(artefact, interval_choice, interval_settings, interval_facts)
     if choice.backend == "tensorrt":
         from retint.runtime.tensorrt_runner import TensorRTEngine
 
-        return TensorRTEngine(artefact.path, artefact.metadata, facts=facts, open_interval_stages=open_interval_stages)
+        return TensorRTEngine(artefact.path, artefact.metadata, facts=facts, open_side_stages=open_side_stages)
     from retint.runtime.onnx_runner import OnnxEngine
 
     return OnnxEngine(artefact.path, device=choice.device, providers=settings.providers, threads=settings.cpu_threads,
-                      metadata=artefact.metadata, facts=facts, open_interval_stages=open_interval_stages)
+                      metadata=artefact.metadata, facts=facts, open_side_stages=open_side_stages)
 
 
 def stages_of_plan(choice: BackendChoice) -> BackendChoice:
@@ -177,12 +179,16 @@ def _open_staged(artefact: Artefact, choice: BackendChoice, settings: EngineSett
         precision = generator_metadata.precision if generator_metadata else "unknown"
         provider = f"{chosen[0]}, by stages"
     interval = open_session(stages.interval, chosen, cpu_threads, spinning) if stages.interval else None
+    # Opened on the first suggest or uncertainty call: plain colouring never needs it.
+    distribution_path = stages.distribution
+    distribution = (None if distribution_path is None else
+                    lambda: open_session(distribution_path, chosen, cpu_threads, spinning))
     metadata = artefact.metadata or generator_metadata
     # Every sidecar of one export carries the same limits and bins (export/pipeline.py).
     spec = facts.spec(path=artefact.path, backend=choice.backend, provider=provider, precision=precision,
                       render_size=render_size, limits=metadata.limits if metadata else SizeLimits(),
                       metadata=metadata)
-    return StagedEngine(lightness, generator, compose, spec, interval)
+    return StagedEngine(lightness, generator, compose, spec, interval, distribution)
 
 
 def _compose_on_openvino(path, on_onnxruntime, ab_side: int, streams: int, threads: int):

@@ -21,6 +21,7 @@ from retint.errors import EngineError
 from retint.runtime.artefact import require_uncertainty_head
 from retint.runtime.colour_controls import ColourBins, ColourControls, Hint, check_temperature, colour_controls
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
+from retint.runtime.suggestions import Suggestion, check_count, check_points, suggestions
 
 
 @dataclass(frozen=True)
@@ -114,17 +115,18 @@ def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:
 class Engine:
     """Base class: subclasses implement `_run` on one batch of at most max_batch.
 
-    `open_interval_stages` (where the artefact has an interval stage and this engine runs a fused
-    graph or plan) opens the artefact's stages on ONNX Runtime for `with_uncertainty` calls: the
-    fused graph has no interval output because ONNX Runtime computes every output on every call,
-    asked for or not, and plain colorize must cost no more.
+    `open_side_stages` (where the artefact has an interval or distribution stage and this engine
+    runs a fused graph or plan) opens the artefact's stages on ONNX Runtime for `with_uncertainty`
+    and `suggest` calls: the fused graph has no interval or distribution output because ONNX
+    Runtime computes every output on every call, asked for or not, and plain colorize must cost
+    no more.
     """
 
-    def __init__(self, spec: EngineSpec, open_interval_stages: Callable[[], "Engine"] | None = None):
+    def __init__(self, spec: EngineSpec, open_side_stages: Callable[[], "Engine"] | None = None):
         self.spec = spec
-        self._open_interval_stages = open_interval_stages
-        self._interval_stages: Engine | None = None
-        self._interval_stages_lock = threading.Lock()
+        self._open_side_stages = open_side_stages
+        self._side_stages: Engine | None = None
+        self._side_stages_lock = threading.Lock()
 
     def colorize(self, gray: np.ndarray, with_uncertainty: bool = False, *,
                  hints: Sequence[Sequence[Hint]] | None = None, temperature: float | None = None,
@@ -144,9 +146,10 @@ class Engine:
 
         def run(start: int):
             part = batch[start: start + step]
+            part_controls = None if controls is None else controls.part(start, start + step)
             if with_uncertainty:
-                return self._run_with_interval(part)
-            return self._run(part, None if controls is None else controls.part(start, start + step))
+                return self._run_with_interval(part, part_controls)
+            return self._run(part, part_controls)
 
         if batch.shape[0] <= step:
             return run(0)
@@ -154,6 +157,25 @@ class Engine:
         if with_uncertainty:
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         return np.concatenate(parts)
+
+    def suggest(self, gray: np.ndarray, points: Sequence[Sequence[float]], k: int = 5, *,
+                hints: Sequence[Hint] | None = None, reference: np.ndarray | None = None) -> list[list[Suggestion]]:
+        """The k most probable colours at each (x, y) point of ONE grey image [H,W] (or [1,1,H,W]),
+        given the `hints` (and `reference`) already chosen: one list per point, most probable
+        first (`runtime.suggestions`). Distribution-head engines whose export has a distribution
+        stage; EngineError otherwise, for a point outside the image, or k outside 1..16."""
+        batch = as_batch(gray, self.spec.limits)
+        if batch.shape[0] != 1:
+            raise EngineError(f"suggest takes one image, got {batch.shape[0]}")
+        bins = self.spec.colour_bins
+        if bins is None:
+            raise EngineError(f"{self.spec.path.name} predicts one colour per pixel (a regression model): it has "
+                              "no distribution of colours to suggest from; colour model v2 artefacts do")
+        count = check_count(k)
+        checked = check_points(points, *batch.shape[2:])
+        controls = self.controls_for(batch, [list(hints or [])], None, reference)
+        logits = self._logits(batch, controls)
+        return suggestions(logits[0], bins.centres, batch[0, 0], checked, count)
 
     def controls_for(self, batch: np.ndarray, hints: Sequence[Sequence[Hint]] | None = None,
                      temperature: float | None = None, reference: np.ndarray | None = None) -> ColourControls | None:
@@ -178,22 +200,32 @@ class Engine:
         """One batch of at most max_batch; `controls` None is automatic colouring."""
         raise NotImplementedError
 
-    def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_with_interval(self, batch: np.ndarray,
+                           controls: ColourControls | None = None) -> tuple[np.ndarray, np.ndarray]:
         """A fused engine's (rgb, interval): by the artefact's stages, opened on first use."""
-        with self._interval_stages_lock:
-            if self._interval_stages is None:
-                if self._open_interval_stages is None:
-                    raise EngineError(f"{self.spec.path.name}: its interval stage cannot run here")
-                self._interval_stages = self._open_interval_stages()
-        return self._interval_stages._run_with_interval(batch)
+        return self._side("its interval stage")._run_with_interval(batch, controls)
+
+    def _logits(self, batch: np.ndarray, controls: ColourControls | None) -> np.ndarray:
+        """A distribution head's logits [N,Q,r,r]: by the artefact's distribution stage."""
+        return self._side("its distribution stage")._logits(batch, controls)
+
+    def _side(self, what: str) -> "Engine":
+        """The artefact's stages on ONNX Runtime, for what a fused graph or plan does not output
+        (intervals, the distribution), opened on first use."""
+        with self._side_stages_lock:
+            if self._side_stages is None:
+                if self._open_side_stages is None:
+                    raise EngineError(f"{self.spec.path.name}: {what} is not beside it (export-trt writes it)")
+                self._side_stages = self._open_side_stages()
+        return self._side_stages
 
     def close(self) -> None:
         """Release the backend's resources (and the interval stages, if opened); the engine is
         unusable afterwards. Subclasses release their own and call this."""
-        with self._interval_stages_lock:
-            if self._interval_stages is not None:
-                self._interval_stages.close()
-                self._interval_stages = None
+        with self._side_stages_lock:
+            if self._side_stages is not None:
+                self._side_stages.close()
+                self._side_stages = None
 
     def __enter__(self) -> "Engine":
         return self

@@ -28,6 +28,8 @@ LIGHTNESS_NAME = "lightness"
 AB_NAME = "ab"
 # The interval stage's output at render size: a_low, a_high, b_low, b_high [N,4,R,R] (CIELAB units).
 INTERVAL_NAME = "interval"
+# The distribution stage's logits over the a*b* bins at the head's size [N,Q,r,r] (suggestions).
+LOGITS_NAME = "logits"
 
 
 @dataclass(frozen=True)

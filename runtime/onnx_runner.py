@@ -108,12 +108,12 @@ class OnnxEngine(Engine):
     """The fused graph on one ONNX Runtime session.
 
     `metadata`: the artefact's sidecar as `resolve_artefact` read it; without one, the metadata
-    the graph carries inside. `facts` and `open_interval_stages`: see `Engine` and `SpecFacts`.
+    the graph carries inside. `facts` and `open_side_stages`: see `Engine` and `SpecFacts`.
     """
 
     def __init__(self, path: Path, *, device: str = "auto", providers: Sequence[str] | None = None,
                  threads: int = 0, metadata: ArtefactMetadata | None = None, facts: SpecFacts = SpecFacts(),
-                 open_interval_stages: Callable[[], Engine] | None = None):
+                 open_side_stages: Callable[[], Engine] | None = None):
         self.session = open_session(path, choose_providers(device, providers), threads)
         self._check_signature(path)
         metadata = metadata or metadata_from_onnx_props(self.session.get_modelmeta().custom_metadata_map)
@@ -122,7 +122,7 @@ class OnnxEngine(Engine):
                           precision=metadata.precision if metadata else "unknown",
                           render_size=metadata.render_size if metadata else 0,
                           limits=metadata.limits if metadata else SizeLimits(), metadata=metadata)
-        super().__init__(spec, open_interval_stages)
+        super().__init__(spec, open_side_stages)
 
     def _check_signature(self, path: Path) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}

@@ -9,13 +9,15 @@ against PyTorch at export.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import numpy as np
 
+from retint.errors import EngineError
 from retint.runtime.colour_controls import ColourControls
 from retint.runtime.engine import Engine, EngineSpec, as_batch
-from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME
+from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME, LOGITS_NAME
 from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
 # lightness [N,1,R,R] and a distribution head's controls (None for a regression) -> ab [N,2,r,r]
@@ -28,17 +30,22 @@ class StagedEngine(Engine):
 
     `lightness` and `interval` (the uncertainty head, optional) are ONNX
     Runtime sessions; `generator` and `compose` are callables with a
-    `close()`, on ONNX Runtime or OpenVINO. With `spec.mute_uncertain`, the
+    `close()`, on ONNX Runtime or OpenVINO; `distribution` (a distribution
+    head's, optional) opens its ONNX Runtime session on first use. With `spec.mute_uncertain`, the
     chroma is shrunk toward grey where the interval is wide, before compose
     (and before any smoothing of `predict`'s output).
     """
 
-    def __init__(self, lightness, generator: Generator, compose: Compose, spec: EngineSpec, interval=None):
+    def __init__(self, lightness, generator: Generator, compose: Compose, spec: EngineSpec, interval=None,
+                 distribution=None):
         super().__init__(spec)
         self._lightness = lightness
         self._generator = generator
         self._compose = compose
         self._interval = interval
+        self._open_distribution = distribution
+        self._distribution = None
+        self._distribution_lock = threading.Lock()
 
     def predict(self, gray: np.ndarray) -> np.ndarray:
         """ab [N,2,r,r] of automatic colouring (r: the generator's output size)."""
@@ -54,17 +61,41 @@ class StagedEngine(Engine):
         return lightness, self._generator(lightness, self._automatic_unless(batch, controls))
 
     def _predict(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
-        lightness, ab = self._lightness_and_ab(batch, controls)
         if self.spec.mute_uncertain:
-            ab = mute_uncertain(ab, self._intervals(lightness, ab))
-        return ab
+            ab, interval = self._ab_and_interval(batch, controls)
+            return mute_uncertain(ab, interval)
+        return self._lightness_and_ab(batch, controls)[1]
 
-    def _intervals(self, lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        return self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
+    def _ab_and_interval(self, batch: np.ndarray, controls: ColourControls | None) -> tuple[np.ndarray, np.ndarray]:
+        """ab and its calibrated interval [N,4,r,r]: a distribution head's both from its
+        distribution stage (float32 on ONNX Runtime), a regression's from its interval stage."""
+        if self._open_distribution is not None:
+            ab, interval, _ = self._run_distribution(batch, controls)
+            return ab, interval
+        lightness, ab = self._lightness_and_ab(batch, controls)
+        return ab, self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
 
-    def _run_with_interval(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lightness, ab = self._lightness_and_ab(batch)
-        interval = self._intervals(lightness, ab)
+    def _run_distribution(self, batch: np.ndarray, controls: ColourControls | None) -> list[np.ndarray]:
+        """The distribution stage's [ab, interval, logits] for the batch."""
+        with self._distribution_lock:
+            if self._distribution is None and self._open_distribution is not None:
+                self._distribution = self._open_distribution()
+            session = self._distribution
+        automatic = self._automatic_unless(batch, controls)
+        if session is None or automatic is None:
+            raise EngineError(f"{self.spec.path.name} has no distribution stage")
+        lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
+        feeds = {LIGHTNESS_NAME: lightness, **automatic.feeds()}
+        return session.run([AB_NAME, INTERVAL_NAME, LOGITS_NAME], feeds)
+
+    def _logits(self, batch: np.ndarray, controls: ColourControls | None) -> np.ndarray:
+        if self._open_distribution is None:
+            return super()._logits(batch, controls)
+        return self._run_distribution(batch, controls)[2]
+
+    def _run_with_interval(self, batch: np.ndarray,
+                           controls: ColourControls | None = None) -> tuple[np.ndarray, np.ndarray]:
+        ab, interval = self._ab_and_interval(batch, controls)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, interval)
         return self._compose(batch, ab), upsample_interval(interval, *batch.shape[2:])
@@ -78,5 +109,6 @@ class StagedEngine(Engine):
             close = getattr(stage, "close", None)
             if close is not None:
                 close()
-        self._lightness = self._interval = None  # ONNX Runtime sessions end with their last reference
+        # ONNX Runtime sessions end with their last reference.
+        self._lightness = self._interval = self._distribution = None
         super().close()

@@ -40,11 +40,11 @@ def import_tensorrt():
 
 class TensorRTEngine(Engine):
     """A `.plan` on TensorRT. `metadata`: the plan's sidecar (a plan carries none inside): its
-    precision, render size and a distribution head's bins. `facts` and `open_interval_stages`:
+    precision, render size and a distribution head's bins. `facts` and `open_side_stages`:
     see `Engine` and `SpecFacts`."""
 
     def __init__(self, path: Path, metadata: ArtefactMetadata | None, *, facts: SpecFacts = SpecFacts(),
-                 open_interval_stages: Callable[[], Engine] | None = None):
+                 open_side_stages: Callable[[], Engine] | None = None):
         trt = import_tensorrt()
         _, gpu_name, capability = cuda_memory.gpu_description()  # before trt.Runtime: see module doc
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -72,7 +72,7 @@ class TensorRTEngine(Engine):
         spec = facts.spec(path=Path(path), backend="tensorrt", provider=f"TensorRT {trt.__version__}",
                           precision=metadata.precision if metadata else "unknown",
                           render_size=metadata.render_size if metadata else 0, limits=limits, metadata=metadata)
-        super().__init__(spec, open_interval_stages)
+        super().__init__(spec, open_side_stages)
         if self._control_buffers and self.spec.colour_bins is None:
             raise EngineError(f"{path} takes colour hints but its sidecar has no colour_bins; re-export it")
 

@@ -87,15 +87,51 @@ def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, messa
     assert not (tmp_path / "out.pth").exists()
 
 
-def test_a_distribution_head_is_refused_in_one_line(distribution_checkpoint, tmp_path):
-    """The interval head brackets a regressed colour; a v2 checkpoint is refused before any work."""
-    payload = torch.load(distribution_checkpoint, weights_only=True)
-    payload["train_config"] = {"data": [str(tmp_path)], "generator": payload["generator_config"]}
-    with_config = tmp_path / "v2.pth"
-    torch.save(payload, with_config)
-    process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(with_config),
-                              "-o", str(tmp_path / "out.pth"), "--calibrate-on", "x"],
-                             capture_output=True, text=True)
-    assert process.returncode == 2, process.stderr
-    assert "distribution head" in process.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "out.pth").exists()
+@pytest.fixture(scope="module")
+def trained_v2(tmp_path_factory):
+    """A tiny colour model v2 (distribution head), img00-09 and img20-23 held out."""
+    data = learnable_dataset(tmp_path_factory.mktemp("data-v2"), count=24, size=64)
+    run_dir = tmp_path_factory.mktemp("runs-v2") / "tiny"
+    result = CliRunner().invoke(train_main, [str(a) for a in (
+        data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
+        "--render-size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
+        "--head", "distribution", "--no-pretrained-encoder")],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return run_dir / "last.pth"
+
+
+def test_a_distribution_head_is_calibrated_from_its_own_distribution(trained_v2, tmp_path):
+    """No head is trained: lambda is chosen on one held-out source for the distribution's own spreads,
+    measured on another, and export-trt puts it in the distribution stage, which the runtime uses."""
+    import numpy as np
+
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+    from retint.runtime import load_engine
+
+    output = tmp_path / "v2-calibrated.pth"
+    result = CliRunner().invoke(uncertainty_main, [str(a) for a in (
+        trained_v2, "-o", output, "--calibrate-on", "img0", "--test-on", "img2", "--alpha", 0.2,
+        "--report-alphas", "0.2")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "head epoch" not in result.output and "test coverage" in result.output
+    payload = load_checkpoint(output)
+    assert "uncertainty_head" not in payload
+    calibration = payload["uncertainty"]
+    assert calibration["method"] == "distribution" and calibration["alpha"] == 0.2 and calibration["lambda"] > 0
+    row = json.loads((tmp_path / "v2-calibrated.pth.json").read_text())["alphas"][0]
+    # Calibrated on img0: there, conformal risk control holds by construction.
+    assert row["calibration"]["coverage"] >= 0.8 - 1e-6
+
+    lines = []
+    run_export(ExportConfig(checkpoint=output, output_dir=tmp_path / "export", onnx_only=True), log=lines.append)
+    sidecar = json.loads((tmp_path / "export" / "v2-calibrated.distribution.onnx.json").read_text())
+    assert sidecar["kind"] == "distribution" and sidecar["uncertainty"]["lambda"] == calibration["lambda"]
+    assert any("uncertainty from the distribution" in line for line in lines)
+    engine = load_engine(tmp_path / "export" / "v2-calibrated.onnx", backend="onnxruntime")
+    assert engine.spec.uncertainty_alpha == 0.2
+    gray = (np.random.default_rng(1).random((40, 50)) * 255).astype(np.uint8)
+    rgb, interval = engine.colorize(gray, with_uncertainty=True)
+    assert interval.shape == (1, 40, 50, 4) and (interval[..., 0] <= interval[..., 1]).all()
+    assert np.abs(rgb.astype(int) - engine.colorize(gray).astype(int)).max() <= 1
