@@ -147,6 +147,56 @@ def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
     return np.concatenate(outputs)
 
 
+def hint_fidelity(output: np.ndarray, hints: list[list[tuple[float, float, float, float]]]) -> dict[str, float]:
+    """How closely the outputs (uint8 RGB [N,S,S,3]) took their hints: CIEDE2000 at each hinted pixel
+    between the output and the hint's a*b* on the output's own lightness (what a user who
+    clicked that colour expects there); mean and 90th percentile over all hints."""
+    distances = []
+    lab = rgb_uint8_to_lab(_to_tensor(output))
+    for index, points in enumerate(hints):
+        for x, y, a, b in points:
+            shown = lab[index, :, int(y), int(x)]
+            wanted = torch.tensor([float(shown[0]), a, b])
+            distances.append(float(ciede2000(shown.view(1, 3, 1, 1), wanted.view(1, 3, 1, 1)).mean()))
+    if not distances:
+        return {"hints": 0}
+    return {"hints": len(distances), "mean_ciede2000": float(np.mean(distances)),
+            "p90_ciede2000": float(np.percentile(distances, 90))}
+
+
+# Suggestions are judged at this many random pixels of true chroma >= FAMILY chroma per photo.
+SUGGESTION_POINTS = 20
+
+
+def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.ndarray, seed: int,
+                    points_per_photo: int = SUGGESTION_POINTS) -> dict[str, float]:
+    """Issue 32's test of `Engine.suggest`: at random pixels (seeded) whose true chroma is at least 10,
+    the share whose top 1, 3 and 5 suggestions hold the true colour family (a suggestion of
+    chroma >= 5 with hue within 30 degrees of the truth's), from the grey alone (no hints)."""
+    lab = rgb_uint8_to_lab(_to_tensor(truth))
+    hits = {1: 0, 3: 0, 5: 0}
+    pixels = 0
+    for index, grey in enumerate(greys):
+        a, b = lab[index, 1].numpy(), lab[index, 2].numpy()
+        rows, columns = np.nonzero(np.hypot(a, b) >= HINT_MIN_CHROMA)
+        if not len(rows):
+            continue
+        rng = np.random.default_rng((seed, index, 2))
+        chosen = rng.choice(len(rows), size=min(points_per_photo, len(rows)), replace=False)
+        points = [(float(columns[k]) + 0.5, float(rows[k]) + 0.5) for k in chosen]
+        for k, answer in zip(chosen, suggest(grey, points, k=5)):
+            true_hue = np.degrees(np.arctan2(b[rows[k], columns[k]], a[rows[k], columns[k]]))
+            right = []
+            for suggestion in answer:
+                difference = abs(np.degrees(np.arctan2(suggestion.b, suggestion.a)) - true_hue) % 360.0
+                right.append(np.hypot(suggestion.a, suggestion.b) >= 5.0
+                             and min(difference, 360.0 - difference) <= 30.0)
+            for top in hits:
+                hits[top] += any(right[:top])
+            pixels += 1
+    return {"pixels": pixels, **{f"top{top}": hits[top] / max(pixels, 1) for top in hits}}
+
+
 def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
 

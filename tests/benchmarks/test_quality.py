@@ -145,3 +145,33 @@ def test_the_distance_to_grey_is_worded_without_a_sign():
 
     assert versus_grey(1.2) == "1.20 lower than grey's (better)"
     assert versus_grey(-3.33) == "3.33 higher than grey's (worse)"
+
+
+def test_suggestion_hits_count_the_true_family_among_the_top_suggestions():
+    """A suggester that puts the true colour third scores 0 at top 1 and 1 at top 3; a grey one 0."""
+    from retint.benchmarks.quality import suggestion_hits
+    from retint.runtime.suggestions import Suggestion
+
+    truth = np.zeros((1, 16, 16, 3), np.uint8)
+    truth[..., 0], truth[..., 1], truth[..., 2] = 180, 60, 40  # brick red: hue about 40 degrees
+    greys = np.full((1, 16, 16), 100, np.uint8)
+    red, blue, green, grey = (Suggestion(*ab, "#000000", p) for ab, p in
+                              (((40.0, 30.0), 0.2), ((0.0, -40.0), 0.4), ((-40.0, 30.0), 0.3), ((1.0, 1.0), 0.5)))
+    third = suggestion_hits(lambda gray, points, k: [[blue, green, red]] * len(points), greys, truth, seed=0)
+    assert third["pixels"] == 20 and third["top1"] == 0 and third["top3"] == 1 and third["top5"] == 1
+    greyish = suggestion_hits(lambda gray, points, k: [[grey, red]] * len(points), greys, truth, seed=0)
+    assert greyish["top1"] == 0 and greyish["top3"] == 1
+
+
+def test_hint_fidelity_is_zero_where_the_output_shows_the_hinted_colour():
+    import cv2
+
+    from retint.benchmarks.quality import hint_fidelity
+
+    output = np.zeros((1, 8, 8, 3), np.uint8)
+    output[...] = (180, 60, 40)
+    lab = cv2.cvtColor(output[0].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+    exact = hint_fidelity(output, [[(2, 3, float(lab[1]), float(lab[2]))]])
+    assert exact["hints"] == 1 and exact["mean_ciede2000"] < 0.5
+    far = hint_fidelity(output, [[(2, 3, -float(lab[1]), -float(lab[2]))]])
+    assert far["mean_ciede2000"] > 20
