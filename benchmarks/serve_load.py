@@ -4,7 +4,9 @@
 its log in a file) and reads its peak RSS from /proc; `post_image` is one
 multipart request over http.client; `run_load` has `clients` threads send
 `requests` uploads between them and reports every status, requests/s and
-latency percentiles. colorize-bench serve and the load test both use them.
+latency percentiles (each request may carry its own fields: `random_hints`
+makes N seeded hints for a colour-model-v2 engine). colorize-bench serve and
+the load tests use them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -40,13 +43,16 @@ class Answer:
         return json.loads(self.body)["error"]
 
 
-def multipart(field_name: str, filename: str, data: bytes, content_type: str = "application/octet-stream"
-              ) -> tuple[bytes, str]:
-    """(body, Content-Type) of a multipart/form-data upload with one file field."""
+def multipart(field_name: str, filename: str, data: bytes, content_type: str = "application/octet-stream",
+              fields: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """(body, Content-Type) of a multipart/form-data upload with one file field and, before it, the
+    text `fields` (e.g. {"hints": "[...]"})."""
     boundary = uuid.uuid4().hex
+    texts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+                     for name, value in (fields or {}).items())
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; filename=\"{filename}\"\r\n"
             f"Content-Type: {content_type}\r\n\r\n").encode()
-    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    return texts + head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def request(url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -68,10 +74,11 @@ def request(url: str, method: str = "GET", body: bytes | None = None, headers: d
 
 
 def post_image(base_url: str, data: bytes, filename: str = "photo.jpg", query: str = "",
-               timeout: float = 120.0) -> Answer:
-    """POST `data` in the multipart field `file` to the server's /colorize (`query`: e.g. "?format=png")."""
-    body, content_type = multipart("file", filename, data)
-    return request(f"{base_url}/colorize{query}", "POST", body, {"Content-Type": content_type}, timeout)
+               timeout: float = 120.0, fields: dict[str, str] | None = None, route: str = "/colorize") -> Answer:
+    """POST `data` in the multipart field `file` (and the text `fields`) to the server's `route`
+    (`query`: e.g. "?format=png")."""
+    body, content_type = multipart("file", filename, data, fields=fields)
+    return request(f"{base_url}{route}{query}", "POST", body, {"Content-Type": content_type}, timeout)
 
 
 @dataclass
@@ -99,9 +106,20 @@ class LoadReport:
                 "p50_ms": float(np.percentile(ok, 50)), "p95_ms": float(np.percentile(ok, 95))}
 
 
-def run_load(base_url: str, data: bytes, requests: int = 200, clients: int = 8, filename: str = "photo.jpg"
-             ) -> LoadReport:
-    """`clients` threads send `requests` uploads between them; every answer (or transport error) is kept."""
+def random_hints(count: int, width: int, height: int, seed: int) -> dict[str, str]:
+    """The `hints` field of `count` seeded random hints inside a width x height image: points
+    anywhere, chroma within 60 CIELAB units of grey (where photos' colours are)."""
+    rng = np.random.default_rng(seed)
+    hints = [{"x": round(float(rng.uniform(0, width - 1)), 2), "y": round(float(rng.uniform(0, height - 1)), 2),
+              "a": round(float(rng.uniform(-60, 60)), 2), "b": round(float(rng.uniform(-60, 60)), 2)}
+             for _ in range(count)]
+    return {"hints": json.dumps(hints)}
+
+
+def run_load(base_url: str, data: bytes, requests: int = 200, clients: int = 8, filename: str = "photo.jpg",
+             fields: Callable[[int], dict[str, str]] | None = None) -> LoadReport:
+    """`clients` threads send `requests` uploads between them; every answer (or transport error) is kept.
+    `fields(i)` gives request i's text fields (e.g. its hints), made before the clock of that request starts."""
     report = LoadReport(requests=requests, clients=clients, seconds=0.0)
     lock = threading.Lock()
     remaining = iter(range(requests))
@@ -109,10 +127,11 @@ def run_load(base_url: str, data: bytes, requests: int = 200, clients: int = 8, 
     def client() -> None:
         while True:
             with lock:
-                if next(remaining, None) is None:
-                    return
+                number = next(remaining, None)
+            if number is None:
+                return
             try:
-                answer = post_image(base_url, data, filename)
+                answer = post_image(base_url, data, filename, fields=fields(number) if fields else None)
             except OSError as error:
                 with lock:
                     report.errors.append(f"{type(error).__name__}: {error}")

@@ -1,10 +1,14 @@
-"""One request's work, off the event loop: decode the upload, colour it, encode it.
+"""One request's work, off the event loop: decode the upload, colour it (or suggest colours, or
+map the model's uncertainty), encode the answer.
 
 The same decode rules as colorize-batch (`retint.batch.decode`): EXIF
 orientation applied, alpha kept where the output format holds it, 16-bit
 scaled to 8, the pixel limit judged from the header. A colour upload is
 coloured from its own lightness (a browser user who drops one expects a
-result, not a skip). Requests run on a pool of as many threads as the
+result, not a skip). A request's guides (hints, temperature: guides.py) are
+checked by the engine's own rules before it runs, so a hint outside the
+image or a hint for a regression model is a 400, and only a failure of the
+engine itself is a 500. Requests run on a pool of as many threads as the
 engine's inference plan has streams; `Admission` bounds how many may wait.
 """
 
@@ -14,35 +18,50 @@ import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, Callable, Sequence, TypeVar
 
+import cv2
 import numpy as np
 
-from retint.batch.decode import DecodeFailure, ImageTooLarge, UnreadableImage, decode_bytes
+from retint.batch.decode import DecodedImage, DecodeFailure, ImageTooLarge, UnreadableImage, decode_bytes
 from retint.batch.encode import OUTPUT_FORMATS, encode, media_type, output_suffix, suffix_of_input_format
+from retint.errors import EngineError
 from retint.runtime import Engines
+from retint.runtime.artefact import require_uncertainty_head
+from retint.runtime.suggestions import check_points
+from retint.runtime.uncertainty import heat_map, interval_width
+from retint.serve.guides import Guides
+from retint.serve.rejected import Rejected
 
+__all__ = ["Admission", "Coloured", "Colouriser", "Rejected", "Suggested", "check_format"]
 
 log = logging.getLogger("retint.serve")
-
-
-class Rejected(Exception):
-    """A request the server answers with `status` and a JSON body {"error": message}."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
 class Coloured:
+    """An image answer: the coloured photo (or the uncertainty heat map), encoded."""
+
     body: bytes
     media_type: str
     width: int
     height: int
     notes: tuple[str, ...]
+
+    @property
+    def pixels(self) -> int:
+        """Width times height, for the request's log line."""
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """A /suggest answer: per point, its suggestions as JSON objects, most probable first."""
+
+    suggestions: list[list[dict[str, Any]]]
+    width: int
+    height: int
 
     @property
     def pixels(self) -> int:
@@ -58,7 +77,8 @@ def check_format(requested: str | None) -> str | None:
 
 
 class Colouriser:
-    """Colours one upload at a time per stream; `colorize` runs on the caller's (pool) thread."""
+    """Colours one upload at a time per stream; `colorize`, `suggest` and `uncertainty` run on the
+    caller's (pool) thread."""
 
     def __init__(self, engines: Engines, max_pixels: int, quality: int):
         self.engines = engines
@@ -68,9 +88,63 @@ class Colouriser:
         self.quality = quality
         self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="colorize")
 
-    def colorize(self, upload: BinaryIO, requested_format: str | None) -> Coloured:
-        """Decode the upload, colour it and encode it in `requested_format` (default: its own format);
-        anything wrong is a Rejected with its HTTP status."""
+    def colorize(self, upload: BinaryIO, requested_format: str | None, guides: Guides = Guides()) -> Coloured:
+        """Decode the upload, colour it (with the guides' hints and temperature) and encode it in
+        `requested_format` (default: its own format); anything wrong is a Rejected with its HTTP status."""
+        decoded = self._decode(upload)
+        self._check_guides(decoded.gray, guides)
+        rgb = self._run_engine(decoded, lambda: self.engine.colorize(
+            decoded.gray, hints=guides.per_image, temperature=guides.temperature)[0])
+        suffix = output_suffix(requested_format or "keep", suffix_of_input_format(decoded.input_format))
+        body = encode(np.ascontiguousarray(rgb), decoded, suffix, self.quality)
+        height, width = decoded.size
+        return Coloured(body, media_type(suffix), width, height, tuple(decoded.notes))
+
+    def suggest(self, upload: BinaryIO, points: Sequence[tuple[float, float]], count: int,
+                guides: Guides = Guides()) -> Suggested:
+        """The `count` most probable colours at each point of the upload, given the guides' hints."""
+        self.require_suggestions("POST /suggest")
+        decoded = self._decode(upload)
+        height, width = decoded.size
+        self._check_guides(decoded.gray, guides)
+        try:
+            checked = check_points(points, height, width)
+        except EngineError as error:
+            raise Rejected(400, str(error)) from None
+        found = self._run_engine(decoded, lambda: self.engine.suggest(decoded.gray, checked, count,
+                                                                     hints=guides.hints))
+        return Suggested([[suggestion.as_json() for suggestion in per_point] for per_point in found], width, height)
+
+    def uncertainty(self, upload: BinaryIO, guides: Guides = Guides()) -> Coloured:
+        """A PNG heat map of the calibrated interval's width (runtime.uncertainty's scale), at the
+        upload's size, for the colouring the guides give."""
+        self.require_uncertainty("POST /uncertainty")
+        decoded = self._decode(upload)
+        self._check_guides(decoded.gray, guides)
+        _, interval = self._run_engine(decoded, lambda: self.engine.colorize(
+            decoded.gray, with_uncertainty=True, hints=guides.per_image, temperature=guides.temperature))
+        ok, png = cv2.imencode(".png", heat_map(interval_width(interval, channels_last=True)[0]))
+        if not ok:
+            raise Rejected(500, "the heat map could not be encoded as PNG")
+        height, width = decoded.size
+        return Coloured(png.tobytes(), "image/png", width, height, ())
+
+    def require_suggestions(self, purpose: str) -> None:
+        """A 400 Rejected unless the engine predicts a distribution of colours (colour model v2)."""
+        if self.engine.spec.colour_bins is None:
+            raise Rejected(400, f"{purpose}: {self.engine.spec.path.name} predicts one colour per pixel "
+                                "(a regression model): it has no colours to suggest; colour model v2 artefacts do")
+
+    def require_uncertainty(self, purpose: str) -> None:
+        """A 400 Rejected (the runtime's wording) unless the engine has an uncertainty head."""
+        spec = self.engine.spec
+        try:
+            require_uncertainty_head(spec.path.name, spec.uncertainty_alpha, purpose)
+        except EngineError as error:
+            raise Rejected(400, str(error)) from None
+
+    def _decode(self, upload: BinaryIO) -> DecodedImage:
+        """The upload's grey pixels (batch's decode rules), within the server's and the engine's limits."""
         data = upload.read()  # on the pool: a waiting request holds only its spooled upload
         try:
             decoded = decode_bytes(data, self.max_pixels, include_colour=True)
@@ -81,19 +155,28 @@ class Colouriser:
         except DecodeFailure as error:
             raise Rejected(422, str(error)) from error
         del data
-        height, width = decoded.size
-        refusal = self.engine.spec.limits.refusal(height, width)
+        refusal = self.engine.spec.limits.refusal(*decoded.size)
         if refusal:
             raise Rejected(422, refusal)
+        return decoded
+
+    def _check_guides(self, gray: np.ndarray, guides: Guides) -> None:
+        """The engine's own checks of hints and temperature (a hint outside the image, a temperature
+        out of range, any guide for a regression model) as a 400, before the engine runs."""
         try:
-            rgb = self.engine.colorize(decoded.gray)[0]
+            self.engine.controls_for(gray[None, None], guides.per_image, guides.temperature)
+        except EngineError as error:
+            raise Rejected(400, str(error)) from None
+
+    def _run_engine(self, decoded: DecodedImage, call: Callable[[], Result]) -> Result:
+        """`call`, with any failure of the engine itself as a 500 (logged with its traceback)."""
+        try:
+            return call()
         except Exception as error:  # ONNX Runtime, OpenVINO and TensorRT raise their own types
+            height, width = decoded.size
             log.exception("engine failed on a %dx%d image", width, height)
             first_line = (str(error).splitlines() or [type(error).__name__])[0]
             raise Rejected(500, f"the engine failed on this image ({first_line})") from error
-        suffix = output_suffix(requested_format or "keep", suffix_of_input_format(decoded.input_format))
-        body = encode(np.ascontiguousarray(rgb), decoded, suffix, self.quality)
-        return Coloured(body, media_type(suffix), width, height, tuple(decoded.notes))
 
     def close(self) -> None:
         """Wait for the requests in progress, then close the engines."""
