@@ -416,16 +416,20 @@ def pipeline(source: Path | None, engine: Path | None, backends: tuple[str, ...]
 @click.option("--clients", type=click.IntRange(1), default=8, help="Concurrent clients on loopback.")
 @click.option("--warmup", type=click.IntRange(0), default=40, help="Requests before the timed ones.")
 @click.option("--size", default="1024x768", help="WxH of the generated grey JPEG every client posts.")
+@click.option("--hints", "hint_count", type=click.IntRange(0, 256), default=0,
+              help="Hints each request carries (seeded, random; a colour model v2 --engine): the page's "
+                   "re-colouring. With --clients 1, p50 is one re-colouring's latency.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def serve(engine: Path | None, backends: tuple[str, ...], request_count: int, clients: int, warmup: int, size: str,
-          json_path: Path | None) -> None:
+          hint_count: int, json_path: Path | None) -> None:
     """colorize-serve under load: requests/s, p50/p95 latency, statuses and the server's peak RSS."""
     from retint.benchmarks.report import environment, markdown_table, write_json
     from retint.benchmarks.serve_report import run_serve_report
 
-    rows = run_serve_report(engine, backends, request_count, clients, warmup, size)
-    click.echo(f"{request_count} requests from {clients} clients after {warmup} warm-up, {size} grey JPEG; "
-               f"CPU: {environment()['cpu_model']}")
+    rows = run_serve_report(engine, backends, request_count, clients, warmup, size, hint_count)
+    with_hints = f", {hint_count} random hints per request" if hint_count else ""
+    click.echo(f"{request_count} requests from {clients} clients after {warmup} warm-up, {size} grey JPEG"
+               f"{with_hints}; CPU: {environment()['cpu_model']}")
     click.echo(markdown_table(
         ["backend", "engine", "requests/s", "statuses", "p50 ms", "p95 ms", "peak RSS MB after warm-up",
          "peak RSS MB after load"],
