@@ -112,7 +112,8 @@ def open_engine(artefact: Artefact, choice: BackendChoice, settings: EngineSetti
     if by_stages and choice.backend == "tensorrt":
         choice = stages_of_plan(choice)
     facts = SpecFacts(reason=choice.reason, uncertainty_alpha=alpha, mute_uncertain=settings.mute_uncertain,
-                      temperature=settings.temperature)
+                      temperature=settings.temperature,
+                      distribution_stage=artefact.stages is not None and artefact.stages.distribution is not None)
     if by_stages or choice.backend == "openvino":
         return _open_staged(artefact, choice, settings, facts)
     open_side_stages = None

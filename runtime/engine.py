@@ -39,12 +39,15 @@ class EngineSpec:
     mute_uncertain: bool = False  # chroma shrunk toward grey where the interval is wide
     # A distribution-head model's bins (it takes hints, a reference and a temperature); None for a regression.
     colour_bins: ColourBins | None = None
+    # Whether `Engine.suggest` can run: a distribution head exported with its distribution stage.
+    suggests: bool = False
 
     def as_dict(self) -> dict[str, str | float | bool | None]:
         """What summaries, manifests and the server's /v1/spec say of the engine that ran."""
         return {"backend": self.backend, "precision": self.precision, "provider": self.provider,
                 "reason": self.reason, "description": self.describe(), "label": self.label(),
-                "uncertainty_alpha": self.uncertainty_alpha, "mute_uncertain": self.mute_uncertain}
+                "uncertainty_alpha": self.uncertainty_alpha, "mute_uncertain": self.mute_uncertain,
+                "suggests": self.suggests}
 
     @property
     def temperature(self) -> float | None:
@@ -74,6 +77,7 @@ class SpecFacts:
     uncertainty_alpha: float | None = None
     mute_uncertain: bool = False
     temperature: float | None = None
+    distribution_stage: bool = False  # the artefact has NAME.distribution.onnx beside it
 
     def spec(self, *, path: Path, backend: str, provider: str, precision: str, render_size: int,
              limits: SizeLimits, metadata: ArtefactMetadata | None) -> EngineSpec:
@@ -88,7 +92,7 @@ class SpecFacts:
         return EngineSpec(path=path, backend=backend, provider=provider, precision=precision,
                           render_size=render_size, limits=limits, metadata=metadata, reason=self.reason,
                           uncertainty_alpha=self.uncertainty_alpha, mute_uncertain=self.mute_uncertain,
-                          colour_bins=bins)
+                          colour_bins=bins, suggests=bins is not None and self.distribution_stage)
 
 
 def as_batch(gray: np.ndarray, limits: SizeLimits) -> np.ndarray:
@@ -171,6 +175,9 @@ class Engine:
         if bins is None:
             raise EngineError(f"{self.spec.path.name} predicts one colour per pixel (a regression model): it has "
                               "no distribution of colours to suggest from; colour model v2 artefacts do")
+        if not self.spec.suggests:
+            raise EngineError(f"{self.spec.path.name}: its distribution stage (NAME.distribution.onnx, which "
+                              "export-trt writes beside it) is missing, so it cannot suggest colours")
         count = check_count(k)
         checked = check_points(points, *batch.shape[2:])
         controls = self.controls_for(batch, [list(hints or [])], None, reference)

@@ -134,6 +134,9 @@ class Colouriser:
         if self.engine.spec.colour_bins is None:
             raise Rejected(400, f"{purpose}: {self.engine.spec.path.name} predicts one colour per pixel "
                                 "(a regression model): it has no colours to suggest; colour model v2 artefacts do")
+        if not self.engine.spec.suggests:
+            raise Rejected(400, f"{purpose}: {self.engine.spec.path.name} has no distribution stage beside it "
+                                "(NAME.distribution.onnx, which export-trt writes), so it cannot suggest colours")
 
     def require_uncertainty(self, purpose: str) -> None:
         """A 400 Rejected (the runtime's wording) unless the engine has an uncertainty head."""

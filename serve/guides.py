@@ -53,7 +53,7 @@ def capabilities(spec: EngineSpec) -> dict[str, Any]:
     hints and suggestions (a colour model v2 engine), the uncertainty map (an uncertainty head),
     and the temperature's default and range (None for a regression engine)."""
     distribution = spec.colour_bins is not None
-    return {"hints": distribution, "suggest": distribution, "uncertainty": spec.uncertainty_alpha is not None,
+    return {"hints": distribution, "suggest": spec.suggests, "uncertainty": spec.uncertainty_alpha is not None,
             "temperature": spec.temperature, "temperature_range": list(TEMPERATURE_RANGE) if distribution else None,
             "max_hints": MAX_HINTS_PER_IMAGE, "max_points": MAX_POINTS, "max_suggestions": MAX_SUGGESTIONS}
 

@@ -124,3 +124,16 @@ def test_a_calibrated_distribution_gives_intervals_around_the_colours_it_shows(c
     assert np.abs(interval - expected).max() < 0.05
     muted = load_engine(calibrated, backend=backend, mute_uncertain=True).colorize(gray)
     assert muted.shape == rgb.shape
+
+
+def test_without_its_distribution_stage_an_engine_says_it_cannot_suggest(fused, tmp_path):
+    import shutil
+
+    for path in fused.parent.iterdir():
+        if ".distribution." not in path.name:
+            shutil.copy(path, tmp_path / path.name)
+    assert load_engine(fused).spec.suggests
+    engine = load_engine(tmp_path / fused.name, backend="onnxruntime")
+    assert not engine.spec.suggests and engine.spec.as_dict()["suggests"] is False
+    with pytest.raises(EngineError, match="distribution stage .* is missing"):
+        engine.suggest(grey_photo(32, 32, 1), [(1, 1)])
