@@ -16,6 +16,7 @@ OpenCV only.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
@@ -99,7 +100,21 @@ def hints_as_json(hints: Sequence[Hint]) -> list[dict[str, float]]:
     return [{"x": round(x, 3), "y": round(y, 3), "a": round(a, 3), "b": round(b, 3)} for x, y, a, b in hints]
 
 
+def finite_number(value: object) -> float | None:
+    """A JSON number as a finite float, or None for anything else: a bool, a string, NaN, infinity,
+    or an integer too large for a float (Python's json reads 1 and 400 zeros as an exact int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _number(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise HintError(f"{where} must be a finite number, got {value!r}")
-    return float(value)
+    number = finite_number(value)
+    if number is None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise HintError(f"{where} must be a finite number, got {shown}")
+    return number

@@ -21,9 +21,11 @@ from retint.errors import EngineError
 from retint.runtime.hints import grey_lightness, lab_to_hex
 
 # Bins within this many CIELAB units of a family's peak join it: two suggestions closer than
-# this would look alike (10-unit bins: the peak and its 8 neighbours, and a little more).
+# this would look alike (on the 10-unit grid: the peak and its 8 neighbours).
 FAMILY_RADIUS = 15.0
 MAX_SUGGESTIONS = 16
+# Families are gathered until less probability than this is left unassigned.
+FAMILY_MASS_LEFT = 1e-3
 
 Point = tuple[float, float]  # x, y in the input's own pixels
 
@@ -49,7 +51,7 @@ def check_points(points: Sequence[Sequence[float]], height: int, width: int) -> 
     for index, point in enumerate(points):
         try:
             x, y = (float(value) for value in point)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise EngineError(f"point {index}: expected (x, y) numbers, got {point!r}") from None
         if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
             raise EngineError(f"point {index}: ({x:g}, {y:g}) is outside the {width}x{height} image")
@@ -84,10 +86,13 @@ def probabilities_at(logits: np.ndarray, point: Point, height: int, width: int) 
 
 
 def colour_families(probabilities: np.ndarray, centres: np.ndarray, k: int) -> list[tuple[float, float, float]]:
-    """The k most probable families (a, b, probability), most probable first (see the module doc)."""
+    """The k most probable families (a, b, probability), most probable first (see the module doc).
+
+    Families are gathered peak by peak until almost no probability is left, then ranked by their
+    mass: a broad family whose highest bin is lower than a lone bin's still comes first."""
     remaining = probabilities.astype(np.float64).copy()
     families = []
-    for _ in range(k):
+    while remaining.sum() > FAMILY_MASS_LEFT and len(families) < len(centres):
         peak = int(remaining.argmax())
         if remaining[peak] <= 0:
             break
@@ -97,7 +102,7 @@ def colour_families(probabilities: np.ndarray, centres: np.ndarray, k: int) -> l
         a, b = (weights[:, None] * centres[members]).sum(axis=0) / mass
         families.append((float(a), float(b), mass))
         remaining[members] = 0.0
-    return sorted(families, key=lambda family: -family[2])
+    return sorted(families, key=lambda family: -family[2])[:k]
 
 
 def suggestions(logits: np.ndarray, centres: np.ndarray, gray: np.ndarray, points: Sequence[Point],

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from retint.errors import EngineError
 from retint.runtime import EngineSpec
 from retint.runtime.colour_controls import TEMPERATURE_RANGE, Hint
-from retint.runtime.hints import MAX_HINTS_PER_IMAGE, HintError, hints_from_json
+from retint.runtime.hints import MAX_HINTS_PER_IMAGE, HintError, finite_number, hints_from_json
 from retint.runtime.suggestions import MAX_SUGGESTIONS, check_count
 from retint.serve.rejected import Rejected
 
@@ -116,10 +116,13 @@ def _point(item: object, where: str) -> tuple[float, float]:
         x, y = item
     else:
         raise Rejected(400, f"{where}: expected [x, y] or {{\"x\": .., \"y\": ..}}, got {json.dumps(item)[:80]}")
+    numbers = []
     for name, value in (("x", x), ("y", y)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        number = finite_number(value)
+        if number is None:
             raise Rejected(400, f"{where}: {name} must be a finite number, got {json.dumps(value)[:40]}")
-    return float(x), float(y)
+        numbers.append(number)
+    return numbers[0], numbers[1]
 
 
 def _text_field(form: Mapping[str, Any], name: str) -> str | None:

@@ -67,3 +67,11 @@ def test_fuzzed_json_is_read_or_refused_with_a_hint_error():
             assert "\n" not in str(error)
         else:
             assert json.loads(json.dumps(hints_as_json(hints))) == hints_as_json(hints)
+
+
+def test_an_integer_too_large_for_a_float_is_one_hint_error():
+    """Python's json reads 1 followed by 400 zeros as an exact int; float() of it overflows."""
+    huge = json.loads("1" + "0" * 400)
+    with pytest.raises(HintError, match="x must be a finite number") as caught:
+        hints_from_json([{"x": huge, "y": 1, "a": 0, "b": 0}])
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 120

@@ -137,3 +137,18 @@ def test_without_its_distribution_stage_an_engine_says_it_cannot_suggest(fused, 
     assert not engine.spec.suggests and engine.spec.as_dict()["suggests"] is False
     with pytest.raises(EngineError, match="distribution stage .* is missing"):
         engine.suggest(grey_photo(32, 32, 1), [(1, 1)])
+
+
+def test_a_broad_family_outranks_a_lone_higher_bin():
+    """Families are ranked by their mass, not by their highest bin: a lone bin of 20% does not push
+    out a family of nine bins holding 80%, whose peak is 30% (a defect a review found)."""
+    centres = np.array([(a, b) for a in range(-60, 70, 10) for b in range(-60, 70, 10)], np.float32)
+    probabilities = np.zeros(len(centres))
+    lone = int(np.flatnonzero((centres[:, 0] == -50) & (centres[:, 1] == -50))[0])
+    probabilities[lone] = 0.2
+    broad = np.flatnonzero((np.abs(centres[:, 0] - 50) <= 10) & (np.abs(centres[:, 1] - 50) <= 10))
+    probabilities[broad] = 0.5 / (len(broad) - 1)
+    probabilities[int(np.flatnonzero((centres[:, 0] == 50) & (centres[:, 1] == 50))[0])] = 0.3
+    (a, b, mass), = colour_families(probabilities, centres, 1)
+    assert abs(a - 50) < 1 and abs(b - 50) < 1 and abs(mass - 0.8) < 1e-6
+    assert [round(family[2], 3) for family in colour_families(probabilities, centres, 2)] == [0.8, 0.2]
