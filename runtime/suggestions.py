@@ -91,7 +91,7 @@ def colour_families(probabilities: np.ndarray, centres: np.ndarray, k: int) -> l
     Families are gathered peak by peak until almost no probability is left, then ranked by their
     mass: a broad family whose highest bin is lower than a lone bin's still comes first."""
     remaining = probabilities.astype(np.float64).copy()
-    families = []
+    families: list[tuple[float, float, float]] = []
     while remaining.sum() > FAMILY_MASS_LEFT and len(families) < len(centres):
         peak = int(remaining.argmax())
         if remaining[peak] <= 0:
