@@ -117,11 +117,19 @@ def _journalled_outputs(output_root: Path) -> list[dict[str, Any]]:
             status = os.stat(output_root / line["output"], follow_symlinks=False)
             if _file_identity(status) != line.get("file"):
                 continue
-            del line["file"]
-            found.append(line)
+            found.append(line)  # its "file" stays: the proof that the output is retint's
         except (OSError, TypeError, ValueError, KeyError):
             continue  # gone, replaced, or a damaged line: not demonstrably retint's
     return found
+
+
+def _still_retints(line: dict[str, Any], output_root: Path) -> bool:
+    """Whether the line's output is still the very file retint wrote (its "file" identity)."""
+    try:
+        status = os.stat(output_root / line["output"], follow_symlinks=False)
+    except (OSError, TypeError, KeyError):
+        return False
+    return _file_identity(status) == line.get("file")
 
 
 def _journal_lines(output_root: Path, lines: Iterable[dict[str, Any]]) -> bytes:
@@ -181,8 +189,12 @@ class Manifest:
                     continue
                 if (line.get("hints") or None) == (hints.get(line["source"]) or None):
                     self.done[line["source"]] = line
-                elif line.get("status") in FINAL_WITH_OUTPUT:
+                elif line.get("status") in FINAL_WITH_OUTPUT and _still_retints(line, output_root):
                     self.stale[line["source"]] = line
+                elif line.get("status") in FINAL_WITH_OUTPUT:
+                    # Its output changed since retint wrote it (a user's retouch, say): never written
+                    # over; the line stays as it was, and --overwrite is the way to colour it again.
+                    self.done[line["source"]] = line
                 else:
                     continue  # a failure under other hints: tried again
                 if line.get("output"):
@@ -215,8 +227,16 @@ class Manifest:
             raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from error
 
     def record(self, entry: Entry) -> None:
-        """Append the entry's line to the manifest and flush it; an OutputError if the disk refuses it."""
-        self._write(_as_line(entry))
+        """Append the entry's line to the manifest and flush it; an OutputError if the disk refuses it.
+        A line with an output names that file as retint left it ("file"), so that a later run can
+        tell retint's output from a file someone changed since."""
+        line = _as_line(entry)
+        if entry.status in FINAL_WITH_OUTPUT and entry.output:
+            try:
+                line["file"] = _file_identity(os.stat(self.path.parent / entry.output, follow_symlinks=False))
+            except OSError:
+                pass
+        self._write(line)
 
     def close(self, summary: dict[str, Any]) -> None:
         """Append the run's summary line and close the manifest."""

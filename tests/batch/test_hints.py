@@ -146,6 +146,25 @@ def test_reruns_colour_again_exactly_the_photos_whose_hints_changed(exported_dis
     assert all("hints" not in entry for entry in dropped["entries"].values())
 
 
+def test_an_output_someone_changed_is_never_written_over_for_new_hints(exported_distribution, tmp_path):
+    """A user retouched a.png after the run; new hints for it must not replace their file (a review
+    found they did): the manifest line names the file retint wrote, and only that file is replaced."""
+    engine = v2_engine(exported_distribution)
+    source = photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
+    output = tmp_path / "out"
+    code, stderr, _, _ = colorize(source, output, engine, "--hints", hints_file(tmp_path / "h1.json", {"a.png": RED}))
+    assert code == 0, stderr
+    retouched = rgb(output / "a.png")[..., ::-1].copy()
+    cv2.imwrite(str(output / "a.png"), retouched)
+    mine = (output / "a.png").read_bytes()
+    code, stderr, entries, summary = colorize(source, output, engine, "--hints",
+                                              hints_file(tmp_path / "h2.json", {"a.png": GREEN, "b.png": BLUE}))
+    assert code == 0, stderr
+    assert (output / "a.png").read_bytes() == mine  # the user's file, untouched
+    assert summary["counts"] == {"ok": 1} and entries["b.png"]["hints"] == hints_as_json(as_points(BLUE))
+    assert entries["a.png"]["hints"] == hints_as_json(as_points(RED))  # the line still says what made its output
+
+
 def test_a_photo_whose_new_hints_fail_keeps_its_earlier_output_and_line_for_the_next_run(exported_distribution,
                                                                                           tmp_path):
     engine = v2_engine(exported_distribution)
