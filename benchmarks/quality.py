@@ -49,6 +49,9 @@ import torch
 from retint.model.data import STATUS_GREY, STATUS_OK, decode_colour, find_images, resize_for_validation
 from retint.model.degrade import degrade_grey, grey_from_rgb
 from retint.model.metrics import (
+    FAMILY_MIN_CANDIDATE_CHROMA,
+    FAMILY_MIN_REFERENCE_CHROMA,
+    FAMILY_RIGHT_DEGREES,
     GREEN_A_STAR,
     ciede2000,
     colour_families,
@@ -164,7 +167,7 @@ def hint_fidelity(output: np.ndarray, hints: list[list[tuple[float, float, float
             "p90_ciede2000": float(np.percentile(distances, 90))}
 
 
-# Suggestions are judged at this many random pixels of true chroma >= FAMILY chroma per photo.
+# Suggestions are judged at this many random pixels per photo (of true chroma >= FAMILY_MIN_REFERENCE_CHROMA).
 SUGGESTION_POINTS = 20
 
 
@@ -178,7 +181,7 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
     pixels = 0
     for index, grey in enumerate(greys):
         a, b = lab[index, 1].numpy(), lab[index, 2].numpy()
-        rows, columns = np.nonzero(np.hypot(a, b) >= HINT_MIN_CHROMA)
+        rows, columns = np.nonzero(np.hypot(a, b) >= FAMILY_MIN_REFERENCE_CHROMA)
         if not len(rows):
             continue
         rng = np.random.default_rng((seed, index, 2))
@@ -189,8 +192,8 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
             right = []
             for suggestion in answer:
                 difference = abs(np.degrees(np.arctan2(suggestion.b, suggestion.a)) - true_hue) % 360.0
-                right.append(np.hypot(suggestion.a, suggestion.b) >= 5.0
-                             and min(difference, 360.0 - difference) <= 30.0)
+                right.append(np.hypot(suggestion.a, suggestion.b) >= FAMILY_MIN_CANDIDATE_CHROMA
+                             and min(difference, 360.0 - difference) <= FAMILY_RIGHT_DEGREES)
             for top in hits:
                 hits[top] += any(right[:top])
             pixels += 1

@@ -3,6 +3,7 @@ sources gets a head calibrated on one and measured on the other (a few
 seconds: the generator and head are tiny)."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -17,18 +18,23 @@ from retint.model.uncertainty_cli import main as uncertainty_main
 from imagemaker import learnable_dataset
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """img00-09 and img20-23 are held out (two sources); img10-19 train."""
-    data = learnable_dataset(tmp_path_factory.mktemp("data"), count=24, size=64)
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+def _train_tiny(tmp_path_factory, name: str, *head_options) -> Path:
+    """A tiny generator trained one epoch with img00-09 and img20-23 held out (two sources)."""
+    data = learnable_dataset(tmp_path_factory.mktemp(f"data-{name}"), count=24, size=64)
+    run_dir = tmp_path_factory.mktemp(f"runs-{name}") / "tiny"
     result = CliRunner().invoke(train_main, [str(a) for a in (
         data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
         "--render-size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
-        "--head", "regression")],
+        *head_options)],
         catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return run_dir / "last.pth"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """img00-09 and img20-23 are held out (two sources); img10-19 train."""
+    return _train_tiny(tmp_path_factory, "regression", "--head", "regression")
 
 
 def test_head_is_calibrated_on_one_source_and_measured_on_another(trained, tmp_path):
@@ -90,15 +96,7 @@ def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, messa
 @pytest.fixture(scope="module")
 def trained_v2(tmp_path_factory):
     """A tiny colour model v2 (distribution head), img00-09 and img20-23 held out."""
-    data = learnable_dataset(tmp_path_factory.mktemp("data-v2"), count=24, size=64)
-    run_dir = tmp_path_factory.mktemp("runs-v2") / "tiny"
-    result = CliRunner().invoke(train_main, [str(a) for a in (
-        data, "-o", run_dir, "--holdout", "img0", "--holdout", "img2", "--epochs", 1, "--pretrain-epochs", 1,
-        "--render-size", 64, "--batch-size", 4, "--base-channels", 8, "--workers", 0, "--no-progress", "--seed", 5,
-        "--head", "distribution", "--no-pretrained-encoder")],
-        catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return run_dir / "last.pth"
+    return _train_tiny(tmp_path_factory, "v2", "--head", "distribution", "--no-pretrained-encoder")
 
 
 def test_a_distribution_head_is_calibrated_from_its_own_distribution(trained_v2, tmp_path):

@@ -33,13 +33,15 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 # The page draws the shown result on a canvas and measures it (max - min over RGB, mean over pixels).
-RESULT_COLOURFULNESS = """
+# The shown result drawn on a canvas, as the browser decoded it: the start of both scripts below.
+DRAWN_RESULT = """
 const image = document.getElementById("after");
 const canvas = document.createElement("canvas");
 canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
 const context = canvas.getContext("2d");
 context.drawImage(image, 0, 0);
-const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+"""
+RESULT_COLOURFULNESS = DRAWN_RESULT + """const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
 let total = 0;
 for (let i = 0; i < pixels.length; i += 4) {
   const r = pixels[i], g = pixels[i + 1], b = pixels[i + 2];
@@ -152,13 +154,7 @@ fetch(document.getElementById("download").href).then((r) => r.arrayBuffer()).the
 """
 
 # The pixel the page shows at image point (x, y) of the result, as the browser decoded it.
-SHOWN_PIXEL = """
-const image = document.getElementById("after");
-const canvas = document.createElement("canvas");
-canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
-const context = canvas.getContext("2d");
-context.drawImage(image, 0, 0);
-return Array.from(context.getImageData(arguments[0], arguments[1], 1, 1).data.slice(0, 3));
+SHOWN_PIXEL = DRAWN_RESULT + """return Array.from(context.getImageData(arguments[0], arguments[1], 1, 1).data.slice(0, 3));
 """
 
 
