@@ -21,7 +21,8 @@ import click
 
 from retint.batch import _interrupted_while_starting
 from retint.batch.config import OUTPUT_FORMATS, BatchConfig
-from retint.batch.hints import HintTable, read_hints_file
+from retint.batch.hints import HintsFile, read_hints_file
+from retint.batch.reference import read_references
 from retint.batch.video.options import EncoderOptions
 from retint.commands import RetintCommand
 from retint.errors import InputError
@@ -129,7 +130,17 @@ def _exit(code: int, now: bool) -> None:
                    "Photos without an entry are coloured as without --hints; videos are coloured "
                    "automatically (their manifest line says so); a hint outside its photo fails that photo. "
                    "The manifest records each photo's hints, and a rerun colours again exactly the photos "
-                   "whose hints changed. A regression engine refuses it.")
+                   "whose hints changed. A regression engine refuses it. An entry may also be an object, "
+                   "{\"hints\": [...], \"reference\": \"PHOTO\"}, and a folder's key (\"album/\") may "
+                   "take {\"reference\": \"PHOTO\"} for every photo and video under it (path relative to the "
+                   "hints file; null: none there); see --reference.")
+@click.option("--reference", "reference", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Colour model v2 engines with a global-hint input: a colour photo of the same place and time "
+                   "(a modern photo of the square, a tinted postcard, a colour slide) whose palette guides "
+                   "every input (photos and videos) without a reference of its own in --hints. Read once at "
+                   "the start; a black-and-white or toned photo is refused. The manifest records its path and "
+                   "sha256, and a rerun with another reference (other bytes) colours those inputs again; "
+                   "a rerun without it returns them to automatic colouring.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the summary line is still printed).")
 def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: str, device: str,
          batch_size: int | None,
@@ -137,7 +148,7 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
          overwrite: bool, codec: str, crf: int, preset: str, temporal_smoothing: float, uncertainty: bool,
          mute_uncertain: bool, use_ray: bool,
          ray_actors: int | None, no_progress: bool, timeout_per_input: float, temperature: float | None,
-         hints_file: Path | None) -> None:
+         hints_file: Path | None, reference: Path | None) -> None:
     """Colour the black-and-white photos and videos in SOURCES (files or folders, recursive)."""
     # From here Ctrl-C is KeyboardInterrupt, which the CLI boundary turns into exit 130 (until now
     # retint.batch's start-up handler did).
@@ -146,14 +157,17 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
     from retint.batch.run import run_batch
 
     _check_usage(sources, output, codec, preset, device, backend)
-    hints = read_hints_file(hints_file) if hints_file is not None else HintTable()  # all of it, before any work
+    # All of it, and every reference photo, before any work.
+    guides = read_hints_file(hints_file) if hints_file is not None else HintsFile()
+    references = read_references(reference, guides.references, max_pixels, log=lambda line: click.echo(line, err=True))
     config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine,
                          backend=backend, device=device, batch_size=batch_size, streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,
                          progress=not no_progress, encoder=EncoderOptions(codec, crf, preset),
                          temporal_smoothing=temporal_smoothing, uncertainty=uncertainty,
                          mute_uncertain=mute_uncertain, ray=use_ray, ray_actors=ray_actors,
-                         timeout_per_input=timeout_per_input, temperature=temperature, hints=hints)
+                         timeout_per_input=timeout_per_input, temperature=temperature, hints=guides.hints,
+                         references=references)
     summary = run_batch(config, log=lambda line: click.echo(line, err=True))
     _print_summary(summary, Path(output))
     _exit(3 if summary.failed else 0, now=bool(summary.abandoned_inputs))

@@ -9,6 +9,7 @@ from retint.runtime import EngineRequest
 
 from retint.batch.encode import OUTPUT_FORMATS
 from retint.batch.hints import HintTable
+from retint.batch.reference import ReferenceTable
 from retint.batch.video.options import EncoderOptions
 
 __all__ = ["OUTPUT_FORMATS", "BatchConfig"]
@@ -41,6 +42,8 @@ class BatchConfig:
     temperature: float | None = None
     # --hints: input key (its path in the output tree) -> its colour hints (retint.batch.hints)
     hints: HintTable = HintTable()
+    # --reference and the hints file's "reference" entries: which palette guides which input
+    references: ReferenceTable = ReferenceTable()
     # scale out (retint.batch.ray.runner)
     ray: bool = False  # colour on a Ray cluster (RAY_ADDRESS, else a local instance)
     ray_actors: int | None = None  # engine actors; None: one per GPU, else one per 4 CPUs, leaving CPUs free

@@ -12,19 +12,26 @@ keys that name no input are one warning line, and videos are coloured
 automatically with a note in their manifest line (hints are for photos).
 
 An empty list is the same as no entry: automatic colouring.
+
+A value may also be an object, `{"hints": [...], "reference": "PHOTO"}`
+(either key may be left out): `reference` names a colour photo whose palette
+guides that input, or, where the key names a folder (a trailing `/` says so;
+hints then have no place), every input under it (`batch/reference.py`).
+Its path is relative to the hints file's folder; `null` means no reference
+there, even under `--reference`.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from retint.batch.naming import PlannedOutput, is_video
 from retint.runtime.colour_controls import ColourBins, Hint
-from retint.runtime.hints import HintError, hints_as_json, hints_from_json
+from retint.runtime.hints import HintError, hints_from_json
 
 # How many of the keys that name no input the warning line spells out.
 UNKNOWN_KEYS_SHOWN = 3
@@ -66,12 +73,49 @@ def input_key(relative: Path) -> str:
 
 
 def _checked_key(key: str, where: str) -> str:
-    normal = posixpath.normpath(key) if key else ""
-    if (not key or key.startswith("/") or key != normal
+    """`key` without its trailing / (a folder's mark); HintError where it is no relative path."""
+    path = key[:-1] if key.endswith("/") else key
+    normal = posixpath.normpath(path) if path else ""
+    if (not path or path.startswith("/") or path != normal
             or normal == "." or normal == ".." or normal.startswith("../")):
         raise HintError(f"{where}: the key {key!r} is not an input's relative path: write it as the "
-                        f"output tree mirrors it (e.g. \"album/photo.jpg\", no leading / or ./, no ..)")
-    return key
+                        f"output tree mirrors it (e.g. \"album/photo.jpg\", or \"album/\" for a folder; "
+                        f"no leading / or ./, no ..)")
+    return path
+
+
+@dataclass(frozen=True)
+class HintsFile:
+    """What a --hints file says: each photo's hints, and the reference photos it names."""
+
+    hints: HintTable = HintTable()
+    # key (no trailing /) -> its reference photo's path (resolved against the file's folder), or None
+    references: dict[str, Path | None] = field(default_factory=dict)
+
+
+def _entry(value: object, key: str, where: str, folder: bool, base: Path) -> tuple[list[Hint], Path | None, bool]:
+    """(hints, reference path, whether a reference entry is given) of one key's value."""
+    if isinstance(value, list):
+        if folder and value:
+            raise HintError(f"{where}: {key!r} names a folder: hints belong to one photo; a folder takes "
+                            f"{{\"reference\": \"PHOTO\"}}")
+        return hints_from_json(value, f"{where}: {key!r}"), None, False
+    if not isinstance(value, dict):
+        raise HintError(f"{where}: {key!r}: expected a list of hints or an object with \"hints\" and/or "
+                        f"\"reference\", got {type(value).__name__}")
+    unknown = sorted(set(value) - {"hints", "reference"})
+    if set(value) & {"x", "y", "a", "b", "rgb"}:  # a hint's own fields
+        raise HintError(f"{where}: {key!r}: expected a list of hints, got dict (one hint? put it in [ ])")
+    if unknown:
+        raise HintError(f"{where}: {key!r}: unknown field {unknown[0]!r} (an entry takes \"hints\" and "
+                        f"\"reference\")")
+    if folder and value.get("hints"):
+        raise HintError(f"{where}: {key!r} names a folder: hints belong to one photo; give them per photo")
+    hints = hints_from_json(value.get("hints", []), f"{where}: {key!r}")
+    reference = value.get("reference")
+    if "reference" in value and reference is not None and (not isinstance(reference, str) or not reference):
+        raise HintError(f"{where}: {key!r}: \"reference\" must be a photo's path (or null), got {reference!r}")
+    return hints, (base / reference if reference else None), "reference" in value
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -83,8 +127,9 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return seen
 
 
-def read_hints_file(path: Path) -> HintTable:
-    """The hints file at `path`, read and checked whole; HintError (one line) naming what is wrong."""
+def read_hints_file(path: Path) -> HintsFile:
+    """The hints file at `path`, read and checked whole (its references' files are read later, by
+    `batch.reference.read_references`); HintError (one line) naming what is wrong."""
     where = f"--hints {path}"
     try:
         text = path.read_text(encoding="utf-8")
@@ -101,8 +146,19 @@ def read_hints_file(path: Path) -> HintTable:
         raise HintError(f"{where}: not JSON ({detail})") from None
     if not isinstance(value, dict):
         raise HintError(f"{where}: expected an object of input path -> list of hints, got {type(value).__name__}")
-    return HintTable({_checked_key(key, where): hints_from_json(hints, f"{where}: {key!r}")
-                      for key, hints in value.items()})
+    hints: dict[str, list[Hint]] = {}
+    references: dict[str, Path | None] = {}
+    for key, entry in value.items():
+        checked = _checked_key(key, where)
+        if checked in hints or checked in references:
+            raise HintError(f"{where}: the key {checked!r} appears twice (with and without its trailing /)")
+        folder = key.endswith("/")
+        photo_hints, reference, has_reference = _entry(entry, key, where, folder, path.parent)
+        if not folder and (isinstance(entry, list) or "hints" in entry):
+            hints[checked] = photo_hints
+        if has_reference:
+            references[checked] = reference
+    return HintsFile(HintTable(hints), references)
 
 
 def require_hint_inputs(model_name: str, bins: ColourBins | None) -> None:
@@ -112,19 +168,9 @@ def require_hint_inputs(model_name: str, bins: ColourBins | None) -> None:
                         f"hints; colour model v2 artefacts do")
 
 
-def recorded_hints(hints: Sequence[Hint]) -> list[dict[str, float]] | None:
-    """What a manifest line records of the hints an input was coloured with (None: none)."""
-    return hints_as_json(hints) if hints else None
-
-
 def applied_hints(item: PlannedOutput) -> tuple[Hint, ...]:
     """The hints `item` is coloured with: its own for a photo, none for a video."""
     return () if is_video(item) else item.hints
-
-
-def recorded_by_identity(planned: list[PlannedOutput]) -> dict[str, list[dict[str, float]]]:
-    """Identity -> the hints (as its manifest line records them) of each input coloured with some."""
-    return {item.task.identity: hints_as_json(applied_hints(item)) for item in planned if applied_hints(item)}
 
 
 def attach_hints(planned: list[PlannedOutput], table: Mapping[str, Sequence[Hint]],

@@ -11,11 +11,12 @@ way. Lines are flushed as written; a line torn by a kill is dropped. A disk
 that cannot take a line raises OutputError (exit 2), and every line written
 before it stays.
 
-A line records the hints its photo was coloured with (`--hints`). A rerun
-that gives an input other hints (or none where it had some) does not keep
-its line: the input is coloured again, over its own earlier output
-(`Manifest.stale`), and until then the journal carries that output's line,
-so it stays demonstrably retint's through any killed run.
+A line records what guided its colours (`batch.guides`: the photo's
+`--hints`, the reference photo's path and sha256). A rerun that gives an
+input other guides (or none where it had some) does not keep its line: the
+input is coloured again, over its own earlier output (`Manifest.stale`),
+and until then the journal carries that output's line, so it stays
+demonstrably retint's through any killed run.
 
 The journal, `OUT/.retint-journal.jsonl`, is what makes an output found on
 disk demonstrably retint's: just before an output is given its name, its
@@ -36,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from retint.batch.guides import fingerprint
 from retint.batch.sources import identity_of
 from retint.errors import OutputError
 from retint.files import write_bytes_atomically
@@ -64,6 +66,7 @@ class Entry:
     # keeps the line while the file is unchanged instead of failing it again.
     file_signature: list[int] | None = None
     hints: list[dict[str, float]] | None = None  # --hints: those it was coloured with (hints_as_json)
+    reference: dict[str, str] | None = None  # its reference photo: path and sha256 (batch.reference)
 
 
 def file_signature(path: Path) -> list[int] | None:
@@ -77,7 +80,7 @@ def file_signature(path: Path) -> list[int] | None:
 
 def _as_line(entry: Entry) -> dict[str, Any]:
     line = asdict(entry)
-    for optional in ("video", "file_signature", "hints"):
+    for optional in ("video", "file_signature", "hints", "reference"):
         if line[optional] is None:
             del line[optional]
     return line
@@ -160,18 +163,18 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 class Manifest:
     def __init__(self, output_root: Path, overwrite: bool, planned_writers: dict[str, str] | None = None,
-                 hints: Mapping[str, list[dict[str, float]]] | None = None):
+                 guides: Mapping[str, Mapping[str, Any]] | None = None):
         """`planned_writers`: output (relative to OUT) -> the identity of this run's input that writes it.
         A kept line whose source is gone while this run's input of the same output exists is that
         input's line: the archive was moved or renamed between runs, and its outputs are still its own.
-        `hints`: identity -> the hints (as a line records them) this run colours that input with; a
-        line made with other hints is not done (see `stale`)."""
+        `guides`: identity -> what guides this run's colours of that input (`batch.guides`); a line
+        made with other guides is not done (see `stale`)."""
         self.path = output_root / MANIFEST_NAME
         self.done: dict[str, dict[str, Any]] = {}  # identity -> its kept line
-        # identity -> the line of its output made with other hints: coloured again, over that output.
+        # identity -> the line of its output made with other guides: coloured again, over that output.
         self.stale: dict[str, dict[str, Any]] = {}
         planned_writers = planned_writers or {}
-        hints = hints or {}
+        guides = guides or {}
         if not overwrite:
             claimed: set[str] = set()  # outputs already named by a kept line
             # The manifest's lines first, then outputs named by a run killed before their lines.
@@ -187,7 +190,7 @@ class Manifest:
                     continue
                 if not self._keeps(line, output_root):
                     continue
-                if (line.get("hints") or None) == (hints.get(line["source"]) or None):
+                if fingerprint(line) == fingerprint(guides.get(line["source"], {})):
                     self.done[line["source"]] = line
                 elif line.get("status") in FINAL_WITH_OUTPUT and _still_retints(line, output_root):
                     self.stale[line["source"]] = line
@@ -196,7 +199,7 @@ class Manifest:
                     # over; the line stays as it was, and --overwrite is the way to colour it again.
                     self.done[line["source"]] = line
                 else:
-                    continue  # a failure under other hints: tried again
+                    continue  # a failure under other guides: tried again
                 if line.get("output"):
                     claimed.add(line["output"])
         # Which input each existing output belongs to: another input's output is never taken as done.

@@ -32,12 +32,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from retint.batch.encode import output_suffix
 from retint.batch.sources import Task
 from retint.batch.video.pipeline import video_output_suffix
 from retint.media import VIDEO_SUFFIXES
 from retint.runtime.colour_controls import Hint
+
+if TYPE_CHECKING:
+    from retint.batch.reference import ReferencePhoto
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,8 @@ class PlannedOutput:
     note: str = ""  # why the output name differs from the plain mirror, if it does
     uncertainty_map: Path | None = None  # --uncertainty: the heat map beside the output
     hints: tuple[Hint, ...] = ()  # --hints: this input's (batch/hints.py; a video's are not applied)
-    # Its output is its own from an earlier run whose settings (hints) differ: written over (run.BatchRun).
+    reference: ReferencePhoto | None = None  # --reference / the hints file's: its palette (batch/reference.py)
+    # Its output is its own from an earlier run whose guides (hints, reference) differ: written over (run.BatchRun).
     replaces_own: bool = False
 
 UNCERTAINTY_MAP_SUFFIX = ".uncertainty.png"

@@ -27,7 +27,7 @@ from retint.batch.config import BatchConfig
 from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, UnreadableImage, decode,
                                  describe_exception)
 from retint.batch.encode import encode
-from retint.batch.hints import recorded_hints
+from retint.batch.guides import recorded_guides
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import StageClock, make_entry
@@ -44,7 +44,7 @@ class InputTimedOut(DecodeFailure):
 
 
 ALREADY_COLOUR_REASON = "already in colour (--include-colour colours it from its own lightness)"
-EARLIER_OUTPUT_KEPT = "its earlier output (coloured with other hints) is left as it was"
+EARLIER_OUTPUT_KEPT = "its earlier output (coloured with other hints or reference) is left as it was"
 
 
 @dataclass
@@ -68,7 +68,9 @@ class PhotoPipeline:
         self.clock = clock
         self.record = record
         self.stop = stop
-        self.groups: dict[tuple[int, int], list[_Waiting]] = {}
+        # (height, width, reference sha256 or "") -> decoded photos waiting for batch partners: a batch
+        # shares its size and its reference (the engine takes one reference per call).
+        self.groups: dict[tuple[int, int, str], list[_Waiting]] = {}
         # Batches in input order; each resolves to its entries (failures) or encode futures.
         self.batches: deque[Future[list[Entry | Future[Entry]]]] = deque()
         self.prefetch = plan.batch_size * 2 + plan.streams + config.workers
@@ -81,7 +83,7 @@ class PhotoPipeline:
             reason = f"{reason}; {EARLIER_OUTPUT_KEPT}"
         entry = make_entry(planned.task, status, self.config.output, reason, output,
                            decoded.size if decoded else None, started, final_failure)
-        return replace(entry, hints=recorded_hints(planned.hints)) if planned.hints else entry
+        return replace(entry, **recorded_guides(planned))
 
     def run(self, photos: Iterable[PlannedOutput]) -> None:
         """Colour `photos`; raises KeyboardInterrupt after recording the work in flight when stopped."""
@@ -103,8 +105,8 @@ class PhotoPipeline:
                     break
                 planned, started, future = pending.popleft()
                 self._decoded(planned, started, self._await_decode(future))
-            for size in list(self.groups):
-                self._infer(size)
+            for key in list(self.groups):
+                self._infer(key)
             self._drain(0)
         except KeyboardInterrupt:
             interrupted = True
@@ -166,13 +168,14 @@ class PhotoPipeline:
         if refusal:
             self.record(self._entry(planned, STATUS_FAILED, refusal, decoded=decoded, started=started))
             return
-        group = self.groups.setdefault(decoded.size, [])
+        key = (*decoded.size, planned.reference.sha256 if planned.reference else "")
+        group = self.groups.setdefault(key, [])
         group.append(_Waiting(planned, decoded, started))
         if len(group) >= self.plan.batch_size:
-            self._infer(decoded.size)
+            self._infer(key)
         elif sum(len(g) for g in self.groups.values()) > self.plan.batch_size * 2:
             # Too many images wait for a partner of their size: run the largest group now.
-            self._infer(max(self.groups, key=lambda size: len(self.groups[size])))
+            self._infer(max(self.groups, key=lambda waiting: len(self.groups[waiting])))
 
     def _hints_refusal(self, planned: PlannedOutput, decoded: DecodedImage) -> str:
         """Why the engine cannot take this photo's hints (one outside the image), or ''. Checked
@@ -185,8 +188,8 @@ class PhotoPipeline:
             return f"--hints: {error}"
         return ""
 
-    def _infer(self, size: tuple[int, int]) -> None:
-        self.batches.append(self.inferrers.submit(self._colour_group, self.groups.pop(size)))
+    def _infer(self, key: tuple[int, int, str]) -> None:
+        self.batches.append(self.inferrers.submit(self._colour_group, self.groups.pop(key)))
         # Enough batches queued to keep every stream busy while the oldest is encoded.
         self._drain(self.plan.streams + 1)
 
@@ -194,14 +197,15 @@ class PhotoPipeline:
         batch = np.stack([waiting.decoded.gray for waiting in group])[:, None]
         # Only a batch with hinted photos passes hints: the rest colour exactly as without --hints.
         hints = [list(waiting.planned.hints) for waiting in group] if any(w.planned.hints for w in group) else None
+        reference = group[0].planned.reference.rgb() if group[0].planned.reference else None
         began = time.perf_counter()
         widths: list[np.ndarray | None] = [None] * len(group)
         try:
             if self.config.uncertainty:
-                rgb, interval = self.engine.colorize(batch, with_uncertainty=True, hints=hints)
+                rgb, interval = self.engine.colorize(batch, with_uncertainty=True, hints=hints, reference=reference)
                 widths = list(interval_width(interval, channels_last=True))
             else:
-                rgb = self.engine.colorize(batch, hints=hints)
+                rgb = self.engine.colorize(batch, hints=hints, reference=reference)
         except EngineError as error:
             return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
                                 started=waiting.started) for waiting in group]

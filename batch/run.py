@@ -5,8 +5,8 @@ The order of a run: check the sources and open the engines
 is created, so a start that cannot work leaves no folder; then lock the
 output folder, remove a killed run's partial files, list the inputs
 (`sources`), decide every output name (`naming`), give each its `--hints`
-(`hints`), and sort the inputs: done by an earlier run (with the same
-hints), failing before any work (their reason goes straight to the
+(`hints`) and reference photo (`reference`), and sort the inputs: done by an
+earlier run (with the same guides), failing before any work (their reason goes straight to the
 manifest), or to do. Photos run first (`photos`), then videos
 (`video/phase`); each result is
 recorded as it completes (`recording`). Ctrl-C finishes the work in flight
@@ -26,12 +26,14 @@ from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
 from retint.batch.decode import describe_exception
-from retint.batch.hints import attach_hints, recorded_by_identity, require_hint_inputs
+from retint.batch.guides import guides_by_identity
+from retint.batch.hints import attach_hints, require_hint_inputs
 from retint.batch.interrupt import ctrl_c_sets
 from retint.batch.lock import OutputLock
 from retint.batch.manifest import STATUS_FAILED, Manifest
 from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
+from retint.batch.reference import attach_references, require_reference_input
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
 from retint.batch.video.phase import VideoPhase
@@ -117,7 +119,7 @@ class BatchRun:
             return None
         owner = manifest.owners.get(relative)
         if owner == task.identity:
-            return None  # its own output, made with other hints (manifest.stale): coloured again over it
+            return None  # its own output, made with other guides (manifest.stale): coloured again over it
         if owner is not None:
             return (f"its output {relative} holds {owner}, coloured by an earlier run; "
                     f"rerun with --overwrite or another -o")
@@ -126,7 +128,7 @@ class BatchRun:
 
     def _own_output_replaced(self, planned: PlannedOutput) -> PlannedOutput:
         """`planned`, told to write over its output where that is its own from an earlier run with
-        other hints (an output is otherwise never replaced without --overwrite)."""
+        other guides (an output is otherwise never replaced without --overwrite)."""
         if planned.output is None or planned.task.identity not in self.manifest.stale:
             return planned
         own = self.manifest.owners.get(str(planned.output.relative_to(self.config.output))) == planned.task.identity
@@ -152,23 +154,29 @@ class BatchRun:
 
 def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
     """The engines (or, with --ray, the checked request the actors will open), before anything is
-    created: a start that fails (a bad engine, no CUDA, no uncertainty head, --hints for a model
-    that takes none) leaves no output folder and no lock."""
+    created: a start that fails (a bad engine, no CUDA, no uncertainty head, --hints or --reference
+    for a model that takes none) leaves no output folder and no lock."""
     if config.ray:
         from retint.batch.ray.runner import RayColouring
 
         artefact = check_request(config.engine_request())
-        if config.hints:
-            require_hint_inputs(artefact.name, artefact.metadata.bins() if artefact.metadata else None)
+        _require_guide_inputs(config, artefact.name, artefact.metadata.bins() if artefact.metadata else None)
         return RayColouring(config, log)
     engines = open_engines(config.engine_request())
-    if config.hints:
-        try:
-            require_hint_inputs(engines.artefact.name, engines.main.spec.colour_bins)
-        except InputError:
-            engines.close()
-            raise
+    try:
+        _require_guide_inputs(config, engines.artefact.name, engines.main.spec.colour_bins)
+    except InputError:
+        engines.close()
+        raise
     return LocalColouring(config, engines, log)
+
+
+def _require_guide_inputs(config: BatchConfig, model_name: str, bins) -> None:
+    """InputError (exit 2) where the run gives hints or a reference to a model that takes none."""
+    if config.hints:
+        require_hint_inputs(model_name, bins)
+    if config.references:
+        require_reference_input(model_name, bins)
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:
@@ -191,9 +199,10 @@ def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> S
         tasks = find_tasks(config.sources, config.output, BATCH_IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         planned = attach_hints(plan_outputs(tasks, config.output, config.output_format, config.uncertainty),
                                config.hints, log)
+        planned = attach_references(planned, config.references, set(config.hints), log)
         writers = {str(item.output.relative_to(config.output)): item.task.identity
                    for item in planned if item.output is not None}
-        manifest = Manifest(config.output, config.overwrite, writers, recorded_by_identity(planned))
+        manifest = Manifest(config.output, config.overwrite, writers, guides_by_identity(planned))
         runner = BatchRun(config, manifest, planned, colouring)
         try:
             with ctrl_c_sets(runner.stop):

@@ -145,16 +145,24 @@ def _checked_point(point: Sequence[float], width: int, height: int) -> Hint:
     return x, y, a, b
 
 
+def reference_thumbnail(reference_rgb: np.ndarray) -> np.ndarray:
+    """A reference photo (uint8 RGB [H,W,3]) shrunk to at most REFERENCE_SIDE a side: all that its
+    histogram reads, so a caller may keep this instead of the photo (the histogram is the same)."""
+    height, width = reference_rgb.shape[:2]
+    scale = min(1.0, REFERENCE_SIDE / max(height, width))
+    if scale >= 1.0:
+        return reference_rgb
+    return cv2.resize(reference_rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def reference_histogram(reference_rgb: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """A reference photo (uint8 RGB [H,W,3]) -> its global hint [Q+1]: the share of its pixels
     nearest each bin, and the flag 1."""
     if not isinstance(reference_rgb, np.ndarray) or reference_rgb.dtype != np.uint8 \
             or reference_rgb.ndim != 3 or reference_rgb.shape[2] != 3 or min(reference_rgb.shape[:2]) < 1:
         raise EngineError("a reference must be a uint8 RGB image shaped [H,W,3]")
-    height, width = reference_rgb.shape[:2]
-    scale = min(1.0, REFERENCE_SIDE / max(height, width))
-    small = cv2.resize(reference_rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1.0 else reference_rgb
+    small = reference_thumbnail(reference_rgb)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)
     distances = ((lab[:, None, 1:] - centres[None]) ** 2).sum(-1)
     counts = np.bincount(distances.argmin(1), minlength=len(centres)).astype(np.float32)

@@ -47,9 +47,11 @@ class StagedEngine(Engine):
         self._distribution = None
         self._distribution_lock = threading.Lock()
 
-    def predict(self, gray: np.ndarray) -> np.ndarray:
-        """ab [N,2,r,r] of automatic colouring (r: the generator's output size)."""
-        return self._predict(as_batch(gray, self.spec.limits))
+    def predict(self, gray: np.ndarray, *, reference: np.ndarray | None = None) -> np.ndarray:
+        """ab [N,2,r,r] (r: the generator's output size): automatic colouring, or guided by the palette
+        of `reference` (a uint8 RGB photo; distribution-head engines with a global-hint input)."""
+        batch = as_batch(gray, self.spec.limits)
+        return self._predict(batch, None if reference is None else self.controls_for(batch, reference=reference))
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
         """Grey + ab (from `predict`, perhaps smoothed) -> rgb uint8 [N,H,W,3]."""

@@ -29,6 +29,7 @@ from retint.batch.manifest import STATUS_FAILED, Entry
 from retint.batch.naming import PlannedOutput, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
 from retint.batch.recording import StageClock, Summary, make_entry
+from retint.batch.reference import ReferencePhoto
 from retint.batch.sources import Task
 from retint.batch.video.phase import VideoPhase
 from retint.errors import OutputError
@@ -50,18 +51,21 @@ def work_units(todo: list[PlannedOutput]) -> list[dict[str, str]]:
 
 def _as_json(planned: PlannedOutput) -> dict[str, Any]:
     assert planned.output is not None  # inputs that fail up front are recorded by the driver
-    # Each input carries its own --hints (as exact floats: JSON keeps a float's every digit) and
-    # whether it writes over its own earlier output; the actors' config has no hints table.
+    # Each input carries its own --hints (as exact floats: JSON keeps a float's every digit), its
+    # reference's sha256 (the actors' config holds the reference photos) and whether it writes over
+    # its own earlier output; the actors' config has no hints table.
     return {"source": os.path.abspath(planned.task.source), "relative": str(planned.task.relative),
             "identity": planned.task.identity, "output": os.path.abspath(planned.output), "note": planned.note,
-            "hints": [list(hint) for hint in planned.hints], "replaces_own": planned.replaces_own}
+            "hints": [list(hint) for hint in planned.hints], "replaces_own": planned.replaces_own,
+            "reference": planned.reference.sha256 if planned.reference else None}
 
 
-def _planned(raw: dict[str, Any]) -> PlannedOutput:
+def _planned(raw: dict[str, Any], references: dict[str, ReferencePhoto]) -> PlannedOutput:
     task = Task(source=Path(raw["source"]), relative=Path(raw["relative"]), identity=raw["identity"])
     hints = tuple((float(x), float(y), float(a), float(b)) for x, y, a, b in raw["hints"])
     return PlannedOutput(task, Path(raw["output"]), note=raw["note"], hints=hints,
-                         replaces_own=bool(raw["replaces_own"]))
+                         replaces_own=bool(raw["replaces_own"]),
+                         reference=references[raw["reference"]] if raw["reference"] else None)
 
 
 def entry_from_json(text: str) -> Entry:
@@ -89,7 +93,8 @@ class EngineActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.entries = {}
-        planned = [_planned(raw) for text in batch["files"] for raw in json.loads(text)]
+        references = self.config.references.photos()
+        planned = [_planned(raw, references) for text in batch["files"] for raw in json.loads(text)]
         photos, videos = split_photos_and_videos(planned)
         self._guarded(photos, lambda: PhotoPipeline(self.config, self.engines.main, self.engines.plan, StageClock(),
                                                    self._record, self.no_stop).run(photos))

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from retint.batch.config import BatchConfig
 from retint.batch.decode import DecodeFailure, describe_exception
+from retint.batch.guides import recorded_guides
 from retint.batch.hints import HINTS_NOT_APPLIED
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
@@ -63,6 +64,7 @@ class VideoPhase:
                                      on_frames=frames_bar.update, should_stop=self.stop.is_set,
                                      replace_existing=config.overwrite or planned.replaces_own,
                                      on_open=lambda frames: _set_total(frames_bar, frames),
+                                     reference=planned.reference.rgb() if planned.reference else None,
                                      before_publish=lambda figures, finished: journal_entry(
                                          config.output, self._entry(planned, figures, staged_engine, started),
                                          finished))
@@ -88,7 +90,8 @@ class VideoPhase:
         reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only, unhinted) if part)
         entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
         figures = figures | {"engine": (staged_engine or self.engines.for_video()).spec.label()}
-        return replace(entry, width=figures["width"], height=figures["height"], video=figures)
+        return replace(entry, width=figures["width"], height=figures["height"], video=figures,
+                       **recorded_guides(planned))
 
     def _by_stages(self) -> Engine:
         """The engine by stages, for smoothing chroma between predict and compose; the log says so

@@ -67,16 +67,17 @@ class ChromaSmoother:
 class _FrameColourer:
     """Colours batches of frames, through the fused engine or, smoothed, by stages."""
 
-    def __init__(self, engine, staged_engine, alpha: float):
+    def __init__(self, engine, staged_engine, alpha: float, reference: np.ndarray | None = None):
         self.engine = engine
         self.staged_engine = staged_engine
+        self.reference = reference  # a reference photo's thumbnail: its palette guides every frame
         self.smoother = ChromaSmoother(alpha) if alpha > 0 else None
 
     def __call__(self, frames: list[GreyFrame]) -> np.ndarray:
         grays = np.stack([frame.gray for frame in frames])[:, None]
         if self.smoother is None:
-            return self.engine.colorize(grays)
-        ab = self.staged_engine.predict(grays)
+            return self.engine.colorize(grays, reference=self.reference)
+        ab = self.staged_engine.predict(grays, reference=self.reference)
         smoothed = np.stack([self.smoother(frame.gray, ab[i]) for i, frame in enumerate(frames)])
         return self.staged_engine.compose(grays, smoothed.astype(np.float32))
 
@@ -140,8 +141,10 @@ def colour_video(source: Path, destination: Path, engine, staged_engine, options
                    should_stop: Callable[[], bool] = lambda: False,
                    replace_existing: bool = True,
                    before_publish: Callable[[dict[str, Any], os.stat_result], None] | None = None,
-                   on_open: Callable[[int | None], None] = lambda frames: None) -> dict[str, Any]:
+                   on_open: Callable[[int | None], None] = lambda frames: None,
+                   reference: np.ndarray | None = None) -> dict[str, Any]:
     """Write the coloured `source` to `destination`; returns the manifest's video figures.
+    `reference`: a reference photo (uint8 RGB) whose palette guides every frame.
 
     A full or read-only output disk raises OutputError; `replace_existing` False never
     replaces a file that is at `destination` by the time the video is finished.
@@ -154,7 +157,7 @@ def colour_video(source: Path, destination: Path, engine, staged_engine, options
     av = import_av()
     began = time.perf_counter()
     queue_size = options.batch_size * 3
-    colour = _FrameColourer(engine, staged_engine, options.temporal_smoothing)
+    colour = _FrameColourer(engine, staged_engine, options.temporal_smoothing, reference)
     frames_done = 0
     first: GreyFrame | None = None
     last: GreyFrame | None = None

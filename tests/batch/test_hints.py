@@ -16,11 +16,12 @@ import pytest
 from PIL import Image
 
 from batchrun import batch
-from imagemaker import grey_photo
+from imagemaker import grey_photo, natural_like_image, write_rgb
 from retint.batch.config import BatchConfig
 from retint.batch.decode import decode
 from retint.batch.hints import HINTS_NOT_APPLIED, HintTable, read_hints_file
 from retint.batch.manifest import read_manifest
+from retint.batch.reference import ReferenceTable, read_reference
 from retint.batch.run import run_batch
 from retint.runtime import open_engines
 from retint.runtime.hints import hints_as_json, hints_from_json
@@ -175,7 +176,7 @@ def test_a_photo_whose_new_hints_fail_keeps_its_earlier_output_and_line_for_the_
     code, _, entries, _ = colorize(source, output, engine, "--hints",
                                    hints_file(tmp_path / "bad.json", {"a.png": [{"x": 1, "y": 99, "a": 0, "b": 0}]}))
     assert code == 3 and entries["a.png"]["status"] == "failed"
-    assert "its earlier output (coloured with other hints) is left as it was" in entries["a.png"]["reason"]
+    assert "its earlier output (coloured with other hints or reference) is left as it was" in entries["a.png"]["reason"]
     assert (output / "a.png").read_bytes() == before
     code, _, entries, summary = colorize(source, output, engine, "--hints", tmp_path / "good.json")
     assert code == 0 and summary["counts"] == {} and summary["already_done"] == 1  # still retint's, still done
@@ -257,7 +258,7 @@ def test_a_regression_model_refuses_hints_before_anything_is_created(tmp_path):
 def test_the_hint_table_is_immutable_and_travels_by_pickle(tmp_path):
     import pickle
 
-    table = read_hints_file(hints_file(tmp_path / "hints.json", {"a.png": RED, "b/c.png": []}))
+    table = read_hints_file(hints_file(tmp_path / "hints.json", {"a.png": RED, "b/c.png": []})).hints
     assert dict(table) == {"a.png": tuple(as_points(RED)), "b/c.png": ()}
     assert pickle.loads(pickle.dumps(table)) == table and hash(table) == hash(HintTable(dict(table)))
     with pytest.raises(TypeError):
@@ -270,10 +271,13 @@ def test_ray_carries_each_photos_hints_to_its_worker(exported_distribution, tmp_
     ray = pytest.importorskip("ray")
     engine = v2_engine(exported_distribution)
     source = photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
-    table = read_hints_file(hints_file(tmp_path / "hints.json", {"a.png": GRID}))
-    settings = dict(sources=(source,), engine=engine, backend="onnxruntime", progress=False, hints=table)
+    table = read_hints_file(hints_file(tmp_path / "hints.json", {"a.png": GRID})).hints
+    palette = read_reference(write_rgb(tmp_path / "square.jpg", natural_like_image(60, 80, 3)), 10 ** 8)
+    settings = dict(sources=(source,), engine=engine, backend="onnxruntime", progress=False, hints=table,
+                    references=ReferenceTable(by_key=(("b.png", palette),)))
     run_batch(BatchConfig(output=tmp_path / "local", **settings), log=lambda line: None)
-    run_batch(BatchConfig(output=tmp_path / "plain", **(settings | {"hints": HintTable()})), log=lambda line: None)
+    run_batch(BatchConfig(output=tmp_path / "plain", **(settings | {"hints": HintTable(), "references": ReferenceTable()})),
+              log=lambda line: None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         summary = run_batch(BatchConfig(output=tmp_path / "ray", ray=True, **settings), log=lambda line: None)
@@ -282,13 +286,16 @@ def test_ray_carries_each_photos_hints_to_its_worker(exported_distribution, tmp_
     assert summary.counts == {"ok": 2}
     entries = {os.path.basename(entry["source"]): entry for entry in read_manifest(tmp_path / "ray")[0]}
     assert entries["a.png"]["hints"] == hints_as_json(as_points(GRID)) and "hints" not in entries["b.png"]
+    # b.png's reference rides to the worker by its sha256, its thumbnail in the actors' config.
+    assert entries["b.png"]["reference"] == palette.recorded() and "reference" not in entries["a.png"]
 
     def difference(first: Path, second: Path) -> float:
         return float(np.abs(rgb(first).astype(int) - rgb(second)).mean())
 
     assert difference(tmp_path / "ray" / "a.png", tmp_path / "local" / "a.png") <= 1.0
     assert difference(tmp_path / "ray" / "a.png", tmp_path / "plain" / "a.png") > 5.0
-    assert difference(tmp_path / "ray" / "b.png", tmp_path / "plain" / "b.png") <= 1.0
+    assert difference(tmp_path / "ray" / "b.png", tmp_path / "local" / "b.png") <= 1.0
+    assert difference(tmp_path / "ray" / "b.png", tmp_path / "plain" / "b.png") > 0.0
 
 
 def test_fuzzed_hints_files_are_read_or_refused_in_one_line(tmp_path):
@@ -317,7 +324,7 @@ def test_fuzzed_hints_files_are_read_or_refused_in_one_line(tmp_path):
                 data[:] = b""
         path.write_bytes(bytes(data))
         try:
-            table = read_hints_file(path)
+            table = read_hints_file(path).hints
         except HintError as error:
             refused += 1
             assert "\n" not in str(error) and str(error).startswith(f"--hints {path}: ")

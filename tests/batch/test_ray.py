@@ -62,7 +62,8 @@ def test_a_driver_killed_with_sigkill_is_finished_by_a_rerun(tmp_path):
     entries, summary = read_manifest(out)
     by_source = sources_once(entries)
     assert len(by_source) == 242
-    assert sorted(entry["status"] for entry in by_source.values()).count("ok") == 240
+    assert sorted(entry["status"] for entry in by_source.values()).count("ok") == 240, \
+        [entry["reason"] for entry in by_source.values() if entry["status"] != "ok"]
     for entry in by_source.values():
         if entry["status"] == "ok":
             with Image.open(out / entry["output"]) as image:

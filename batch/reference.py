@@ -1,0 +1,186 @@
+"""A reference photo's palette for colorize-batch: `--reference PHOTO` for a whole run, and
+`"reference"` entries per folder (or photo) in the `--hints` file.
+
+Colour model v2 takes a global hint: the a*b* histogram of a colour photo of
+the same place and time (Zhang, Zhu et al. 2017), which tells it which
+colours the archive's world has. Each reference file is read once, before
+any work (`read_reference`: a file that cannot serve is one line, exit 2),
+and kept as the small thumbnail its histogram is taken from
+(`runtime.colour_controls.reference_thumbnail`), so a run of a million
+photos, or a Ray work unit, carries kilobytes, not the photo.
+
+Which reference an input gets (`ReferenceTable.for_input`): that of the
+longest hints-file key that is its own key or one of its folders, else
+`--reference`'s, else none; `"reference": null` in the file means none
+there, even under `--reference`. The manifest records it as its path and
+sha256 (`recorded`); a rerun colours again the inputs whose reference's
+sha256 changed (a moved file with the same bytes is the same reference).
+
+A black-and-white or toned reference is refused: its palette is greys (or
+one tint), and a whole archive coloured towards it is the mistake of a
+wrong file, not a choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Callable, Collection, Mapping
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from retint.batch.decode import SIXTEEN_BIT_MODES, SUPPORTED_FORMATS, DecodeFailure, describe_exception, \
+    read_regular_file
+from retint.batch.hints import UNKNOWN_KEYS_SHOWN, input_key
+from retint.batch.naming import PlannedOutput
+from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, tone_spread
+from retint.errors import InputError
+from retint.runtime.colour_controls import REFERENCE_SIDE, ColourBins, reference_thumbnail
+
+
+class ReferenceError(InputError):
+    """A reference photo that cannot serve (exit 2); the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class ReferencePhoto:
+    """One reference file, as read at the start: its path, its bytes' sha256, its thumbnail."""
+
+    path: str  # absolute, as the user's path resolved at the start
+    sha256: str
+    pixels: bytes = field(repr=False)  # the thumbnail, uint8 RGB, row-major
+    shape: tuple[int, int] = (0, 0)  # the thumbnail's (height, width)
+
+    def rgb(self) -> np.ndarray:
+        """The thumbnail, uint8 RGB [h,w,3]: what the engine's `reference=` takes."""
+        return np.frombuffer(self.pixels, np.uint8).reshape(*self.shape, 3)
+
+    def recorded(self) -> dict[str, str]:
+        """What a manifest line records of it."""
+        return {"path": self.path, "sha256": self.sha256}
+
+
+def _rgb_pixels(data: bytes, max_pixels: int) -> np.ndarray:
+    """The photo in `data` as uint8 RGB in its displayed orientation, decoded at a reduced scale
+    where the format allows (only its thumbnail is kept)."""
+    opened = Image.open(io.BytesIO(data))
+    if opened.format not in SUPPORTED_FORMATS:
+        raise DecodeFailure(f"unsupported format {opened.format}")
+    width, height = opened.size
+    if width * height > max_pixels:
+        raise DecodeFailure(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels {max_pixels}")
+    opened.draft("RGB", (REFERENCE_SIDE, REFERENCE_SIDE))  # JPEG: a DCT-scaled decode, still >= the side
+    image = ImageOps.exif_transpose(opened)
+    if image.mode in SIXTEEN_BIT_MODES:
+        image = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8))
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> ReferencePhoto:
+    """The reference photo at `path`, read once and checked; ReferenceError (one line) where it
+    cannot be read or is not a colour photo. `where` names the option or hints-file key."""
+    shown = f"{where} {path}"
+    try:
+        data = read_regular_file(path)
+    except DecodeFailure as failure:
+        raise ReferenceError(f"{shown}: {failure}") from None
+    try:
+        if not data:
+            raise DecodeFailure("empty file (0 bytes)")
+        rgb = _rgb_pixels(data, max_pixels)
+    except DecodeFailure as failure:
+        raise ReferenceError(f"{shown}: {failure}") from None
+    except Exception as error:  # damaged files make Pillow raise almost anything
+        raise ReferenceError(f"{shown}: not an image this tool reads ({describe_exception(error)})") from None
+    thumbnail = np.ascontiguousarray(reference_thumbnail(rgb))
+    spread = tone_spread(thumbnail)
+    if spread < COLOUR_SPREAD_THRESHOLD:
+        raise ReferenceError(f"{shown}: a black-and-white or toned photo (tone spread {spread:.1f}, colour from "
+                             f"{COLOUR_SPREAD_THRESHOLD:g}): a reference gives its colours, so it must be a colour "
+                             f"photo")
+    return ReferencePhoto(path=str(Path(path).absolute()), sha256=hashlib.sha256(data).hexdigest(),
+                          pixels=thumbnail.tobytes(), shape=(thumbnail.shape[0], thumbnail.shape[1]))
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    """Which reference each input gets (see the module doc): immutable, hashable, picklable."""
+
+    default: ReferencePhoto | None = None  # --reference
+    by_key: tuple[tuple[str, ReferencePhoto | None], ...] = ()  # hints-file key -> its reference (None: none)
+
+    def __bool__(self) -> bool:
+        return self.default is not None or any(photo is not None for _, photo in self.by_key)
+
+    def for_input(self, key: str) -> ReferencePhoto | None:
+        """The reference of the input whose hints-file key is `key` (its path as OUT mirrors it)."""
+        entries = dict(self.by_key)
+        path = PurePosixPath(key)
+        for candidate in [path, *path.parents]:
+            if str(candidate) in entries:
+                return entries[str(candidate)]
+        return self.default
+
+    def photos(self) -> dict[str, ReferencePhoto]:
+        """sha256 -> each distinct reference photo."""
+        found = [self.default] + [photo for _, photo in self.by_key]
+        return {photo.sha256: photo for photo in found if photo is not None}
+
+    def unused_keys(self, input_keys: set[str]) -> list[str]:
+        """The file's reference keys that are neither an input nor a folder of one."""
+        folders = {str(parent) for key in input_keys for parent in PurePosixPath(key).parents}
+        return [key for key, _ in self.by_key if key not in input_keys and key not in folders]
+
+
+def read_references(default: Path | None, by_key: Mapping[str, Path | None], max_pixels: int,
+                    log: Callable[[str], None] = lambda line: None) -> ReferenceTable:
+    """Every reference named by `--reference` (`default`) and the hints file (`by_key`, paths resolved
+    already), each file read once; ReferenceError at the first that cannot serve."""
+    read: dict[Path, ReferencePhoto] = {}
+
+    def photo(path: Path, where: str) -> ReferencePhoto:
+        resolved = Path(path).absolute()
+        if resolved not in read:
+            read[resolved] = read_reference(path, max_pixels, where)
+        return read[resolved]
+
+    table = ReferenceTable(
+        default=photo(default, "--reference") if default is not None else None,
+        by_key=tuple((key, photo(path, f"--hints {key!r}: reference") if path is not None else None)
+                     for key, path in sorted(by_key.items())))
+    if read:
+        log(f"reference palette{'s' if len(read) > 1 else ''}: "
+            + ", ".join(f"{path.name} ({photo.sha256[:12]})" for path, photo in read.items()))
+    return table
+
+
+def attach_references(planned: list[PlannedOutput], table: ReferenceTable, hint_keys: Collection[str],
+                      log: Callable[[str], None]) -> list[PlannedOutput]:
+    """`planned` with each input's reference from `table`; one warning line for the file's reference
+    keys that name neither an input nor a folder of one (those that also hold hints are the hints'
+    warning's)."""
+    if not table:
+        return planned
+    result = [replace(item, reference=reference) if (reference := table.for_input(input_key(item.task.relative)))
+              else item for item in planned]
+    unused = [key for key in table.unused_keys({input_key(item.task.relative) for item in planned})
+              if key not in hint_keys]
+    if unused:
+        shown = ", ".join(unused[:UNKNOWN_KEYS_SHOWN]) + (", ..." if len(unused) > UNKNOWN_KEYS_SHOWN else "")
+        log(f"warning: --hints names {len(unused)} reference key(s) that are neither an input nor a folder of "
+            f"inputs, left unused: {shown}")
+    return result
+
+
+def require_reference_input(model_name: str, bins: ColourBins | None) -> None:
+    """ReferenceError (exit 2) where the model takes no reference: a regression model, or a v2 model
+    trained without the global-hint input."""
+    if bins is None:
+        raise ReferenceError(f"--reference: {model_name} is a regression model (one colour per pixel): it takes "
+                             f"no reference photo; colour model v2 artefacts do")
+    if not bins.global_hint:
+        raise ReferenceError(f"--reference: {model_name} has no global-hint input (trained with --no-global-hint): "
+                             f"it takes no reference photo")
