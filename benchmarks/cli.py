@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from retint.benchmarks.reference_quality import REFERENCE_MODES
 from retint.commands import RetintCommand, RetintGroup
 from retint.errors import RetintError
 from retint.runtime import BACKENDS, DEFAULT_STREAMS_TEXT
@@ -183,14 +184,23 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("--hints", type=click.IntRange(0), default=0,
               help="Distribution-head engines: this many hints per photo taken from its truth (random pixels "
                    "of chroma 10 or more, the mean a*b* of the 5x5 patch around each); 0 colours automatically.")
+@click.option("--reference", "reference_mode", type=click.Choice(REFERENCE_MODES), default="none", show_default=True,
+              help="Distribution-head engines with a global-hint input: colour each photo with a reference "
+                   "photo's palette, and compare with automatic colouring of the same photos in this run, by "
+                   "source. truth: the photo's own original (an upper bound); same-source: the next photo "
+                   "of its source in name order (the real use).")
+@click.option("--source", "sources", multiple=True, metavar="PREFIX",
+              help="With --reference: the photos whose names start with PREFIX are one source (repeatable; "
+                   "the longest match wins)  [default: one source per folder].")
 @click.option("--people", multiple=True, metavar="PREFIX",
               help="Also report the photos whose names start with PREFIX as a group (repeatable).")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write quality.md, quality.json and contact-sheet.png (grey | model | truth) here.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mute_uncertain: bool, degrade: bool,
-            seed: int, render_size: int, temperature: float | None, hints: int, people: tuple[str, ...],
-            output_dir: Path | None, json_path: Path | None) -> None:
+            seed: int, render_size: int, temperature: float | None, hints: int, reference_mode: str,
+            sources: tuple[str, ...], people: tuple[str, ...], output_dir: Path | None,
+            json_path: Path | None) -> None:
     """Colour quality on PHOTOS (colour photos, or folders of them): mean CIEDE2000, PSNR,
     colourfulness and an EfficientNet-Lite0 Frechet distance, next to grey and the truth."""
     import json
@@ -208,6 +218,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         score,
         truth_hints,
     )
+    from retint.benchmarks.reference_quality import compare_with_automatic, reference_indices, reference_report
     from retint.benchmarks.report import environment, write_json
     from retint.files import write_bytes_atomically, write_text_atomically
 
@@ -216,18 +227,42 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
     if not names:
         raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
                           f"({len(skipped)} grey or unreadable)")
+    chosen = reference_indices(names, reference_mode, sources)
+    left_out = [name for name, index in zip(names, chosen) if index is None] if reference_mode != "none" else []
+    if left_out:
+        kept = [i for i, index in enumerate(chosen) if index is not None]
+        if not kept:
+            raise RetintError("--reference same-source: no source has two photos to take a reference from "
+                              "(name the sources with --source PREFIX)")
+        references = [truth[chosen[i]] for i in kept]
+        names, truth = [names[i] for i in kept], truth[kept]
+    else:
+        references = [truth[index] for index in chosen if index is not None]
     label, colorize = _quality_engine(engine_path, backend, mute_uncertain, temperature)
     greys = grey_inputs(truth, config)
-    with tqdm(total=len(greys), desc="colouring", unit="photo", leave=False) as bar:
-        output = colour_with(colorize, greys, bar.update, truth_hints(truth, config) if hints else None)
-    scored = ScoredPhotos(names, truth, np.repeat(greys[..., None], 3, axis=3), output, skipped)
+    photo_hints = truth_hints(truth, config) if hints else None
+    if references:  # an engine that takes no reference refuses here, before any work
+        colorize(np.ascontiguousarray(greys[:1, None]), reference=references[0])
+    passes = 2 if reference_mode != "none" else 1
+    with tqdm(total=len(greys) * passes, desc="colouring", unit="photo", leave=False) as bar:
+        output = colour_with(colorize, greys, bar.update, photo_hints)
+        automatic = output
+        if reference_mode != "none":
+            output = colour_with(colorize, greys, bar.update, photo_hints, references)
+    grey_rgb = np.repeat(greys[..., None], 3, axis=3)
+    scored = ScoredPhotos(names, truth, grey_rgb, output, skipped)
     result = score(scored, people)
     report = markdown_report(result, label, config)
+    if reference_mode != "none":
+        by_source = compare_with_automatic(names, sources, truth, grey_rgb, automatic, output)
+        result["reference"] = {"mode": reference_mode, "by_source": by_source, "left_out": left_out}
+        report += reference_report(reference_mode, by_source, left_out)
     click.echo(report, nl=False)
     document = {"benchmark": "quality", "environment": environment(), "engine": label,
                 "config": {"render_size": render_size, "degrade": degrade, "seed": seed,
                            "mute_uncertain": mute_uncertain, "temperature": temperature, "hints": hints,
-                           "people": list(people)}, **result}
+                           "reference": reference_mode, "sources": list(sources), "people": list(people)},
+                **result}
     write_json(json_path, document)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -252,13 +287,15 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
         graph = DeployColouriser(generator, render_size).eval()
         bins = bins_of(colour_bins_metadata(generator))
 
-        def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
+        def colorize(gray: np.ndarray, hints=None, reference=None) -> np.ndarray:
             controls = ()
             if bins is not None:
-                feeds = colour_controls(bins, gray.shape[0], gray.shape[2:], render_size, hints, temperature).feeds()
+                feeds = colour_controls(bins, gray.shape[0], gray.shape[2:], render_size, hints, temperature,
+                                        reference).feeds()
                 controls = tuple(torch.from_numpy(array) for array in feeds.values())
-            elif hints is not None or temperature is not None:
-                raise RetintError(f"{engine_path.name} is a regression model: it takes no hints or temperature")
+            elif hints is not None or temperature is not None or reference is not None:
+                raise RetintError(f"{engine_path.name} is a regression model: it takes no hints, temperature or "
+                                  f"reference")
             with torch.no_grad():
                 return graph(torch.from_numpy(gray), *controls).numpy()
 
@@ -270,8 +307,8 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
     name = engine_path.name if engine_path else "bundled default model"
     muted = ", chroma muted where the interval is wide" if mute_uncertain else ""
 
-    def colorize(gray: np.ndarray, hints=None) -> np.ndarray:
-        return engine.colorize(gray, hints=hints, temperature=temperature)
+    def colorize(gray: np.ndarray, hints=None, reference=None) -> np.ndarray:
+        return engine.colorize(gray, hints=hints, temperature=temperature, reference=reference)
 
     return f"{name} [{engine.spec.backend}/{engine.spec.provider}/{engine.spec.precision}{muted}]", colorize
 

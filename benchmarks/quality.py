@@ -123,7 +123,7 @@ def truth_hints(truth: np.ndarray, config: QualityConfig) -> list[list[tuple[flo
     """Per photo, `config.hints` (x, y, a, b) hints from the truth (uint8 RGB [N,S,S,3]): random
     pixels of chroma >= 10 holding the mean a*b* of the 5x5 patch around them."""
     hints = []
-    lab = rgb_uint8_to_lab(_to_tensor(truth))
+    lab = rgb_uint8_to_lab(to_tensor(truth))
     patch = torch.nn.functional.avg_pool2d(lab[:, 1:], HINT_PATCH, 1, HINT_PATCH // 2, count_include_pad=False)
     for index in range(len(truth)):
         rng = np.random.default_rng((config.seed, index, 1))
@@ -136,9 +136,19 @@ def truth_hints(truth: np.ndarray, config: QualityConfig) -> list[list[tuple[flo
 
 def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
                 progress: Callable[[int], None] = lambda done: None,
-                hints: list[list[tuple[float, float, float, float]]] | None = None) -> np.ndarray:
+                hints: list[list[tuple[float, float, float, float]]] | None = None,
+                references: list[np.ndarray | None] | None = None) -> np.ndarray:
     """The grey photos [N,S,S] coloured by `colorize` in batches of ENGINE_BATCH, with each photo's
-    hints when given: the RGB outputs."""
+    hints when given: the RGB outputs. With `references` (per photo, a uint8 RGB photo or None) each
+    photo is coloured alone, with its own reference (the engine takes one per call)."""
+    if references is not None:
+        outputs = []
+        for index, reference in enumerate(references):
+            photo_hints = None if hints is None else hints[index: index + 1]
+            outputs.append(colorize(np.ascontiguousarray(greys[index: index + 1, None]), hints=photo_hints,
+                                    reference=reference))
+            progress(1)
+        return np.concatenate(outputs)
     outputs = []
     for start in range(0, len(greys), ENGINE_BATCH):
         batch = np.ascontiguousarray(greys[start: start + ENGINE_BATCH, None])
@@ -155,7 +165,7 @@ def hint_fidelity(output: np.ndarray, hints: list[list[tuple[float, float, float
     between the output and the hint's a*b* on the output's own lightness (what a user who
     clicked that colour expects there); mean and 90th percentile over all hints."""
     distances = []
-    lab = rgb_uint8_to_lab(_to_tensor(output))
+    lab = rgb_uint8_to_lab(to_tensor(output))
     for index, points in enumerate(hints):
         for x, y, a, b in points:
             shown = lab[index, :, int(y), int(x)]
@@ -176,7 +186,7 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
     """Issue 32's test of `Engine.suggest`: at random pixels (seeded) whose true chroma is at least 10,
     the share whose top 1, 3 and 5 suggestions hold the true colour family (a suggestion of
     chroma >= 5 with hue within 30 degrees of the truth's), from the grey alone (no hints)."""
-    lab = rgb_uint8_to_lab(_to_tensor(truth))
+    lab = rgb_uint8_to_lab(to_tensor(truth))
     hits = {1: 0, 3: 0, 5: 0}
     pixels = 0
     for index, grey in enumerate(greys):
@@ -200,7 +210,7 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
     return {"pixels": pixels, **{f"top{top}": hits[top] / max(pixels, 1) for top in hits}}
 
 
-def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
 
 
@@ -233,7 +243,7 @@ def pooled_features(rgb: np.ndarray) -> np.ndarray:
     """The frozen ImageNet EfficientNet-Lite0 pooled features of uint8 RGB photos [N,H,W,3], for the
     Frechet distance."""
     network = _feature_network()
-    batches = [network.pooled(_to_tensor(rgb[i: i + 16]).float() / 255.0) for i in range(0, len(rgb), 16)]
+    batches = [network.pooled(to_tensor(rgb[i: i + 16]).float() / 255.0) for i in range(0, len(rgb), 16)]
     return torch.cat(batches).numpy()
 
 
@@ -243,7 +253,7 @@ def reference_colours(truth_lab: torch.Tensor, grey: torch.Tensor) -> torch.Tens
     return rgb_to_uint8(compose_rgb(input_lightness, truth_lab[:, 1:]))
 
 
-def _mean_ciede2000(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> np.ndarray:
+def mean_ciede2000(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> np.ndarray:
     return ciede2000(candidate_lab, reference_lab).flatten(1).mean(1).numpy()
 
 
@@ -265,23 +275,23 @@ def _group_summary(chosen: list[int], per_photo: dict[str, np.ndarray], output_l
 def score(photos: ScoredPhotos, people: tuple[str, ...] = ()) -> dict[str, Any]:
     """Per-photo and mean figures of output and grey against the reference; `people`: name
     prefixes of photos also summed up as their own group."""
-    truth = _to_tensor(photos.truth)
+    truth = to_tensor(photos.truth)
     truth_lab = rgb_uint8_to_lab(truth)
-    reference = reference_colours(truth_lab, _to_tensor(photos.grey))
+    reference = reference_colours(truth_lab, to_tensor(photos.grey))
     reference_lab = rgb_uint8_to_lab(reference)
     per_photo: dict[str, np.ndarray] = {}
     bands = {}
     families = {}
     candidate_labs = {}
     for label, candidate in (("output", photos.output), ("grey", photos.grey)):
-        tensor = _to_tensor(candidate)
+        tensor = to_tensor(candidate)
         candidate_lab = rgb_uint8_to_lab(tensor)
         candidate_labs[label] = candidate_lab
         bands[label] = (warm_hue_cast(candidate_lab, reference_lab),
                         foliage_kept_green(candidate_lab, reference_lab))
         families[label] = colour_families(candidate_lab, reference_lab)
-        per_photo[f"{label}_ciede2000"] = _mean_ciede2000(candidate_lab, reference_lab)
-        per_photo[f"{label}_ciede2000_to_untouched_truth"] = _mean_ciede2000(candidate_lab, truth_lab)
+        per_photo[f"{label}_ciede2000"] = mean_ciede2000(candidate_lab, reference_lab)
+        per_photo[f"{label}_ciede2000_to_untouched_truth"] = mean_ciede2000(candidate_lab, truth_lab)
         per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
         per_photo[f"{label}_colourfulness"] = colourfulness(tensor.float()).numpy()
     per_photo["truth_colourfulness"] = colourfulness(truth.float()).numpy()

@@ -175,3 +175,50 @@ def test_hint_fidelity_is_zero_where_the_output_shows_the_hinted_colour():
     assert exact["hints"] == 1 and exact["mean_ciede2000"] < 0.5
     far = hint_fidelity(output, [[(2, 3, -float(lab[1]), -float(lab[2]))]])
     assert far["mean_ciede2000"] > 20
+
+
+def test_reference_photos_are_the_next_of_the_same_source_in_name_order():
+    from retint.benchmarks.reference_quality import reference_indices, source_of
+
+    names = ["/p/town-b.png", "/p/farm-1.png", "/p/town-a.png", "/p/town-c.png", "/p/farmhouse-1.png",
+             "/q/lone.png", "/p/farm-2.png"]
+    prefixes = ("town", "farm", "farmhouse")
+    assert [source_of(name, prefixes) for name in names] == ["town", "farm", "town", "town", "farmhouse", "q",
+                                                             "farm"]
+    # town: a -> b -> c -> a; farm: 1 -> 2 -> 1; farmhouse and q have one photo: none.
+    assert reference_indices(names, "same-source", prefixes) == [3, 6, 0, 2, None, None, 1]
+    assert reference_indices(names, "truth", prefixes) == list(range(7))
+    assert reference_indices(names, "none", prefixes) == [None] * 7
+
+
+def test_quality_with_a_reference_compares_with_automatic_by_source(exported_distribution, tmp_path):
+    engine = next(path for path in exported_distribution.artefacts if path.name == "tiny-v2.onnx")
+    folder = tmp_path / "photos"
+    for index, name in enumerate(["town-1", "town-2", "town-3", "farm-1", "farm-2", "lone"]):
+        write_rgb(folder / f"{name}.png", natural_like_image(96, 128, index))
+    args = ("--engine", engine, "--backend", "onnxruntime", "--render-size", 64, "--source", "town", "--source", "farm")
+    process = bench(folder, *args, "--reference", "same-source", "--json", tmp_path / "guided.json")
+    assert process.returncode == 0, process.stderr
+    document = json.loads((tmp_path / "guided.json").read_text())
+    reference = document["reference"]
+    assert reference["mode"] == "same-source" and [name.split("/")[-1] for name in reference["left_out"]] == ["lone.png"]
+    by_source = reference["by_source"]
+    assert {source: row["photos"] for source, row in by_source.items()} == {"all": 5, "town": 3, "farm": 2}
+    assert "| town | 3 |" in process.stdout and "lone.png" in process.stdout
+    # The guided figures are the report's own; the automatic ones are a plain run's on the same photos.
+    assert by_source["all"]["guided_ciede2000"] == pytest.approx(document["summary"]["mean_output_ciede2000"])
+    (folder / "lone.png").unlink()
+    plain = bench(folder, *args, "--json", tmp_path / "plain.json")
+    assert plain.returncode == 0, plain.stderr
+    automatic = json.loads((tmp_path / "plain.json").read_text())["summary"]
+    assert by_source["all"]["automatic_ciede2000"] == pytest.approx(automatic["mean_output_ciede2000"], abs=1e-6)
+    assert by_source["all"]["automatic_family_right"] == pytest.approx(automatic["output_family_right"], abs=1e-9)
+    assert by_source["all"]["guided_ciede2000"] != by_source["all"]["automatic_ciede2000"]
+    for row in by_source.values():
+        assert 0.0 <= row["share_closer_than_automatic"] <= 1.0
+
+
+def test_quality_refuses_a_reference_for_a_regression_engine(photo_folder, exported):
+    process = bench(photo_folder, "--engine", exported["effnet-unet"].artefacts[0], "--render-size", 64,
+                    "--reference", "truth")
+    assert process.returncode == 2 and "takes no reference" in process.stderr
