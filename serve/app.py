@@ -1,23 +1,25 @@
 """The HTTP surface: routes, upload limits, JSON errors and one log line per request.
 
     GET  /             the web page (self-contained: no CDN, works offline)
-    POST /colorize     multipart `file` [+ `hints`, `temperature`] -> the coloured image
+    POST /colorize     multipart `file` [+ `hints`, `temperature`, `reference`] -> the coloured image
                        (?format=png|jpg; default: the input's format)
-    POST /suggest      multipart `file` + `points` [+ `hints`, `k`] -> JSON
+    POST /suggest      multipart `file` + `points` [+ `hints`, `reference`, `k`] -> JSON
                        {"suggestions": [[{"a", "b", "rgb", "probability"}, ...] per point]}
-    POST /uncertainty  multipart `file` [+ `hints`, `temperature`] -> a PNG heat map of the
-                       calibrated interval's width, at the image's size
+    POST /uncertainty  multipart `file` [+ `hints`, `temperature`, `reference`] -> a PNG heat map
+                       of the calibrated interval's width, at the image's size
     GET  /healthz      {"status": "ok", ...}
     GET  /v1/spec      the engine's spec as JSON; its "guides" say whether this engine takes
-                       hints, suggests colours and maps its uncertainty
+                       hints and a reference, suggests colours and maps its uncertainty
 
-The fields `hints`, `temperature`, `points` and `k` are read by guides.py
-(hints as `retint.runtime.hints` words them, x and y in the image's pixels).
-Every POST has the same upload limit, admission and log line.
+The fields `hints`, `temperature`, `reference`, `points` and `k` are read by
+guides.py (hints as `retint.runtime.hints` words them, x and y in the image's
+pixels; `reference`, a colour photo's file, by reference.py). Every POST has
+the same upload limit (per file), admission and log line.
 
 Errors are JSON `{"error": "..."}`: 400 a malformed request (a hint,
-point, temperature or k that cannot be used, hints for a regression model,
-suggestions or uncertainty from an engine without them), 413 an upload
+point, temperature or k that cannot be used, any reference photo that cannot,
+hints or a reference for a model that takes none, suggestions or
+uncertainty from an engine without them), 413 an upload
 over --max-upload-mb, 415 not an image or an unsupported format, 422 too
 many pixels or a side out of range, 500 the engine failed (the server keeps
 serving), 503 busy (with Retry-After).
@@ -42,9 +44,12 @@ from retint import __version__
 from retint.runtime import EngineSpec
 from retint.serve.colouriser import Admission, Coloured, Colouriser, Rejected, Suggested, check_format
 from retint.serve.guides import capabilities, read_count, read_guides, read_points
+from retint.serve.rejected import over_upload_limit
 
-# Multipart framing around the file: boundaries and part headers.
+# Multipart framing around the files: boundaries and part headers.
 MULTIPART_SLACK = 64 * 1024
+# The photo and a reference photo, each held to the upload limit.
+MAX_FILES = 2
 
 log = logging.getLogger("retint.serve")
 Answer = TypeVar("Answer", Coloured, Suggested)
@@ -81,7 +86,7 @@ def _limited(receive, limit: int):
 
 
 def _too_large(max_upload_bytes: int) -> Rejected:
-    return Rejected(413, f"upload over the server's limit of {max_upload_bytes // (1024 * 1024)} MB")
+    return Rejected(413, over_upload_limit(max_upload_bytes))
 
 
 class RequestLog:
@@ -124,6 +129,7 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
     page = resources.files("retint.serve").joinpath("page.html").read_text(encoding="utf-8")
     spec = spec_as_json(colouriser.engine.spec)
     engine_header = {"X-Retint-Engine": _header_safe(spec["label"])}
+    max_body_bytes = MAX_FILES * max_upload_bytes + MULTIPART_SLACK
 
     @app.exception_handler(Rejected)
     async def rejected(request: Request, error: Rejected) -> JSONResponse:
@@ -137,15 +143,15 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
         """The one way a POST with an upload is served: its size limit, admission, the form read
         by `job`, the work on the colouriser's pool, and the pixels for the log line."""
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_upload_bytes + MULTIPART_SLACK:
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             raise _too_large(max_upload_bytes)
         admission.enter()
         started = time.perf_counter()
         seconds = None
         try:
-            limited = Request(request.scope, _limited(request.receive, max_upload_bytes + MULTIPART_SLACK))
+            limited = Request(request.scope, _limited(request.receive, max_body_bytes))
             try:
-                async with limited.form(max_files=1, max_fields=8) as form:
+                async with limited.form(max_files=MAX_FILES, max_fields=8) as form:
                     upload = form.get("file")
                     if not isinstance(upload, UploadFile):
                         raise Rejected(400, "expected a multipart/form-data upload with the image in field 'file'")
@@ -186,7 +192,7 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
     async def colorize(request: Request) -> Response:
         requested = check_format(request.query_params.get("format"))
         coloured = await upload_route(request, lambda form: partial(
-            colouriser.colorize, requested_format=requested, guides=read_guides(form)))
+            colouriser.colorize, requested_format=requested, guides=read_guides(form, max_upload_bytes)))
         return image_response(coloured)
 
     @app.post("/suggest")
@@ -194,13 +200,14 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
         colouriser.require_suggestions("POST /suggest")
         suggested = await upload_route(request, lambda form: partial(
             colouriser.suggest, points=read_points(form), count=read_count(form),
-            guides=read_guides(form, takes_temperature=False)))
+            guides=read_guides(form, max_upload_bytes, takes_temperature=False)))
         return JSONResponse({"suggestions": suggested.suggestions}, headers=engine_header)
 
     @app.post("/uncertainty")
     async def uncertainty(request: Request) -> Response:
         colouriser.require_uncertainty("POST /uncertainty")
-        heat = await upload_route(request, lambda form: partial(colouriser.uncertainty, guides=read_guides(form)))
+        heat = await upload_route(request, lambda form: partial(colouriser.uncertainty,
+                                                                guides=read_guides(form, max_upload_bytes)))
         return image_response(heat)
 
     return app

@@ -19,14 +19,18 @@ from retint.serve.config import ServeConfig
 EPILOG = """\b
 Routes:
   GET  /             the web page (upload, before/after, guide the colours, download)
-  POST /colorize     multipart 'file' [+ 'hints', 'temperature']; ?format=png|jpg
-                     (default: the input's)
-  POST /suggest      'file' + 'points' [+ 'hints', 'k']: likely colours at points (JSON)
-  POST /uncertainty  'file' [+ 'hints']: where the model is unsure (PNG heat map)
+  POST /colorize     multipart 'file' [+ 'hints', 'temperature', 'reference'];
+                     ?format=png|jpg (default: the input's)
+  POST /suggest      'file' + 'points' [+ 'hints', 'reference', 'k']: likely colours
+                     at points (JSON)
+  POST /uncertainty  'file' [+ 'hints', 'reference']: where the model is unsure (PNG
+                     heat map)
   GET  /healthz      health; GET /v1/spec  the engine's spec and "guides" as JSON
 Hints are JSON [{"x": 120, "y": 48, "rgb": "#b04a32"}, {"x": .., "y": .., "a": ..,
-"b": ..}] in the image's pixels; hints, temperature and suggestions need a
-colour model v2 engine, the heat map an uncertainty head.
+"b": ..}] in the image's pixels; 'reference' is a colour photo (a file) whose
+palette guides the colours. Hints, temperature and suggestions need a colour
+model v2 engine, a reference one with a global-hint input, the heat map an
+uncertainty head.
 Errors are JSON {"error": ...}: 400 a malformed field or one this engine
 cannot use, 413 too large, 415 not an image, 422 too many pixels or a side
 out of range, 500 engine failure, 503 busy (Retry-After).

@@ -5,11 +5,12 @@ The same decode rules as colorize-batch (`retint.batch.decode`): EXIF
 orientation applied, alpha kept where the output format holds it, 16-bit
 scaled to 8, the pixel limit judged from the header. A colour upload is
 coloured from its own lightness (a browser user who drops one expects a
-result, not a skip). A request's guides (hints, temperature: guides.py) are
-checked by the engine's own rules before it runs, so a hint outside the
-image or a hint for a regression model is a 400, and only a failure of the
-engine itself is a 500. Requests run on a pool of as many threads as the
-engine's inference plan has streams; `Admission` bounds how many may wait.
+result, not a skip). A request's guides (hints, temperature, a reference
+photo: guides.py) are checked by the engine's own rules before it runs, so a
+hint outside the image or a hint (or reference) for a model that takes none
+is a 400, and only a failure of the engine itself is a 500. Requests run on
+a pool of as many threads as the engine's inference plan has streams;
+`Admission` bounds how many may wait.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ from retint.runtime.artefact import require_uncertainty_head
 from retint.runtime.suggestions import check_points
 from retint.runtime.uncertainty import heat_map, interval_width
 from retint.serve.guides import Guides
+from retint.serve.reference import decode_reference
 from retint.serve.rejected import Rejected
 
 __all__ = ["Admission", "Coloured", "Colouriser", "Rejected", "Suggested", "check_format"]
 
 log = logging.getLogger("retint.serve")
 Result = TypeVar("Result")
+# The engine judges a reference by its form alone (uint8 RGB [H,W,3]), so one pixel stands for it in
+# the checks made before the reference is decoded: a model that takes none refuses it unread.
+REFERENCE_STAND_IN = np.zeros((1, 1, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,12 @@ class Colouriser:
         self.pool = ThreadPoolExecutor(self.streams, thread_name_prefix="colorize")
 
     def colorize(self, upload: BinaryIO, requested_format: str | None, guides: Guides = Guides()) -> Coloured:
-        """Decode the upload, colour it (with the guides' hints and temperature) and encode it in
+        """Decode the upload, colour it (with the guides' hints, temperature and reference) and encode it in
         `requested_format` (default: its own format); anything wrong is a Rejected with its HTTP status."""
         decoded = self._decode(upload)
-        self._check_guides(decoded.gray, guides)
+        reference = self._guided(decoded.gray, guides)
         rgb = self._run_engine(decoded, lambda: self.engine.colorize(
-            decoded.gray, hints=guides.per_image, temperature=guides.temperature)[0])
+            decoded.gray, hints=guides.per_image, temperature=guides.temperature, reference=reference)[0])
         suffix = output_suffix(requested_format or "keep", suffix_of_input_format(decoded.input_format))
         body = encode(np.ascontiguousarray(rgb), decoded, suffix, self.quality)
         height, width = decoded.size
@@ -102,17 +107,18 @@ class Colouriser:
 
     def suggest(self, upload: BinaryIO, points: Sequence[tuple[float, float]], count: int,
                 guides: Guides = Guides()) -> Suggested:
-        """The `count` most probable colours at each point of the upload, given the guides' hints."""
+        """The `count` most probable colours at each point of the upload, given the guides' hints
+        and reference."""
         self.require_suggestions("POST /suggest")
         decoded = self._decode(upload)
         height, width = decoded.size
-        self._check_guides(decoded.gray, guides)
         try:
             checked = check_points(points, height, width)
         except EngineError as error:
             raise Rejected(400, str(error)) from None
+        reference = self._guided(decoded.gray, guides)
         found = self._run_engine(decoded, lambda: self.engine.suggest(decoded.gray, checked, count,
-                                                                     hints=guides.hints))
+                                                                     hints=guides.hints, reference=reference))
         return Suggested([[suggestion.as_json() for suggestion in per_point] for per_point in found], width, height)
 
     def uncertainty(self, upload: BinaryIO, guides: Guides = Guides()) -> Coloured:
@@ -120,9 +126,10 @@ class Colouriser:
         upload's size, for the colouring the guides give."""
         self.require_uncertainty("POST /uncertainty")
         decoded = self._decode(upload)
-        self._check_guides(decoded.gray, guides)
+        reference = self._guided(decoded.gray, guides)
         _, interval = self._run_engine(decoded, lambda: self.engine.colorize(
-            decoded.gray, with_uncertainty=True, hints=guides.per_image, temperature=guides.temperature))
+            decoded.gray, with_uncertainty=True, hints=guides.per_image, temperature=guides.temperature,
+            reference=reference))
         ok, png = cv2.imencode(".png", heat_map(interval_width(interval, channels_last=True)[0]))
         if not ok:
             raise Rejected(500, "the heat map could not be encoded as PNG")
@@ -163,13 +170,19 @@ class Colouriser:
             raise Rejected(422, refusal)
         return decoded
 
-    def _check_guides(self, gray: np.ndarray, guides: Guides) -> None:
-        """The engine's own checks of hints and temperature (a hint outside the image, a temperature
-        out of range, any guide for a regression model) as a 400, before the engine runs."""
+    def _guided(self, gray: np.ndarray, guides: Guides) -> np.ndarray | None:
+        """The engine's own checks of every guide (a hint outside the image, a temperature out of
+        range, any guide for a regression model, a reference for a model without a global-hint
+        input) as a 400, before the engine runs; then the reference's pixels (None without one)."""
+        stand_in = None if guides.reference is None else REFERENCE_STAND_IN
         try:
-            self.engine.controls_for(gray[None, None], guides.per_image, guides.temperature)
+            self.engine.controls_for(gray[None, None], guides.per_image, guides.temperature, stand_in)
         except EngineError as error:
             raise Rejected(400, str(error)) from None
+        if guides.reference is None:
+            return None
+        guides.reference.seek(0)
+        return decode_reference(guides.reference.read(), self.max_pixels)  # on the pool, as the photo's
 
     def _run_engine(self, decoded: DecodedImage, call: Callable[[], Result]) -> Result:
         """`call`, with any failure of the engine itself as a 500 (logged with its traceback)."""

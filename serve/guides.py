@@ -1,9 +1,10 @@
-"""What a request may add to the grey photo, read from its form fields: hints, a temperature,
-points to suggest colours at and how many suggestions; and what this engine can take.
+"""What a request may add to the grey photo, read from its form fields: hints, a temperature, a
+reference photo, points to suggest colours at and how many suggestions; and what this engine can take.
 
     hints        a JSON list as `retint.runtime.hints` reads it:
                  [{"x": 120, "y": 48, "a": 35, "b": 20}, {"x": 10, "y": 9, "rgb": "#b04a32"}]
     temperature  a number (the annealed mean's T; lower: bolder colours)
+    reference    a file: a colour photo whose palette guides the colours (reference.py)
     points       a JSON list of [x, y] or {"x": .., "y": ..} (POST /suggest)
     k            a whole number of suggestions per point (POST /suggest)
 
@@ -19,13 +20,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 from retint.errors import EngineError
 from retint.runtime import EngineSpec
 from retint.runtime.colour_controls import TEMPERATURE_RANGE, Hint
 from retint.runtime.hints import MAX_HINTS_PER_IMAGE, HintError, finite_number, hints_from_json
 from retint.runtime.suggestions import MAX_SUGGESTIONS, check_count
+from retint.serve.reference import reference_upload
 from retint.serve.rejected import Rejected
 
 # More points than this in one /suggest request is not a person clicking; it is refused.
@@ -37,10 +39,12 @@ MAX_FIELD_CHARACTERS = 64 * 1024
 
 @dataclass(frozen=True)
 class Guides:
-    """A request's hints (None: automatic colouring) and temperature (None: the engine's)."""
+    """A request's hints (None: automatic colouring), temperature (None: the engine's) and
+    reference photo's file (None: no reference; decoded on the pool, colouriser.py)."""
 
     hints: tuple[Hint, ...] | None = None
     temperature: float | None = None
+    reference: BinaryIO | None = None
 
     @property
     def per_image(self) -> list[list[Hint]] | None:
@@ -50,17 +54,21 @@ class Guides:
 
 def capabilities(spec: EngineSpec) -> dict[str, Any]:
     """What GET /v1/spec says the engine can be guided by, so the page shows only what works:
-    hints and suggestions (a colour model v2 engine), the uncertainty map (an uncertainty head),
-    and the temperature's default and range (None for a regression engine)."""
+    hints and suggestions (a colour model v2 engine), a reference photo (one whose model has a
+    global-hint input), the uncertainty map (an uncertainty head), and the temperature's default
+    and range (None for a regression engine)."""
     distribution = spec.colour_bins is not None
-    return {"hints": distribution, "suggest": spec.suggests, "uncertainty": spec.uncertainty_alpha is not None,
+    reference = spec.colour_bins is not None and spec.colour_bins.global_hint
+    return {"hints": distribution, "reference": reference, "suggest": spec.suggests,
+            "uncertainty": spec.uncertainty_alpha is not None,
             "temperature": spec.temperature, "temperature_range": list(TEMPERATURE_RANGE) if distribution else None,
             "max_hints": MAX_HINTS_PER_IMAGE, "max_points": MAX_POINTS, "max_suggestions": MAX_SUGGESTIONS}
 
 
-def read_guides(form: Mapping[str, Any], takes_temperature: bool = True) -> Guides:
-    """The optional `hints` and `temperature` fields; an empty hint list is no hints. Where the
-    route `takes_temperature` not (suggestions are the model's own probabilities), one is a 400."""
+def read_guides(form: Mapping[str, Any], max_upload_bytes: int, takes_temperature: bool = True) -> Guides:
+    """The optional `hints`, `temperature` and `reference` fields; an empty hint list is no hints; a
+    reference is held to the photo's `max_upload_bytes`. Where the route `takes_temperature` not
+    (suggestions are the model's own probabilities), one is a 400."""
     hints = None
     text = _text_field(form, "hints")
     if text is not None:
@@ -79,7 +87,7 @@ def read_guides(form: Mapping[str, Any], takes_temperature: bool = True) -> Guid
             raise Rejected(400, f"temperature must be a number, got {_shown(text)}") from None
         if not math.isfinite(temperature):
             raise Rejected(400, f"temperature must be a finite number, got {_shown(text)}")
-    return Guides(hints or None, temperature)
+    return Guides(hints or None, temperature, reference_upload(form, max_upload_bytes))
 
 
 def read_points(form: Mapping[str, Any]) -> list[tuple[float, float]]:

@@ -1,4 +1,5 @@
-"""`Rejected`: a request the server answers with an HTTP status and one line of JSON."""
+"""`Rejected`: a request the server answers with an HTTP status and one line of JSON; and the
+words of the upload limit, which more than one field is held to."""
 
 from __future__ import annotations
 
@@ -11,3 +12,8 @@ class Rejected(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+
+
+def over_upload_limit(max_upload_bytes: int) -> str:
+    """How a file over --max-upload-mb is refused (the photo's 413, a reference photo's 400)."""
+    return f"upload over the server's limit of {max_upload_bytes // (1024 * 1024)} MB"

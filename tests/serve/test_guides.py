@@ -1,4 +1,4 @@
-"""Guided colours over real HTTP: hints, temperature, /suggest and /uncertainty.
+"""Guided colours over real HTTP: hints, temperature, a reference photo, /suggest and /uncertainty.
 
 A real colorize-serve in a subprocess on the tiny seeded colour-model-v2 artefact (untrained: its
 colours mean nothing, but every figure the server gives must equal the engine's own, called here
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -18,8 +20,8 @@ from PIL import Image
 
 from retint.benchmarks.serve_load import ServerProcess, post_image, request
 from retint.runtime import load_engine
-from imagemaker import grey_photo
-from servers import encoded
+from imagemaker import grey_photo, natural_like_image
+from servers import encoded, post_files
 
 pytest.importorskip("fastapi")
 
@@ -254,3 +256,126 @@ def test_hint_fields_fuzzed_are_read_or_refused_never_a_500(v2_server):
             if answer.status != 200:
                 one_line_400(answer)
     assert set(statuses) <= {200, 400} and 400 in statuses
+
+
+# --- A reference photo: its palette guides the colours of /colorize, /suggest and /uncertainty. ---
+
+@pytest.fixture(scope="module")
+def reference():
+    """A colour photo (RGB pixels) whose palette is not the grey's automatic colours."""
+    return natural_like_image(90, 120, seed=7)
+
+
+@pytest.fixture(scope="module")
+def calibrated_server(distribution_checkpoint, tmp_path_factory):
+    """The tiny v2 generator with a made-up distribution calibration (so it maps its uncertainty),
+    exported, served, and opened in-process."""
+    import torch
+
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+    from retint.model.checkpoint import save_checkpoint
+
+    payload = torch.load(distribution_checkpoint, weights_only=True)
+    # lambda 1: the tiny model's widths (about 60 CIELAB units) then fall inside the heat map's scale.
+    payload["uncertainty"] = {"method": "distribution", "alpha": 0.1, "lambda": 1.0, "calibration_photos": 20,
+                              "calibration_sources": ["synthetic"]}
+    folder = tmp_path_factory.mktemp("serve-v2-calibrated")
+    save_checkpoint(folder / "tiny-v2c.pth", payload)
+    run_export(ExportConfig(checkpoint=folder / "tiny-v2c.pth", output_dir=folder / "export", onnx_only=True),
+               log=lambda line: None)
+    path = folder / "export" / "tiny-v2c.onnx"
+    with ServerProcess(folder / "serve.log", "--engine", str(path), "--backend", "onnxruntime") as running, \
+            load_engine(path, backend="onnxruntime") as engine:
+        yield running, engine
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (its one row of data is a 1x1 image's): the
+    pixel limit is judged from the header, before any pixel is decoded."""
+    data = bytearray(png(np.zeros((1, 1), np.uint8)))
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height, then its CRC
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def with_reference(server_url: str, grey: np.ndarray, reference_bytes: bytes, route: str = "/colorize",
+                   fields: dict[str, str] | None = None):
+    return post_files(server_url, {"file": ("grey.png", png(grey)), "reference": ("palette.png", reference_bytes)},
+                      fields, route)
+
+
+def test_the_spec_says_whether_the_engine_takes_a_reference(v2_server, default_server):
+    assert json.loads(request(v2_server.url + "/v1/spec").body)["guides"]["reference"] is True
+    assert json.loads(request(default_server.url + "/v1/spec").body)["guides"]["reference"] is False
+
+
+def test_a_reference_colours_exactly_as_the_engine_does_and_the_same_twice(v2_server, v2_engine, grey, reference):
+    plain = pixels_of(post_image(v2_server.url, png(grey), "grey.png"))
+    answer = with_reference(v2_server.url, grey, png(reference))
+    guided = pixels_of(answer)
+    assert np.array_equal(guided, v2_engine.colorize(grey, reference=reference)[0])
+    # Another image (the tiny model's palette input moves colours a few levels; a trained one's, more).
+    assert not np.array_equal(guided, plain)
+    assert with_reference(v2_server.url, grey, png(reference)).body == answer.body
+    # With hints and a temperature too: the engine's answer for all three.
+    fields = {"hints": HINTS_JSON, "temperature": "0.5"}
+    assert np.array_equal(pixels_of(with_reference(v2_server.url, grey, png(reference), fields=fields)),
+                          v2_engine.colorize(grey, hints=[HINTS], temperature=0.5, reference=reference)[0])
+    # A black-and-white reference is a palette of greys: taken, not refused.
+    assert with_reference(v2_server.url, grey, png(grey)).status == 200
+    # A browser's form with its reference input left empty sends a nameless, empty file: no reference.
+    empty_input = post_files(v2_server.url, {"file": ("grey.png", png(grey)), "reference": ("", b"")})
+    assert np.array_equal(pixels_of(empty_input), plain)
+
+
+def test_suggestions_given_a_reference_are_the_engines(v2_server, v2_engine, grey, reference):
+    fields = {"points": "[[10, 12], [70, 50]]", "k": "4"}
+    answer = with_reference(v2_server.url, grey, png(reference), "/suggest", fields)
+    assert answer.status == 200, answer.body[:300]
+    direct = v2_engine.suggest(grey, [(10, 12), (70, 50)], 4, reference=reference)
+    assert json.loads(answer.body)["suggestions"] == [[item.as_json() for item in per_point] for per_point in direct]
+    plain = post_image(v2_server.url, png(grey), "grey.png", route="/suggest", fields=fields)
+    assert json.loads(plain.body) != json.loads(answer.body)
+    assert with_reference(v2_server.url, grey, png(reference), "/suggest", fields).body == answer.body
+
+
+def test_the_uncertainty_map_given_a_reference_is_the_engines(calibrated_server, grey, reference):
+    from retint.runtime.uncertainty import heat_map, interval_width
+
+    server, engine = calibrated_server
+    answer = with_reference(server.url, grey, png(reference), "/uncertainty")
+    _, interval = engine.colorize(grey, with_uncertainty=True, reference=reference)
+    expected = heat_map(interval_width(interval, channels_last=True)[0])
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(answer.body))), expected[..., ::-1])  # BGR -> RGB
+    plain = post_image(server.url, png(grey), "grey.png", route="/uncertainty")
+    assert plain.status == 200 and plain.body != answer.body
+    assert with_reference(server.url, grey, png(reference), "/uncertainty").body == answer.body
+
+
+@pytest.mark.parametrize("route", ["/colorize", "/suggest"])
+@pytest.mark.parametrize("filename, data, words", [
+    ("notes.txt", b"just some words, not a picture\n", "not an image"),
+    ("empty.png", b"", "empty file"),
+    ("truncated.jpg", encoded(natural_like_image(64, 64, seed=1))[:200], "corrupt"),
+    ("huge.png", png_claiming(7100, 7100), "7100x7100 is 50.4 MP, over the server's limit"),
+])
+def test_a_reference_that_cannot_be_read_is_a_one_line_400_naming_it(v2_server, grey, route, filename, data, words):
+    answer = post_files(v2_server.url, {"file": ("grey.png", png(grey)), "reference": (filename, data)},
+                        {"points": "[[1, 1]]"} if route == "/suggest" else None, route)
+    message = one_line_400(answer)
+    assert message.startswith("reference: ") and words in message
+
+
+def test_a_reference_sent_as_text_is_a_400(v2_server, grey):
+    answer = post_image(v2_server.url, png(grey), "grey.png", fields={"reference": "palette.png"})
+    assert one_line_400(answer).startswith("reference: ")
+
+
+def test_a_regression_model_refuses_a_reference_in_the_hints_words(default_server, grey, reference):
+    for route in ("/colorize", "/uncertainty"):
+        message = one_line_400(with_reference(default_server.url, grey, png(reference), route))
+        assert "regression model" in message and "takes no reference" in message, (route, message)
+    # Refused unread: even an unreadable reference gets the engine's refusal.
+    message = one_line_400(with_reference(default_server.url, grey, b"not a picture"))
+    assert "takes no reference" in message

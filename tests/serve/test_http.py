@@ -18,7 +18,7 @@ from PIL import Image
 from retint.benchmarks.serve_load import ServerProcess, multipart, post_image, request
 from retint.benchmarks.fast_engine import write_grey_copy_engine
 from imagemaker import grey_photo
-from servers import colourfulness, encoded
+from servers import colourfulness, encoded, post_files
 
 pytest.importorskip("fastapi")
 
@@ -134,6 +134,22 @@ def test_an_upload_over_the_limit_gets_413_with_or_without_content_length(server
         assert "error" in json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_the_upload_limit_holds_for_each_file_the_photo_and_a_reference(server):
+    noise = np.random.default_rng(1)
+    photo = encoded(noise.integers(0, 256, (950, 1000), dtype=np.uint8), "PNG")  # about 0.95 MB
+    assert 0.9 * 1024 * 1024 < len(photo) < 1024 * 1024
+    near_limit = noise.integers(0, 256, 1_000_000, dtype=np.uint8).tobytes()
+    over_limit = noise.integers(0, 256, 1_300_000, dtype=np.uint8).tobytes()
+    # Two files of nearly 1 MB each are read (the bundled model then refuses the reference).
+    answer = post_files(server.url, {"file": ("grey.png", photo), "reference": ("palette.jpg", near_limit)})
+    assert answer.status == 400 and "takes no reference" in answer.json_error()
+    small = encoded(grey_photo(50, 70))
+    answer = post_files(server.url, {"file": ("grey.jpg", small), "reference": ("palette.jpg", over_limit)})
+    assert (answer.status, answer.json_error()) == (400, "reference: upload over the server's limit of 1 MB")
+    answer = post_files(server.url, {"file": ("huge.jpg", over_limit), "reference": ("palette.jpg", b"small")})
+    assert answer.status == 413 and "1 MB" in answer.json_error()
 
 
 def test_requests_without_an_image_field_get_400(server):

@@ -1,0 +1,87 @@
+"""The optional `reference` field: a photo whose palette guides the colours, read from the form
+and decoded to RGB pixels.
+
+The reference is held to the main photo's rules (`retint.batch.decode`):
+the same formats, the pixel limit judged from the header before any pixel
+is decoded, EXIF orientation applied, the first page of a multi-page file.
+Its pixels are decoded as RGB whatever their mode: a grey, 16-bit or float
+reference is a palette of greys, whose scale does not matter (every grey has
+a* = b* = 0). A JPEG is decoded at the smallest DCT scale that still gives
+REFERENCE_SIDE a side: the palette is taken from a thumbnail of that side
+(`runtime.colour_controls`), so a 50 MP reference costs no 150 MB decode.
+Anything wrong with it is a 400 naming the field `reference`, so that a
+client can tell it from a fault of the photo being coloured.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, BinaryIO, Mapping
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
+
+from retint.batch.decode import ORIENTATION_TAG, SUPPORTED_FORMATS, TRANSPOSE_FOR_ORIENTATION, describe_exception
+from retint.runtime.colour_controls import REFERENCE_SIDE
+from retint.serve.rejected import Rejected, over_upload_limit
+
+FIELD = "reference"
+
+
+def refused(reason: str) -> Rejected:
+    """A 400 whose one line names the reference field, then `reason`."""
+    return Rejected(400, f"{FIELD}: {reason}")
+
+
+def reference_upload(form: Mapping[str, Any], max_upload_bytes: int) -> BinaryIO | None:
+    """The reference's file, unread (it is decoded on the pool); None when the field is absent or
+    blank, or is a file input sent with nothing chosen (no file name, no bytes: what a browser's
+    form sends); a 400 when it is text or over the upload limit."""
+    value = form.get(FIELD)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, UploadFile):
+        raise refused("expected a file (a colour photo), not a text field")
+    if not value.filename and not value.size:
+        return None
+    if value.size is not None and value.size > max_upload_bytes:
+        raise refused(over_upload_limit(max_upload_bytes))
+    return value.file
+
+
+def decode_reference(data: bytes, max_pixels: int) -> np.ndarray:
+    """The reference photo's pixels, uint8 RGB [H,W,3] as displayed; a 400 `Rejected` when the
+    upload is empty, not an image this server reads, or over `max_pixels`."""
+    if not data:
+        raise refused("empty file (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.format not in SUPPORTED_FORMATS:
+            raise refused(f"unsupported format {image.format}")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise refused(f"{width}x{height} is {width * height / 1e6:.3g} MP, over the server's limit of "
+                          f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+        image.draft("RGB", (REFERENCE_SIDE, REFERENCE_SIDE))  # JPEG only: both sides stay >= the side
+        rgb = image.convert("RGB")
+        transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
+        if transpose is not None:
+            rgb = rgb.transpose(transpose)
+        return np.asarray(rgb, dtype=np.uint8)
+    except Rejected:
+        raise
+    except UnidentifiedImageError:
+        raise refused("not an image this server reads (unknown or corrupt header)") from None
+    except Exception as error:
+        # Damaged files make Pillow raise almost anything; each is this upload's fault, never a 500.
+        raise refused(f"truncated or corrupt image data ({describe_exception(error)})") from None
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation to apply; 1 (as stored) when it is missing or damaged."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return orientation if isinstance(orientation, int) else 1
