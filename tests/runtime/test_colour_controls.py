@@ -53,6 +53,27 @@ def test_reference_histogram_follows_the_photos_colours(exported_distribution):
         reference_histogram(np.zeros((4, 4), np.uint8), centres)
 
 
+def test_reference_histograms_are_each_photos_own_through_the_cache():
+    """Taken once per photo (a digest of its pixels), never confused with another's, never shared."""
+    rng = np.random.default_rng(4)
+    centres = rng.uniform(-80, 80, (30, 2)).astype(np.float32)
+    photos = [rng.integers(0, 256, (70, 90, 3), dtype=np.uint8) for _ in range(12)]
+
+    def exact(photo: np.ndarray) -> np.ndarray:  # the pairwise nearest bin, without the cache
+        import cv2
+
+        ab = cv2.cvtColor(photo.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)[:, 1:]
+        nearest = ((ab[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        return np.bincount(nearest, minlength=len(centres)) / len(nearest)
+
+    for _ in range(2):  # more photos than the cache keeps, twice over
+        for photo in photos:
+            histogram = reference_histogram(photo, centres)
+            assert np.allclose(histogram[:-1], exact(photo), atol=1e-6) and histogram[-1] == 1
+            histogram[:] = 0  # a caller's changes never reach the next caller
+    assert np.allclose(reference_histogram(photos[-1], centres)[:-1], exact(photos[-1]), atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_hints_reference_and_temperature_match_pytorch(exported_distribution, distribution_checkpoint, backend):
     if backend == "openvino":
