@@ -4,8 +4,10 @@ It opens the page, uploads a grey photo through the file input, waits for
 the before/after view and checks, from the pixels the page shows, that the
 result is in colour. On a colour-model-v2 engine it then guides the colours
 as a person would: clicks a point, chooses a suggested colour, drags the
-hint's marker, undoes, removes it and downloads the result, and checks that
-what the page shows is what the API answers for the same hints. Without Chromium the test skips, except where
+hint's marker, undoes, removes it and downloads the result, then chooses a
+reference photo (its palette re-colours the photo and guides the suggestions)
+and removes it, and checks that what the page shows is what the API answers
+for the same hints and reference. Without Chromium the test skips, except where
 RETINT_REQUIRE_BROWSER=1 (CI sets it, and installs Chromium) makes a skip a
 failure. RETINT_SERVE_SCREENSHOT=PATH saves the page as a PNG (docs/serve.png
 is made that way).
@@ -26,8 +28,8 @@ import pytest
 from PIL import Image
 
 from retint.benchmarks.serve_load import ServerProcess, post_image
-from imagemaker import grey_photo
-from servers import encoded
+from imagemaker import grey_photo, natural_like_image
+from servers import encoded, post_files
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -108,6 +110,9 @@ def test_the_page_colours_an_uploaded_grey_photo(tmp_path):
             assert "coloured in" in status
             # The bundled model is a regression model: no hints, but it maps its uncertainty.
             assert "takes no hints" in browser.find_element(By.ID, "guide-note").text
+            # ... nor a reference photo: its chooser is disabled, and says why in one line.
+            assert not browser.find_element(By.ID, "reference").is_enabled()
+            assert "takes no reference photo" in browser.find_element(By.ID, "reference-note").text
             assert not browser.find_element(By.ID, "undo").is_displayed()
             browser.find_element(By.ID, "uncertainty-toggle").click()
             WebDriverWait(browser, 60).until(lambda driver: driver.find_element(By.ID, "uncertainty-map").is_displayed())
@@ -246,7 +251,42 @@ def test_guiding_the_colours_click_choose_drag_undo_remove_download(tmp_path, ex
             assert _hints_of_markers(browser) == []
             assert np.array_equal(_rgb(base64.b64decode(browser.execute_async_script(CURRENT_RESULT))),
                                   _rgb(unhinted.body))
+
+            # Choose a reference photo: the photo is coloured with its palette, byte for byte the API's
+            # answer for the same grey and reference.
+            palette = tmp_path / "palette.png"
+            palette.write_bytes(encoded(natural_like_image(90, 120, seed=7), "PNG"))
+            both = {"file": ("street.png", photo.read_bytes()), "reference": ("palette.png", palette.read_bytes())}
+            assert browser.find_element(By.ID, "reference").is_enabled()
+            assert not browser.find_element(By.ID, "reference-chosen").is_displayed()
+            browser.find_element(By.ID, "reference").send_keys(str(palette))
+            _wait_for_revision(browser, 6)
+            with_palette = post_files(server.url, both)
+            assert with_palette.status == 200
+            shown = base64.b64decode(browser.execute_async_script(CURRENT_RESULT))
+            assert shown == with_palette.body and not np.array_equal(_rgb(shown), _rgb(unhinted.body))
+            assert browser.find_element(By.ID, "reference-chosen").is_displayed()
+            assert browser.execute_script("return document.getElementById('reference-thumb').naturalWidth") == 120
+            assert "palette" in browser.find_element(By.ID, "status").text
+
+            # The suggestions at a point are the API's given the same reference.
+            ActionChains(browser).move_to_element_with_offset(after, width // 5, height // 6).click().perform()
+            WebDriverWait(browser, 60).until(
+                lambda driver: driver.find_element(By.ID, "swatches").get_attribute("data-state") in ("ready", "error"))
+            pending = browser.find_element(By.ID, "pending-marker")
+            point = [float(pending.get_attribute("data-x")), float(pending.get_attribute("data-y"))]
+            offered = [(float(swatch.get_attribute("data-a")), float(swatch.get_attribute("data-b")))
+                       for swatch in browser.find_elements(By.CSS_SELECTOR, "#swatches .swatch")]
+            api = post_files(server.url, both, {"points": json.dumps([point])}, route="/suggest")
+            assert offered == [(item["a"], item["b"]) for item in json.loads(api.body)["suggestions"][0]]
+            browser.find_element(By.ID, "suggest-close").click()
+
+            # Remove it: back to the automatic colours, byte for byte.
+            browser.find_element(By.ID, "reference-remove").click()
+            _wait_for_revision(browser, 7)
+            assert base64.b64decode(browser.execute_async_script(CURRENT_RESULT)) == unhinted.body
+            assert not browser.find_element(By.ID, "reference-chosen").is_displayed()
             log = server.log()
-            assert " POST /suggest 200 " in log and log.count(" POST /colorize 200 ") >= 6
+            assert " POST /suggest 200 " in log and log.count(" POST /colorize 200 ") >= 8
     finally:
         browser.quit()
