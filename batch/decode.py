@@ -220,6 +220,48 @@ def _open(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
+def decode_palette_photo(data: bytes, max_pixels: int, side: int) -> np.ndarray:
+    """A reference photo's pixels, uint8 RGB [H,W,3] as displayed, for its palette: the same formats,
+    header pixel limit, EXIF orientation and first page as `decode_bytes`, any mode decoded as RGB
+    (16-bit scaled to 8 bits), and a JPEG decoded at the smallest DCT scale that keeps `side` a
+    side (only a thumbnail is kept: a 50 MP reference costs no 150 MB decode). Raises
+    DecodeFailure (or a subclass) with a one-line reason."""
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    try:
+        image = _open(data)
+        if image.format not in SUPPORTED_FORMATS:
+            raise UnreadableImage(f"unsupported format {image.format}")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
+                                f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+        image.draft("RGB", (side, side))  # JPEG only: both sides stay >= side
+        if image.mode in SIXTEEN_BIT_MODES:
+            rgb = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8)).convert("RGB")
+        else:
+            rgb = image.convert("RGB")
+        transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
+        if transpose is not None:
+            rgb = rgb.transpose(transpose)
+        return np.asarray(rgb, dtype=np.uint8)
+    except DecodeFailure:
+        raise
+    except UnidentifiedImageError:
+        raise UnreadableImage("not an image this tool reads (unknown or corrupt header)") from None
+    except Exception as error:  # damaged files make Pillow raise almost anything
+        raise UnreadableImage(f"truncated or corrupt image data ({describe_exception(error)})") from None
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation to apply; 1 (as stored) when it is missing or damaged."""
+    try:
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:
+        return 1
+    return orientation if isinstance(orientation, int) else 1
+
+
 def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
     image = _open(data)
     if image.format not in SUPPORTED_FORMATS:

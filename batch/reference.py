@@ -24,16 +24,13 @@ wrong file, not a choice.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Collection, Mapping
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from retint.batch.decode import SIXTEEN_BIT_MODES, SUPPORTED_FORMATS, DecodeFailure, describe_exception, \
-    read_regular_file
+from retint.batch.decode import DecodeFailure, decode_palette_photo, read_regular_file
 from retint.batch.hints import UNKNOWN_KEYS_SHOWN, input_key
 from retint.batch.naming import PlannedOutput
 from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, tone_spread
@@ -63,22 +60,6 @@ class ReferencePhoto:
         return {"path": self.path, "sha256": self.sha256}
 
 
-def _rgb_pixels(data: bytes, max_pixels: int) -> np.ndarray:
-    """The photo in `data` as uint8 RGB in its displayed orientation, decoded at a reduced scale
-    where the format allows (only its thumbnail is kept)."""
-    opened = Image.open(io.BytesIO(data))
-    if opened.format not in SUPPORTED_FORMATS:
-        raise DecodeFailure(f"unsupported format {opened.format}")
-    width, height = opened.size
-    if width * height > max_pixels:
-        raise DecodeFailure(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels {max_pixels}")
-    opened.draft("RGB", (REFERENCE_SIDE, REFERENCE_SIDE))  # JPEG: a DCT-scaled decode, still >= the side
-    image = ImageOps.exif_transpose(opened)
-    if image.mode in SIXTEEN_BIT_MODES:
-        image = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
 def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> ReferencePhoto:
     """The reference photo at `path`, read once and checked; ReferenceError (one line) where it
     cannot be read or is not a colour photo. `where` names the option or hints-file key."""
@@ -88,13 +69,9 @@ def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> R
     except DecodeFailure as failure:
         raise ReferenceError(f"{shown}: {failure}") from None
     try:
-        if not data:
-            raise DecodeFailure("empty file (0 bytes)")
-        rgb = _rgb_pixels(data, max_pixels)
+        rgb = decode_palette_photo(data, max_pixels, REFERENCE_SIDE)
     except DecodeFailure as failure:
         raise ReferenceError(f"{shown}: {failure}") from None
-    except Exception as error:  # damaged files make Pillow raise almost anything
-        raise ReferenceError(f"{shown}: not an image this tool reads ({describe_exception(error)})") from None
     thumbnail = np.ascontiguousarray(reference_thumbnail(rgb))
     spread = tone_spread(thumbnail)
     if spread < COLOUR_SPREAD_THRESHOLD:

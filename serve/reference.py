@@ -15,14 +15,12 @@ client can tell it from a fault of the photo being coloured.
 
 from __future__ import annotations
 
-import io
 from typing import Any, BinaryIO, Mapping
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 
-from retint.batch.decode import ORIENTATION_TAG, SUPPORTED_FORMATS, TRANSPOSE_FOR_ORIENTATION, describe_exception
+from retint.batch.decode import DecodeFailure, ImageTooLarge, decode_palette_photo
 from retint.runtime.colour_controls import REFERENCE_SIDE
 from retint.serve.rejected import Rejected, over_upload_limit
 
@@ -51,37 +49,12 @@ def reference_upload(form: Mapping[str, Any], max_upload_bytes: int) -> BinaryIO
 
 
 def decode_reference(data: bytes, max_pixels: int) -> np.ndarray:
-    """The reference photo's pixels, uint8 RGB [H,W,3] as displayed; a 400 `Rejected` when the
-    upload is empty, not an image this server reads, or over `max_pixels`."""
-    if not data:
-        raise refused("empty file (0 bytes)")
+    """The reference photo's pixels, uint8 RGB [H,W,3] as displayed (`batch.decode.decode_palette_photo`,
+    as colorize-batch --reference reads them); a 400 `Rejected` when the upload is empty, not an
+    image this server reads, or over `max_pixels`."""
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in SUPPORTED_FORMATS:
-            raise refused(f"unsupported format {image.format}")
-        width, height = image.size
-        if width * height > max_pixels:
-            raise refused(f"{width}x{height} is {width * height / 1e6:.3g} MP, over the server's limit of "
-                          f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
-        image.draft("RGB", (REFERENCE_SIDE, REFERENCE_SIDE))  # JPEG only: both sides stay >= the side
-        rgb = image.convert("RGB")
-        transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
-        if transpose is not None:
-            rgb = rgb.transpose(transpose)
-        return np.asarray(rgb, dtype=np.uint8)
-    except Rejected:
-        raise
-    except UnidentifiedImageError:
-        raise refused("not an image this server reads (unknown or corrupt header)") from None
-    except Exception as error:
-        # Damaged files make Pillow raise almost anything; each is this upload's fault, never a 500.
-        raise refused(f"truncated or corrupt image data ({describe_exception(error)})") from None
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation to apply; 1 (as stored) when it is missing or damaged."""
-    try:
-        orientation = image.getexif().get(ORIENTATION_TAG, 1)
-    except Exception:
-        return 1
-    return orientation if isinstance(orientation, int) else 1
+        return decode_palette_photo(data, max_pixels, REFERENCE_SIDE)
+    except ImageTooLarge as error:
+        raise refused(str(error).replace("--max-pixels", "the server's limit of")) from None
+    except DecodeFailure as error:
+        raise refused(str(error).replace("this tool", "this server")) from None
