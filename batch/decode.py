@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from retint.batch.tone import PROBE_SIDE, is_colour
+from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, PROBE_SIDE, is_colour, tone_spread
 
 # retint checks the pixel count itself (--max-pixels), from the header.
 Image.MAX_IMAGE_PIXELS = None
@@ -228,6 +228,7 @@ def decode_palette_photo(data: bytes, max_pixels: int, side: int) -> np.ndarray:
     DecodeFailure (or a subclass) with a one-line reason."""
     if not data:
         raise UnreadableImage("empty file (0 bytes)")
+    heif_support()  # a phone's HEIC reference opens where pillow-heif is installed
     try:
         image = _open(data)
         if image.format not in SUPPORTED_FORMATS:
@@ -251,6 +252,17 @@ def decode_palette_photo(data: bytes, max_pixels: int, side: int) -> np.ndarray:
         raise UnreadableImage("not an image this tool reads (unknown or corrupt header)") from None
     except Exception as error:  # damaged files make Pillow raise almost anything
         raise UnreadableImage(f"truncated or corrupt image data ({describe_exception(error)})") from None
+
+
+def palette_refusal(rgb: np.ndarray) -> str:
+    """Why a reference photo (uint8 RGB) cannot give a palette, or '': a black-and-white or toned
+    one has greys (or one tint) to give, and colouring towards it is the mistake of a wrong file,
+    not a choice (`batch.tone`'s rule, as for the inputs themselves)."""
+    spread = tone_spread(rgb)
+    if spread >= COLOUR_SPREAD_THRESHOLD:
+        return ""
+    return (f"a black-and-white or toned photo (tone spread {spread:.1f}, colour from "
+            f"{COLOUR_SPREAD_THRESHOLD:g}): a reference gives its colours, so it must be a colour photo")
 
 
 def _orientation(image: Image.Image) -> int:

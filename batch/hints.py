@@ -91,6 +91,7 @@ class HintsFile:
     hints: HintTable = HintTable()
     # key (no trailing /) -> its reference photo's path (resolved against the file's folder), or None
     references: dict[str, Path | None] = field(default_factory=dict)
+    path: Path | None = None  # the file itself, for messages about its references
 
 
 def _entry(value: object, key: str, where: str, folder: bool, base: Path) -> tuple[list[Hint], Path | None, bool]:
@@ -145,7 +146,8 @@ def read_hints_file(path: Path) -> HintsFile:
             if isinstance(error, json.JSONDecodeError) else "nested too deeply"
         raise HintError(f"{where}: not JSON ({detail})") from None
     if not isinstance(value, dict):
-        raise HintError(f"{where}: expected an object of input path -> list of hints, got {type(value).__name__}")
+        raise HintError(f"{where}: expected an object of input path -> list of hints (or folder/photo path -> "
+                        f"{{\"reference\": ...}}), got {type(value).__name__}")
     hints: dict[str, list[Hint]] = {}
     references: dict[str, Path | None] = {}
     for key, entry in value.items():
@@ -158,7 +160,13 @@ def read_hints_file(path: Path) -> HintsFile:
             hints[checked] = photo_hints
         if has_reference:
             references[checked] = reference
-    return HintsFile(HintTable(hints), references)
+    return HintsFile(HintTable(hints), references, path)
+
+
+def unused_keys_warning(keys: Sequence[str], what: str) -> str:
+    """The one warning line for hints-file keys that name nothing this run colours."""
+    shown = ", ".join(keys[:UNKNOWN_KEYS_SHOWN]) + (", ..." if len(keys) > UNKNOWN_KEYS_SHOWN else "")
+    return f"warning: --hints names {len(keys)} {what}, left unused: {shown}"
 
 
 def require_hint_inputs(model_name: str, bins: ColourBins | None) -> None:
@@ -188,8 +196,7 @@ def attach_hints(planned: list[PlannedOutput], table: Mapping[str, Sequence[Hint
         result.append(replace(item, hints=hints) if hints else item)
     unknown = [key for key in table if key not in known]
     if unknown:
-        shown = ", ".join(unknown[:UNKNOWN_KEYS_SHOWN]) + (", ..." if len(unknown) > UNKNOWN_KEYS_SHOWN else "")
-        log(f"warning: --hints names {len(unknown)} input(s) not found in the sources, left unused: {shown}")
+        log(unused_keys_warning(unknown, "input(s) not found in the sources"))
     videos = sum(1 for item in result if item.hints and is_video(item))
     if videos:
         log(f"warning: --hints has hints for {videos} video(s): videos are coloured automatically "

@@ -190,16 +190,17 @@ class Manifest:
                     continue
                 if not self._keeps(line, output_root):
                     continue
-                if fingerprint(line) == fingerprint(guides.get(line["source"], {})):
+                # A failure kept here is the file's own (unreadable, unchanged since): it fails the same
+                # way whatever guides it is given, so only an output's line must match this run's guides.
+                if (line.get("status") not in FINAL_WITH_OUTPUT
+                        or fingerprint(line) == fingerprint(guides.get(line["source"], {}))):
                     self.done[line["source"]] = line
-                elif line.get("status") in FINAL_WITH_OUTPUT and _still_retints(line, output_root):
+                elif _still_retints(line, output_root):
                     self.stale[line["source"]] = line
-                elif line.get("status") in FINAL_WITH_OUTPUT:
+                else:
                     # Its output changed since retint wrote it (a user's retouch, say): never written
                     # over; the line stays as it was, and --overwrite is the way to colour it again.
                     self.done[line["source"]] = line
-                else:
-                    continue  # a failure under other guides: tried again
                 if line.get("output"):
                     claimed.add(line["output"])
         # Which input each existing output belongs to: another input's output is never taken as done.

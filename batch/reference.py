@@ -16,9 +16,8 @@ there, even under `--reference`. The manifest records it as its path and
 sha256 (`recorded`); a rerun colours again the inputs whose reference's
 sha256 changed (a moved file with the same bytes is the same reference).
 
-A black-and-white or toned reference is refused: its palette is greys (or
-one tint), and a whole archive coloured towards it is the mistake of a
-wrong file, not a choice.
+A black-and-white or toned reference is refused (`batch.decode.palette_refusal`,
+as colorize-serve refuses one).
 """
 
 from __future__ import annotations
@@ -26,14 +25,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Callable, Collection, Mapping
+from typing import Callable, Collection
 
 import numpy as np
 
-from retint.batch.decode import DecodeFailure, decode_palette_photo, read_regular_file
-from retint.batch.hints import UNKNOWN_KEYS_SHOWN, input_key
+from retint.batch.decode import DecodeFailure, decode_palette_photo, palette_refusal, read_regular_file
+from retint.batch.hints import HintsFile, input_key, unused_keys_warning
 from retint.batch.naming import PlannedOutput
-from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, tone_spread
 from retint.errors import InputError
 from retint.runtime.colour_controls import REFERENCE_SIDE, ColourBins, reference_thumbnail
 
@@ -55,6 +53,11 @@ class ReferencePhoto:
         """The thumbnail, uint8 RGB [h,w,3]: what the engine's `reference=` takes."""
         return np.frombuffer(self.pixels, np.uint8).reshape(*self.shape, 3)
 
+    @property
+    def identity(self) -> tuple[str, str]:
+        """(sha256, path): how a Ray work unit names it (`ReferenceTable.photos`)."""
+        return self.sha256, self.path
+
     def recorded(self) -> dict[str, str]:
         """What a manifest line records of it."""
         return {"path": self.path, "sha256": self.sha256}
@@ -73,11 +76,9 @@ def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> R
     except DecodeFailure as failure:
         raise ReferenceError(f"{shown}: {failure}") from None
     thumbnail = np.ascontiguousarray(reference_thumbnail(rgb))
-    spread = tone_spread(thumbnail)
-    if spread < COLOUR_SPREAD_THRESHOLD:
-        raise ReferenceError(f"{shown}: a black-and-white or toned photo (tone spread {spread:.1f}, colour from "
-                             f"{COLOUR_SPREAD_THRESHOLD:g}): a reference gives its colours, so it must be a colour "
-                             f"photo")
+    refusal = palette_refusal(thumbnail)
+    if refusal:
+        raise ReferenceError(f"{shown}: {refusal}")
     return ReferencePhoto(path=str(Path(path).absolute()), sha256=hashlib.sha256(data).hexdigest(),
                           pixels=thumbnail.tobytes(), shape=(thumbnail.shape[0], thumbnail.shape[1]))
 
@@ -101,10 +102,11 @@ class ReferenceTable:
                 return entries[str(candidate)]
         return self.default
 
-    def photos(self) -> dict[str, ReferencePhoto]:
-        """sha256 -> each distinct reference photo."""
+    def photos(self) -> dict[tuple[str, str], ReferencePhoto]:
+        """(sha256, path) -> each reference photo (two files of the same bytes are two: the manifest
+        names the one the user gave for each input)."""
         found = [self.default] + [photo for _, photo in self.by_key]
-        return {photo.sha256: photo for photo in found if photo is not None}
+        return {photo.identity: photo for photo in found if photo is not None}
 
     def unused_keys(self, input_keys: set[str]) -> list[str]:
         """The file's reference keys that are neither an input nor a folder of one."""
@@ -112,9 +114,9 @@ class ReferenceTable:
         return [key for key, _ in self.by_key if key not in input_keys and key not in folders]
 
 
-def read_references(default: Path | None, by_key: Mapping[str, Path | None], max_pixels: int,
+def read_references(default: Path | None, hints_file: HintsFile, max_pixels: int,
                     log: Callable[[str], None] = lambda line: None) -> ReferenceTable:
-    """Every reference named by `--reference` (`default`) and the hints file (`by_key`, paths resolved
+    """Every reference named by `--reference` (`default`) and the hints file (its paths resolved
     already), each file read once; ReferenceError at the first that cannot serve."""
     read: dict[Path, ReferencePhoto] = {}
 
@@ -126,8 +128,8 @@ def read_references(default: Path | None, by_key: Mapping[str, Path | None], max
 
     table = ReferenceTable(
         default=photo(default, "--reference") if default is not None else None,
-        by_key=tuple((key, photo(path, f"--hints {key!r}: reference") if path is not None else None)
-                     for key, path in sorted(by_key.items())))
+        by_key=tuple((key, photo(path, f"--hints {hints_file.path}: {key!r}: reference") if path is not None
+                      else None) for key, path in sorted(hints_file.references.items())))
     if read:
         log(f"reference palette{'s' if len(read) > 1 else ''}: "
             + ", ".join(f"{path.name} ({photo.sha256[:12]})" for path, photo in read.items()))
@@ -146,9 +148,7 @@ def attach_references(planned: list[PlannedOutput], table: ReferenceTable, hint_
     unused = [key for key in table.unused_keys({input_key(item.task.relative) for item in planned})
               if key not in hint_keys]
     if unused:
-        shown = ", ".join(unused[:UNKNOWN_KEYS_SHOWN]) + (", ..." if len(unused) > UNKNOWN_KEYS_SHOWN else "")
-        log(f"warning: --hints names {len(unused)} reference key(s) that are neither an input nor a folder of "
-            f"inputs, left unused: {shown}")
+        log(unused_keys_warning(unused, "reference key(s) that are neither an input nor a folder of inputs"))
     return result
 
 

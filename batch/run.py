@@ -41,6 +41,7 @@ from retint.errors import InputError, Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retint.runtime import Engines, check_request, open_engines
+from retint.runtime.colour_controls import ColourBins
 
 
 class LocalColouring:
@@ -171,7 +172,7 @@ def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
     return LocalColouring(config, engines, log)
 
 
-def _require_guide_inputs(config: BatchConfig, model_name: str, bins) -> None:
+def _require_guide_inputs(config: BatchConfig, model_name: str, bins: ColourBins | None) -> None:
     """InputError (exit 2) where the run gives hints or a reference to a model that takes none."""
     if config.hints:
         require_hint_inputs(model_name, bins)

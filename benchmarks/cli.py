@@ -227,6 +227,8 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
     if not names:
         raise RetintError(f"no colour photos among {', '.join(map(str, photos))} "
                           f"({len(skipped)} grey or unreadable)")
+    if sources and reference_mode == "none":
+        raise RetintError("--source groups photos for --reference; give --reference truth or same-source")
     chosen = reference_indices(names, reference_mode, sources)
     left_out = [name for name, index in zip(names, chosen) if index is None] if reference_mode != "none" else []
     if left_out:
@@ -254,9 +256,9 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
     result = score(scored, people)
     report = markdown_report(result, label, config)
     if reference_mode != "none":
-        by_source = compare_with_automatic(names, sources, truth, grey_rgb, automatic, output)
-        result["reference"] = {"mode": reference_mode, "by_source": by_source, "left_out": left_out}
-        report += reference_report(reference_mode, by_source, left_out)
+        comparison = compare_with_automatic(names, sources, truth, grey_rgb, automatic, output)
+        result["reference"] = {"mode": reference_mode, **comparison, "left_out": left_out}
+        report += reference_report(reference_mode, comparison, left_out)
     click.echo(report, nl=False)
     document = {"benchmark": "quality", "environment": environment(), "engine": label,
                 "config": {"render_size": render_size, "degrade": degrade, "seed": seed,

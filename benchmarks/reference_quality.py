@@ -25,15 +25,14 @@ from typing import Any
 import numpy as np
 
 REFERENCE_MODES = ("none", "truth", "same-source")
-ALL_SOURCES = "all"
 
 
 def source_of(name: str, prefixes: tuple[str, ...]) -> str:
     """The source of the photo at `name`: the longest of `prefixes` its file name starts with, else
-    its folder's name."""
+    its folder (as given: two folders of one name are two sources)."""
     base = Path(name).name
     matching = [prefix for prefix in prefixes if base.startswith(prefix)]
-    return max(matching, key=len) if matching else Path(name).parent.name
+    return max(matching, key=len) if matching else str(Path(name).parent)
 
 
 def reference_indices(names: list[str], mode: str, prefixes: tuple[str, ...]) -> list[int | None]:
@@ -54,9 +53,9 @@ def reference_indices(names: list[str], mode: str, prefixes: tuple[str, ...]) ->
 
 
 def compare_with_automatic(names: list[str], prefixes: tuple[str, ...], truth: np.ndarray, grey: np.ndarray,
-                           automatic: np.ndarray, guided: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Source (and ALL_SOURCES) -> the figures in the module doc. RGB uint8 [N,S,S,3] each; `grey`
-    is the engine's input shown as RGB."""
+                           automatic: np.ndarray, guided: np.ndarray) -> dict[str, Any]:
+    """{"all": the figures in the module doc over every photo, "by_source": source -> the same}.
+    RGB uint8 [N,S,S,3] each; `grey` is the engine's input shown as RGB."""
     import torch
 
     from retint.benchmarks.quality import mean_ciede2000, reference_colours, to_tensor
@@ -68,15 +67,15 @@ def compare_with_automatic(names: list[str], prefixes: tuple[str, ...], truth: n
         automatic_lab, guided_lab = rgb_uint8_to_lab(to_tensor(automatic)), rgb_uint8_to_lab(to_tensor(guided))
         automatic_error = mean_ciede2000(automatic_lab, reference_lab)
         guided_error = mean_ciede2000(guided_lab, reference_lab)
-        groups: dict[str, list[int]] = {ALL_SOURCES: list(range(len(names)))}
+        groups: dict[str, list[int]] = {}
         for index, name in enumerate(names):
             groups.setdefault(source_of(name, prefixes), []).append(index)
-        figures = {}
-        for source, chosen in groups.items():
+
+        def figures(chosen: list[int]) -> dict[str, Any]:
             automatic_family = colour_families(automatic_lab[chosen], reference_lab[chosen])
             guided_family = colour_families(guided_lab[chosen], reference_lab[chosen])
             automatic_mean, guided_mean = automatic_error[chosen].mean(), guided_error[chosen].mean()
-            figures[source] = {
+            return {
                 "photos": len(chosen),
                 "automatic_ciede2000": float(automatic_mean),
                 "guided_ciede2000": float(guided_mean),
@@ -85,18 +84,22 @@ def compare_with_automatic(names: list[str], prefixes: tuple[str, ...], truth: n
                 "automatic_family_right": automatic_family.right,
                 "guided_family_right": guided_family.right,
             }
-    return figures
+
+        return {"all": figures(list(range(len(names)))),
+                "by_source": {source: figures(chosen) for source, chosen in sorted(groups.items())}}
 
 
-def reference_report(mode: str, figures: dict[str, dict[str, Any]], left_out: list[str]) -> str:
+def reference_report(mode: str, figures: dict[str, Any], left_out: list[str]) -> str:
     """The comparison in Markdown: a line on the mode, a table by source, the photos left out."""
     what = ("each photo's own colour original (an upper bound)" if mode == "truth" else
             "the next photo of the same source in name order (a colour photo of the same place)")
-    lines = ["", f"Reference photo: {what}. Automatic and guided colouring of the same photos in this run:", "",
+    lines = ["", f"Reference photo: {what}. The figures above are of the guided colours; guided and automatic "
+             f"colouring of the same photos in this run:", "",
              "| source | photos | CIEDE2000 automatic | guided | change | photos closer | family right "
              "automatic | guided |",
              "|---|---|---|---|---|---|---|---|"]
-    for source, row in sorted(figures.items(), key=lambda item: (item[0] == ALL_SOURCES, item[0])):
+    rows = [*figures["by_source"].items(), ("**all**", figures["all"])]
+    for source, row in rows:
         lines.append(f"| {source} | {row['photos']} | {row['automatic_ciede2000']:.2f} | "
                      f"{row['guided_ciede2000']:.2f} | {100 * row['ciede2000_change']:+.1f}% | "
                      f"{100 * row['share_closer_than_automatic']:.0f}% | {100 * row['automatic_family_right']:.0f}% | "

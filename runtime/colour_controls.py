@@ -165,16 +165,17 @@ def reference_histogram(reference_rgb: np.ndarray, centres: np.ndarray) -> np.nd
     if not isinstance(reference_rgb, np.ndarray) or reference_rgb.dtype != np.uint8 \
             or reference_rgb.ndim != 3 or reference_rgb.shape[2] != 3 or min(reference_rgb.shape[:2]) < 1:
         raise EngineError("a reference must be a uint8 RGB image shaped [H,W,3]")
-    key = hashlib.blake2b(repr(reference_rgb.shape).encode() + np.ascontiguousarray(reference_rgb).tobytes()
+    small = np.ascontiguousarray(reference_thumbnail(reference_rgb))
+    key = hashlib.blake2b(repr(small.shape).encode() + small.tobytes()
                           + np.ascontiguousarray(centres, np.float32).tobytes(), digest_size=16).digest()
     with _histogram_lock:
         cached = _histograms.get(key)
-    if cached is not None:
-        return cached.copy()
-    small = reference_thumbnail(reference_rgb)
+        if cached is not None:
+            _histograms.move_to_end(key)
+            return cached.copy()
     ab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)[:, 1:]
-    # The nearest bin by |c|^2 - 2 ab.c (|ab|^2 is the same for every bin): one matrix product,
-    # ten times faster than the pairwise differences.
+    # The nearest bin by |c|^2 - 2 ab.c (|ab|^2 is the same for every bin): a matrix product, where
+    # the pairwise differences would build a [pixels, bins, 2] array.
     distances = (centres ** 2).sum(1)[None] - 2.0 * ab @ centres.T
     counts = np.bincount(distances.argmin(1), minlength=len(centres)).astype(np.float32)
     histogram = np.concatenate([counts / counts.sum(), [1.0]]).astype(np.float32)
@@ -186,7 +187,8 @@ def reference_histogram(reference_rgb: np.ndarray, centres: np.ndarray) -> np.nd
 
 
 # A batch gives every call the same reference photo: its histogram is taken once (the photo is
-# known by a digest of its pixels), not once per call, where it would cost as much as the model.
+# known by a digest of its thumbnail's pixels), not once per call (benchmarks/README.md,
+# "Reference palette", has the cost of both).
 REFERENCE_HISTOGRAMS_KEPT = 8
 _histograms: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _histogram_lock = threading.Lock()

@@ -4,9 +4,9 @@ and decoded to RGB pixels.
 The reference is held to the main photo's rules (`retint.batch.decode`):
 the same formats, the pixel limit judged from the header before any pixel
 is decoded, EXIF orientation applied, the first page of a multi-page file.
-Its pixels are decoded as RGB whatever their mode: a grey, 16-bit or float
-reference is a palette of greys, whose scale does not matter (every grey has
-a* = b* = 0). A JPEG is decoded at the smallest DCT scale that still gives
+Its pixels are decoded as RGB whatever their mode; a black-and-white or
+toned reference is refused, as colorize-batch refuses one
+(`batch.decode.palette_refusal`). A JPEG is decoded at the smallest DCT scale that still gives
 REFERENCE_SIDE a side: the palette is taken from a thumbnail of that side
 (`runtime.colour_controls`), so a 50 MP reference costs no 150 MB decode.
 Anything wrong with it is a 400 naming the field `reference`, so that a
@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Mapping
 import numpy as np
 from starlette.datastructures import UploadFile
 
-from retint.batch.decode import DecodeFailure, ImageTooLarge, decode_palette_photo
+from retint.batch.decode import DecodeFailure, ImageTooLarge, decode_palette_photo, palette_refusal
 from retint.runtime.colour_controls import REFERENCE_SIDE
 from retint.serve.rejected import Rejected, over_upload_limit
 
@@ -53,8 +53,12 @@ def decode_reference(data: bytes, max_pixels: int) -> np.ndarray:
     as colorize-batch --reference reads them); a 400 `Rejected` when the upload is empty, not an
     image this server reads, or over `max_pixels`."""
     try:
-        return decode_palette_photo(data, max_pixels, REFERENCE_SIDE)
+        rgb = decode_palette_photo(data, max_pixels, REFERENCE_SIDE)
     except ImageTooLarge as error:
         raise refused(str(error).replace("--max-pixels", "the server's limit of")) from None
     except DecodeFailure as error:
         raise refused(str(error).replace("this tool", "this server")) from None
+    reason = palette_refusal(rgb)
+    if reason:
+        raise refused(reason)
+    return rgb

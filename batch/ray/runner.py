@@ -73,8 +73,8 @@ def actor_pool(config: BatchConfig, node_cpus: list[float], gpus: float) -> tupl
 
 def _for_actors(config: BatchConfig) -> BatchConfig:
     """The config the actors get: paths as every node sees them (with a shared filesystem mounted at
-    the same place), and no --hints table (each work unit carries its inputs' hints, and the sha256
-    of their reference photos, whose thumbnails ride in the config's reference table)."""
+    the same place), and no --hints table (each work unit carries its inputs' hints, and names
+    their reference photos, whose thumbnails ride in the config's reference table)."""
     return replace(config, output=Path(os.path.abspath(config.output)),
                    sources=tuple(Path(os.path.abspath(source)) for source in config.sources),
                    engine=Path(os.path.abspath(config.engine)) if config.engine else None, hints=HintTable())

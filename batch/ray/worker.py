@@ -42,7 +42,7 @@ CORES_PER_CPU_ACTOR = 4  # a CPU actor plans its engine for this many of its nod
 def work_units(todo: list[PlannedOutput]) -> list[dict[str, str]]:
     """Rows for Ray Data: photos in groups of PHOTOS_PER_UNIT, each video alone. Paths are absolute,
     so a worker on another node opens the same files (the sources and OUT must be shared); each
-    input carries its --hints."""
+    input carries its --hints and names its reference photo (`_as_json`)."""
     photos, videos = split_photos_and_videos(todo)
     groups = [photos[i: i + PHOTOS_PER_UNIT] for i in range(0, len(photos), PHOTOS_PER_UNIT)]
     groups += [[video] for video in videos]
@@ -52,20 +52,20 @@ def work_units(todo: list[PlannedOutput]) -> list[dict[str, str]]:
 def _as_json(planned: PlannedOutput) -> dict[str, Any]:
     assert planned.output is not None  # inputs that fail up front are recorded by the driver
     # Each input carries its own --hints (as exact floats: JSON keeps a float's every digit), its
-    # reference's sha256 (the actors' config holds the reference photos) and whether it writes over
-    # its own earlier output; the actors' config has no hints table.
+    # reference's identity (the actors' config holds the reference photos) and whether it writes
+    # over its own earlier output; the actors' config has no hints table.
     return {"source": os.path.abspath(planned.task.source), "relative": str(planned.task.relative),
             "identity": planned.task.identity, "output": os.path.abspath(planned.output), "note": planned.note,
             "hints": [list(hint) for hint in planned.hints], "replaces_own": planned.replaces_own,
-            "reference": planned.reference.sha256 if planned.reference else None}
+            "reference": list(planned.reference.identity) if planned.reference else None}
 
 
-def _planned(raw: dict[str, Any], references: dict[str, ReferencePhoto]) -> PlannedOutput:
+def _planned(raw: dict[str, Any], references: dict[tuple[str, str], ReferencePhoto]) -> PlannedOutput:
     task = Task(source=Path(raw["source"]), relative=Path(raw["relative"]), identity=raw["identity"])
     hints = tuple((float(x), float(y), float(a), float(b)) for x, y, a, b in raw["hints"])
     return PlannedOutput(task, Path(raw["output"]), note=raw["note"], hints=hints,
                          replaces_own=bool(raw["replaces_own"]),
-                         reference=references[raw["reference"]] if raw["reference"] else None)
+                         reference=references[tuple(raw["reference"])] if raw["reference"] else None)
 
 
 def entry_from_json(text: str) -> Entry:

@@ -221,7 +221,8 @@ def test_a_video_with_hints_is_coloured_automatically_and_says_so(exported_distr
 
 @pytest.mark.parametrize("content, message", [
     ("{\"a.png\": [", "not JSON (Expecting value at line 1 column 12)"),
-    ("[]", "expected an object of input path -> list of hints, got list"),
+    ("[]", "expected an object of input path -> list of hints (or folder/photo path -> {\"reference\": ...}), "
+           "got list"),
     ("{\"a.png\": {\"x\": 1}}", "'a.png': expected a list of hints, got dict"),
     ("{\"a.png\": [{\"x\": 1, \"y\": 2, \"a\": 3}]}", "'a.png'[0]: expected the keys x, y and either a, b or rgb; "
                                                    "got a, x, y"),

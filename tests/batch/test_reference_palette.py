@@ -250,3 +250,27 @@ def test_a_reference_guides_every_frame_of_a_video(exported_distribution, tmp_pa
     assert lines["reel.mp4"]["status"] == "ok" and lines["reel.mp4"]["reference"]["sha256"] == sha256(square)
     automatic, guided = mean_frame(tmp_path / "auto" / "reel.mp4"), mean_frame(tmp_path / "guided" / "reel.mp4")
     assert np.abs(guided - automatic).mean() > 0.1
+
+
+def test_an_unreadable_file_keeps_its_failed_line_under_a_reference(exported_distribution, tmp_path):
+    """Its failure is its own, whatever the guides: a rerun with the same reference does not fail it again."""
+    engine = v2_engine(exported_distribution)
+    source = greys(tmp_path / "scans", {"a.png": 1})
+    (source / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
+    square = colour_photo(tmp_path / "square.jpg", 5)
+    code, stderr, lines = run(source, tmp_path / "out", engine, "--reference", square)
+    assert code == 3 and lines["broken.jpg"]["status"] == "failed", stderr
+    code, stderr, lines = run(source, tmp_path / "out", engine, "--reference", square)
+    assert code == 0, stderr
+    assert "2 already done" in stderr and lines["broken.jpg"]["status"] == "failed"
+
+
+def test_two_reference_files_of_the_same_bytes_keep_their_own_paths(tmp_path):
+    first = colour_photo(tmp_path / "one" / "square.jpg", 5)
+    second = tmp_path / "two" / "square-copy.jpg"
+    second.parent.mkdir()
+    second.write_bytes(first.read_bytes())
+    one, two = read_reference(first, MAX_PIXELS), read_reference(second, MAX_PIXELS)
+    table = ReferenceTable(by_key=(("a", one), ("b", two)))
+    assert one.sha256 == two.sha256 and table.photos() == {one.identity: one, two.identity: two}
+    assert table.photos()[two.identity].recorded()["path"] == str(second)

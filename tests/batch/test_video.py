@@ -288,11 +288,11 @@ def test_an_engine_failure_mid_video_leaves_no_output_and_no_hung_thread(tmp_pat
     calls = {"count": 0}
     real_colorize = engine.colorize
 
-    def failing_colorize(gray):  # a real engine that stops working after two batches
+    def failing_colorize(gray, **controls):  # a real engine that stops working after two batches
         calls["count"] += 1
         if calls["count"] > 2:
             raise EngineError("the GPU went away")
-        return real_colorize(gray)
+        return real_colorize(gray, **controls)
 
     engine.colorize = failing_colorize
     before = threading.active_count()

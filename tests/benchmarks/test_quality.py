@@ -183,7 +183,7 @@ def test_reference_photos_are_the_next_of_the_same_source_in_name_order():
     names = ["/p/town-b.png", "/p/farm-1.png", "/p/town-a.png", "/p/town-c.png", "/p/farmhouse-1.png",
              "/q/lone.png", "/p/farm-2.png"]
     prefixes = ("town", "farm", "farmhouse")
-    assert [source_of(name, prefixes) for name in names] == ["town", "farm", "town", "town", "farmhouse", "q",
+    assert [source_of(name, prefixes) for name in names] == ["town", "farm", "town", "town", "farmhouse", "/q",
                                                              "farm"]
     # town: a -> b -> c -> a; farm: 1 -> 2 -> 1; farmhouse and q have one photo: none.
     assert reference_indices(names, "same-source", prefixes) == [3, 6, 0, 2, None, None, 1]
@@ -196,15 +196,16 @@ def test_quality_with_a_reference_compares_with_automatic_by_source(exported_dis
     folder = tmp_path / "photos"
     for index, name in enumerate(["town-1", "town-2", "town-3", "farm-1", "farm-2", "lone"]):
         write_rgb(folder / f"{name}.png", natural_like_image(96, 128, index))
-    args = ("--engine", engine, "--backend", "onnxruntime", "--render-size", 64, "--source", "town", "--source", "farm")
-    process = bench(folder, *args, "--reference", "same-source", "--json", tmp_path / "guided.json")
+    args = ("--engine", engine, "--backend", "onnxruntime", "--render-size", 64)
+    process = bench(folder, *args, "--reference", "same-source", "--source", "town", "--source", "farm",
+                    "--json", tmp_path / "guided.json")
     assert process.returncode == 0, process.stderr
     document = json.loads((tmp_path / "guided.json").read_text())
     reference = document["reference"]
     assert reference["mode"] == "same-source" and [name.split("/")[-1] for name in reference["left_out"]] == ["lone.png"]
-    by_source = reference["by_source"]
+    by_source = reference["by_source"] | {"all": reference["all"]}
     assert {source: row["photos"] for source, row in by_source.items()} == {"all": 5, "town": 3, "farm": 2}
-    assert "| town | 3 |" in process.stdout and "lone.png" in process.stdout
+    assert "| town | 3 |" in process.stdout and "| **all** | 5 |" in process.stdout and "lone.png" in process.stdout
     # The guided figures are the report's own; the automatic ones are a plain run's on the same photos.
     assert by_source["all"]["guided_ciede2000"] == pytest.approx(document["summary"]["mean_output_ciede2000"])
     (folder / "lone.png").unlink()

@@ -322,8 +322,9 @@ def test_a_reference_colours_exactly_as_the_engine_does_and_the_same_twice(v2_se
     fields = {"hints": HINTS_JSON, "temperature": "0.5"}
     assert np.array_equal(pixels_of(with_reference(v2_server.url, grey, png(reference), fields=fields)),
                           v2_engine.colorize(grey, hints=[HINTS], temperature=0.5, reference=reference)[0])
-    # A black-and-white reference is a palette of greys: taken, not refused.
-    assert with_reference(v2_server.url, grey, png(grey)).status == 200
+    # A black-and-white reference has no colours to give: refused, as colorize-batch refuses one.
+    grey_reference = with_reference(v2_server.url, grey, png(grey))
+    assert grey_reference.status == 400 and b"reference: a black-and-white or toned photo" in grey_reference.body
     # A browser's form with its reference input left empty sends a nameless, empty file: no reference.
     empty_input = post_files(v2_server.url, {"file": ("grey.png", png(grey)), "reference": ("", b"")})
     assert np.array_equal(pixels_of(empty_input), plain)
