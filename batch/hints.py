@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from retint.batch.naming import PlannedOutput, is_video
-from retint.runtime.colour_controls import ColourBins, Hint
+from retint.runtime.colour_controls import ColourBins, Hint, guide_refusal
 from retint.runtime.hints import HintError, hints_from_json
 
 # How many of the keys that name no input the warning line spells out.
@@ -171,9 +171,9 @@ def unused_keys_warning(keys: Sequence[str], what: str) -> str:
 
 def require_hint_inputs(model_name: str, bins: ColourBins | None) -> None:
     """HintError (exit 2) where the model takes no hints: a regression model (no colour bins)."""
-    if bins is None:
-        raise HintError(f"--hints: {model_name} is a regression model (one colour per pixel): it takes no "
-                        f"hints; colour model v2 artefacts do")
+    refusal = guide_refusal(model_name, bins, ["hints"])
+    if refusal:
+        raise HintError(f"--hints: {refusal}")
 
 
 def applied_hints(item: PlannedOutput) -> tuple[Hint, ...]:

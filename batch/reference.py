@@ -33,7 +33,7 @@ from retint.batch.decode import DecodeFailure, decode_palette_photo, palette_ref
 from retint.batch.hints import HintsFile, input_key, unused_keys_warning
 from retint.batch.naming import PlannedOutput
 from retint.errors import InputError
-from retint.runtime.colour_controls import REFERENCE_SIDE, ColourBins, reference_thumbnail
+from retint.runtime.colour_controls import REFERENCE_SIDE, ColourBins, guide_refusal, reference_thumbnail
 
 
 class ReferenceError(InputError):
@@ -155,9 +155,6 @@ def attach_references(planned: list[PlannedOutput], table: ReferenceTable, hint_
 def require_reference_input(model_name: str, bins: ColourBins | None) -> None:
     """ReferenceError (exit 2) where the model takes no reference: a regression model, or a v2 model
     trained without the global-hint input."""
-    if bins is None:
-        raise ReferenceError(f"--reference: {model_name} is a regression model (one colour per pixel): it takes "
-                             f"no reference photo; colour model v2 artefacts do")
-    if not bins.global_hint:
-        raise ReferenceError(f"--reference: {model_name} has no global-hint input (trained with --no-global-hint): "
-                             f"it takes no reference photo")
+    refusal = guide_refusal(model_name, bins, ["reference"])
+    if refusal:
+        raise ReferenceError(f"--reference: {refusal}")

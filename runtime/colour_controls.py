@@ -194,6 +194,21 @@ _histograms: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _histogram_lock = threading.Lock()
 
 
+def guide_refusal(model_name: str, bins: ColourBins | None, given: Sequence[str]) -> str:
+    """Why the model named `model_name` (its bins: None for a regression model) cannot take the
+    guides `given` ("hints", "temperature", "reference"), or '': the one wording of that refusal
+    for the engine, colorize-batch and colorize-serve."""
+    if not given:
+        return ""
+    if bins is None:
+        return (f"{model_name} predicts one colour per pixel (a regression model): it takes no "
+                f"{', '.join(given)}; colour model v2 artefacts do")
+    if "reference" in given and not bins.global_hint:
+        return (f"{model_name} has no global-hint input (trained with --no-global-hint): it takes no reference "
+                f"photo")
+    return ""
+
+
 def colour_controls(bins: ColourBins, count: int, image_size: tuple[int, int], render_size: int,
                     hints: Sequence[Sequence[Hint]] | None = None, temperature: float | None = None,
                     reference: np.ndarray | None = None) -> ColourControls:
@@ -205,6 +220,6 @@ def colour_controls(bins: ColourBins, count: int, image_size: tuple[int, int], r
         if reference is not None:
             global_hint[:] = reference_histogram(reference, bins.centres)
     elif reference is not None:
-        raise EngineError("this engine takes no reference photo (its model has no global-hint input)")
+        raise EngineError(guide_refusal("this engine", bins, ["reference"]))
     value = check_temperature(bins.default_temperature if temperature is None else temperature)
     return ColourControls(hint_ab, hint_mask, global_hint, np.array([value], np.float32))

@@ -19,7 +19,8 @@ import numpy as np
 
 from retint.errors import EngineError
 from retint.runtime.artefact import require_uncertainty_head
-from retint.runtime.colour_controls import ColourBins, ColourControls, Hint, check_temperature, colour_controls
+from retint.runtime.colour_controls import (ColourBins, ColourControls, Hint, check_temperature, colour_controls,
+                                            guide_refusal)
 from retint.runtime.metadata import ArtefactMetadata, SizeLimits
 from retint.runtime.suggestions import Suggestion, check_count, check_points, suggestions
 
@@ -189,12 +190,12 @@ class Engine:
         """The extra inputs of a distribution-head engine for `batch` (automatic where nothing is
         given); None for a regression engine, which refuses hints, references and temperatures."""
         bins = self.spec.colour_bins
+        given = [name for name, value in (("hints", hints), ("temperature", temperature),
+                                          ("reference", reference)) if value is not None]
+        refusal = guide_refusal(self.spec.path.name, bins, given)
+        if refusal:
+            raise EngineError(refusal)
         if bins is None:
-            given = [name for name, value in (("hints", hints), ("temperature", temperature),
-                                              ("reference", reference)) if value is not None]
-            if given:
-                raise EngineError(f"{self.spec.path.name} predicts one colour per pixel (a regression model): "
-                                  f"it takes no {', '.join(given)}; colour model v2 artefacts do")
             return None
         return colour_controls(bins, batch.shape[0], batch.shape[2:], self.spec.render_size, hints, temperature,
                                reference)

@@ -251,8 +251,8 @@ def test_a_regression_model_refuses_hints_before_anything_is_created(tmp_path):
     source = photos(tmp_path / "scans", {"a.png": 1})
     process = batch(source, "-o", tmp_path / "out", "--hints", hints_file(tmp_path / "hints.json", {"a.png": RED}))
     assert process.returncode == 2
-    assert process.stderr == ("colorize-batch: error: --hints: bundled default model is a regression model (one "
-                              "colour per pixel): it takes no hints; colour model v2 artefacts do\n")
+    assert process.stderr == ("colorize-batch: error: --hints: bundled default model predicts one colour per pixel "
+                              "(a regression model): it takes no hints; colour model v2 artefacts do\n")
     assert not (tmp_path / "out").exists()
 
 

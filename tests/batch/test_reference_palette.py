@@ -174,8 +174,8 @@ def test_a_model_without_a_global_hint_input_refuses_a_reference(tmp_path):
     reference = colour_photo(tmp_path / "ref.jpg", 5)
     process = batch(source, "-o", tmp_path / "out", "--reference", reference)
     assert process.returncode == 2
-    assert process.stderr.endswith("colorize-batch: error: --reference: bundled default model is a regression model "
-                                   "(one colour per pixel): it takes no reference photo; colour model v2 artefacts "
+    assert process.stderr.endswith("colorize-batch: error: --reference: bundled default model predicts one colour "
+                                   "per pixel (a regression model): it takes no reference; colour model v2 artefacts "
                                    "do\n")
     assert not (tmp_path / "out").exists()
 
