@@ -8,7 +8,16 @@ do, and zero planes mean automatic colouring.
 
 A global hint (a normalised a*b* histogram over the bins plus a flag saying
 it is given) is mapped to the bottleneck's width and added to the stride-32
-features, where every pixel sees it; zeros mean none.
+features, where every pixel sees it; zeros mean none. It also reaches the
+logits directly, as a prior over the bins: `reference_prior` adds
+REFERENCE_PRIOR_SCALE * log((1 - REFERENCE_PRIOR_FLOOR) * h + REFERENCE_PRIOR_FLOOR / Q)
+to every pixel's logits, so the distribution a pixel would have is
+reweighted towards the reference's colours (a posterior, with the histogram
+as prior). The bottleneck path alone left a model trained on the CPU for 23
+epochs blind to the hint (benchmarks/README.md, "Reference palette"); the
+prior path works from the first step. Its strength is a constant, not a
+weight, so checkpoints (and resumed runs) from before it load unchanged. A
+flag of 0 makes the term exactly zero: automatic colouring is unchanged.
 
 The decoder climbs from stride 32 to stride 2 (skips at 16, 8, 4, 2) and a
 1x1 convolution gives logits over the bins there, at half the render size:
@@ -35,6 +44,11 @@ from retint.model.networks.efficientnet_lite import (
 HINT_CHANNELS = 3  # a*/110, b*/110, mask
 # Logits are predicted at render size / this.
 HEAD_STRIDE = 2
+# The reference prior's share of a uniform distribution: a colour absent from the reference is
+# made unlikely, never impossible (a reference photo shows only part of the archive's world).
+REFERENCE_PRIOR_FLOOR = 0.1
+# How strongly the prior reweights the logits (chosen on training photos, benchmarks/README.md).
+REFERENCE_PRIOR_SCALE = 0.25
 
 
 class EffNetDistributionUNet(nn.Module):
@@ -84,4 +98,15 @@ class EffNetDistributionUNet(nn.Module):
             x = x + self.global_hint(global_hint.to(x.dtype))[:, :, None, None]
         for block, skip in zip(self.decoder, reversed(skips)):
             x = block(x, skip)
-        return self.head(x)
+        logits = self.head(x)
+        if self.global_hint is not None:
+            logits = logits + self.reference_prior(global_hint.to(logits.dtype))[:, :, None, None]
+        return logits
+
+    def reference_prior(self, global_hint: torch.Tensor) -> torch.Tensor:
+        """global_hint [N,Q+1] -> the reference's log-prior over the bins [N,Q], times its scale; zero
+        where the flag (the last entry) is 0."""
+        histogram, given = global_hint[:, :-1], global_hint[:, -1:]
+        smoothed = (1.0 - REFERENCE_PRIOR_FLOOR) * histogram + REFERENCE_PRIOR_FLOOR / self.bins
+        return given * REFERENCE_PRIOR_SCALE * torch.log(smoothed)
+

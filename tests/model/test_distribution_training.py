@@ -94,3 +94,21 @@ def test_cut_outs_keep_only_images_with_alpha_shrunk(tmp_path):
     (tmp_path / "cat.png").unlink()
     with pytest.raises(InputError, match="alpha"):
         load_cut_outs(tmp_path)
+
+
+def test_a_reference_prior_leans_every_pixel_toward_the_references_colours_and_none_is_automatic():
+    from retint.model.networks.effnet_distribution import EffNetDistributionUNet
+
+    torch.manual_seed(0)
+    network = EffNetDistributionUNet(CENTRES, decoder_width=8, pretrained=False).eval()
+    lightness = torch.rand(2, 1, 64, 64) * 2 - 1
+    red = nearest_bin(torch.tensor([[[[60.0]], [[40.0]]]]), CENTRES).item()
+    reference = torch.zeros(2, len(CENTRES) + 1)
+    reference[:, red], reference[:, -1] = 1.0, 1.0  # a reference photo all of one red
+    with torch.no_grad():
+        automatic = network(lightness)
+        absent = network(lightness, global_hint=torch.zeros(2, len(CENTRES) + 1))
+        guided = network(lightness, global_hint=reference)
+    assert torch.equal(automatic, absent)  # the flag 0: exactly automatic colouring
+    share = lambda logits: logits.softmax(1)[:, red].mean()  # noqa: E731
+    assert share(guided) > 2 * share(automatic)
