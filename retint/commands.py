@@ -44,6 +44,13 @@ def command_boundary(program: str, leave: Callable[[int], None] = leave_normally
     except KeyboardInterrupt:
         click.echo(f"{program}: interrupted{interrupted_note}", err=True)
         leave(INTERRUPTED)
+    except ImportError as error:
+        # Ctrl-C while a C extension initialises (ONNX Runtime's pybind module, say) reaches us as
+        # "ImportError: initialization failed" caused by the KeyboardInterrupt: an interrupt, not a bug.
+        if not isinstance(error.__cause__ or error.__context__, KeyboardInterrupt):
+            raise
+        click.echo(f"{program}: interrupted{interrupted_note}", err=True)
+        leave(INTERRUPTED)
 
 
 def renamed_options(args: list[str], renamed: dict[str, str], program: str,

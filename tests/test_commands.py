@@ -154,3 +154,20 @@ def test_a_missing_core_dependency_is_not_turned_into_advice_for_an_extra(monkey
     with pytest.raises(MissingExtra, match="needs the 'video' extra"):
         with needs_extra("train", "colorize-train"):
             import av  # noqa: F401
+
+
+def test_ctrl_c_inside_a_c_extensions_import_is_an_interrupt_and_other_import_errors_are_bugs():
+    """A C extension turns a KeyboardInterrupt during its initialisation into ImportError."""
+    from retint.commands import INTERRUPTED, command_boundary
+
+    codes = []
+    with command_boundary("demo", leave=codes.append):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise ImportError("initialization failed") from interrupt
+    assert codes == [INTERRUPTED]
+    with pytest.raises(ImportError):
+        with command_boundary("demo", leave=codes.append):
+            raise ImportError("a broken install")
+    assert codes == [INTERRUPTED]
