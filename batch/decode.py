@@ -25,6 +25,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
@@ -50,6 +51,8 @@ SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 DESCRIPTIVE_TAGS = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)  # description, make,
 # model, software, date, artist, copyright
 
+
+Decoded = TypeVar("Decoded")
 
 # Float images are nominally 0..1; allow rounding noise either side.
 FLOAT_RANGE_SLACK = 1e-3
@@ -200,10 +203,15 @@ def decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedI
 
 
 def _decode_checked(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
+    return _as_decode_failures(data, lambda: _decode_bytes(data, max_pixels, include_colour))
+
+
+def _as_decode_failures(data: bytes, decode_step: Callable[[], Decoded]) -> Decoded:
+    """`decode_step()` on non-empty `data`, whatever Pillow raises turned into UnreadableImage."""
     if not data:
         raise UnreadableImage("empty file (0 bytes)")
     try:
-        return _decode_bytes(data, max_pixels, include_colour)
+        return decode_step()
     except (DecodeFailure, AlreadyColour):
         raise
     except UnidentifiedImageError as error:
@@ -220,38 +228,39 @@ def _open(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
+def _open_within_limits(data: bytes, max_pixels: int) -> Image.Image:
+    """The image in `data`, opened (no pixel decoded yet), in a supported format and within the
+    pixel limit, judged from the header."""
+    image = _open(data)
+    if image.format not in SUPPORTED_FORMATS:
+        raise UnreadableImage(f"unsupported format {image.format}")
+    width, height = image.size
+    if width * height > max_pixels:
+        # Three significant figures: "--max-pixels 1000" must not read as "0 MP".
+        raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
+                            f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+    return image
+
+
 def decode_palette_photo(data: bytes, max_pixels: int, side: int) -> np.ndarray:
     """A reference photo's pixels, uint8 RGB [H,W,3] as displayed, for its palette: the same formats,
     header pixel limit, EXIF orientation and first page as `decode_bytes`, any mode decoded as RGB
     (16-bit scaled to 8 bits), and a JPEG decoded at the smallest DCT scale that keeps `side` a
     side (only a thumbnail is kept: a 50 MP reference costs no 150 MB decode). Raises
     DecodeFailure (or a subclass) with a one-line reason."""
-    if not data:
-        raise UnreadableImage("empty file (0 bytes)")
     heif_support()  # a phone's HEIC reference opens where pillow-heif is installed
-    try:
-        image = _open(data)
-        if image.format not in SUPPORTED_FORMATS:
-            raise UnreadableImage(f"unsupported format {image.format}")
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
-                                f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
-        image.draft("RGB", (side, side))  # JPEG only: both sides stay >= side
-        if image.mode in SIXTEEN_BIT_MODES:
-            rgb = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8)).convert("RGB")
-        else:
-            rgb = image.convert("RGB")
-        transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
-        if transpose is not None:
-            rgb = rgb.transpose(transpose)
-        return np.asarray(rgb, dtype=np.uint8)
-    except DecodeFailure:
-        raise
-    except UnidentifiedImageError:
-        raise UnreadableImage("not an image this tool reads (unknown or corrupt header)") from None
-    except Exception as error:  # damaged files make Pillow raise almost anything
-        raise UnreadableImage(f"truncated or corrupt image data ({describe_exception(error)})") from None
+    return _as_decode_failures(data, lambda: _palette_pixels(data, max_pixels, side))
+
+
+def _palette_pixels(data: bytes, max_pixels: int, side: int) -> np.ndarray:
+    image = _open_within_limits(data, max_pixels)
+    image.draft("RGB", (side, side))  # JPEG only: both sides stay >= side
+    if image.mode in SIXTEEN_BIT_MODES:
+        rgb = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8)).convert("RGB")
+    else:
+        rgb = image.convert("RGB")
+    transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
+    return np.asarray(rgb.transpose(transpose) if transpose is not None else rgb, dtype=np.uint8)
 
 
 def palette_refusal(rgb: np.ndarray) -> str:
@@ -275,14 +284,7 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> DecodedImage:
-    image = _open(data)
-    if image.format not in SUPPORTED_FORMATS:
-        raise UnreadableImage(f"unsupported format {image.format}")
-    width, height = image.size
-    if width * height > max_pixels:
-        # Three significant figures: "--max-pixels 1000" must not read as "0 MP".
-        raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
-                            f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+    image = _open_within_limits(data, max_pixels)
     notes: list[str] = []
     exif_bytes, orientation = _exif_without_orientation(image, notes)
     icc = image.info.get("icc_profile")
@@ -299,7 +301,7 @@ def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> Decoded
         gray = gray.transpose(transpose)
         alpha = alpha.transpose(transpose) if alpha is not None else None
     return DecodedImage(gray=np.asarray(gray, dtype=np.uint8), alpha=None if alpha is None else np.asarray(alpha),
-                        exif=exif_bytes, icc=icc, input_format=image.format, notes=notes)
+                        exif=exif_bytes, icc=icc, input_format=str(image.format), notes=notes)  # a supported one
 
 
 def _exif_without_orientation(image: Image.Image, notes: list[str]) -> tuple[bytes | None, int]:
