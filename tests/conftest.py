@@ -133,3 +133,26 @@ def exported_distribution(distribution_checkpoint, tmp_path_factory):
     output = tmp_path_factory.mktemp("export-v2")
     return run_export(ExportConfig(checkpoint=distribution_checkpoint, output_dir=output, onnx_only=True),
                       log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def export_calibrated_distribution(distribution_checkpoint, tmp_path_factory):
+    """export(lambda_) -> the tiny v2 generator with a made-up distribution calibration (alpha 0.1
+    and this lambda), exported with `export-trt --onnx-only`: an engine that maps its uncertainty."""
+    import torch
+
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+    from retint.model.checkpoint import save_checkpoint
+
+    def export(lambda_: float) -> Path:
+        payload = torch.load(distribution_checkpoint, weights_only=True)
+        payload["uncertainty"] = {"method": "distribution", "alpha": 0.1, "lambda": lambda_,
+                                  "calibration_photos": 20, "calibration_sources": ["synthetic"]}
+        folder = tmp_path_factory.mktemp("v2-calibrated")
+        save_checkpoint(folder / "tiny-v2c.pth", payload)
+        run_export(ExportConfig(checkpoint=folder / "tiny-v2c.pth", output_dir=folder / "export", onnx_only=True),
+                   log=lambda line: None)
+        return folder / "export" / "tiny-v2c.onnx"
+
+    return export

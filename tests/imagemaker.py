@@ -49,3 +49,11 @@ def learnable_dataset(folder: Path, count: int = 16, size: int = 64) -> Path:
     for index in range(count):
         write_rgb(folder / f"img{index:02d}.png", learnable_colour_image(size, index))
     return folder
+
+
+def grey_photos(folder: Path, names: dict[str, int], size: tuple[int, int] = (48, 64)) -> Path:
+    """Grey PNGs at `folder`/name (sub-folders made), each `grey_photo` of its seed; `folder`."""
+    for name, seed in names.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / name), grey_photo(*size, seed))
+    return folder

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from batchrun import batch
-from imagemaker import grey_photo, natural_like_image, write_rgb
+from imagemaker import grey_photo, grey_photos, natural_like_image, write_rgb
 from retint.batch.config import BatchConfig
 from retint.batch.decode import decode
 from retint.batch.hints import HINTS_NOT_APPLIED, HintTable, read_hints_file
@@ -36,14 +36,6 @@ GRID = [{"x": x, "y": y, "a": 80.0, "b": 60.0} for x in range(4, 64, 12) for y i
 
 def v2_engine(exported_distribution) -> Path:
     return next(path for path in exported_distribution.artefacts if path.name == "tiny-v2.onnx")
-
-
-def photos(folder: Path, names: dict[str, int], size=(48, 64)) -> Path:
-    """Grey PNGs at `folder`/name, each from its seed."""
-    for name, seed in names.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / name), grey_photo(*size, seed))
-    return folder
 
 
 def hints_file(path: Path, content: dict) -> Path:
@@ -79,7 +71,7 @@ def as_points(hints: list[dict]) -> list[tuple[float, float, float, float]]:
 
 def test_hinted_photos_take_their_hints_and_the_others_are_byte_identical(exported_distribution, tmp_path):
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1, "album/b.png": 2, "album/c.png": 3})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1, "album/b.png": 2, "album/c.png": 3})
     table = hints_file(tmp_path / "hints.json", {"a.png": RED, "album/c.png": [{"x": 64, "y": 3, "a": 1, "b": 1}],
                                                  "gone.png": BLUE, "album/missing.jpg": GREEN})
     code, _, plain, _ = colorize(source, tmp_path / "plain", engine)
@@ -114,7 +106,7 @@ def test_hinted_photos_take_their_hints_and_the_others_are_byte_identical(export
 
 def test_reruns_colour_again_exactly_the_photos_whose_hints_changed(exported_distribution, tmp_path):
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1, "b.png": 2, "d.png": 4})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1, "b.png": 2, "d.png": 4})
     output = tmp_path / "out"
 
     def run(*extra) -> dict:
@@ -151,7 +143,7 @@ def test_an_output_someone_changed_is_never_written_over_for_new_hints(exported_
     """A user retouched a.png after the run; new hints for it must not replace their file (a review
     found they did): the manifest line names the file retint wrote, and only that file is replaced."""
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
     output = tmp_path / "out"
     code, stderr, _, _ = colorize(source, output, engine, "--hints", hints_file(tmp_path / "h1.json", {"a.png": RED}))
     assert code == 0, stderr
@@ -169,7 +161,7 @@ def test_an_output_someone_changed_is_never_written_over_for_new_hints(exported_
 def test_a_photo_whose_new_hints_fail_keeps_its_earlier_output_and_line_for_the_next_run(exported_distribution,
                                                                                           tmp_path):
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     output = tmp_path / "out"
     assert colorize(source, output, engine, "--hints", hints_file(tmp_path / "good.json", {"a.png": RED}))[0] == 0
     before = (output / "a.png").read_bytes()
@@ -185,9 +177,9 @@ def test_a_photo_whose_new_hints_fail_keeps_its_earlier_output_and_line_for_the_
 
 def test_keys_are_paths_in_the_output_tree_with_several_sources(exported_distribution, tmp_path):
     engine = v2_engine(exported_distribution)
-    first = photos(tmp_path / "scans", {"a.png": 1})
-    second = photos(tmp_path / "more", {"a.png": 5})
-    single = photos(tmp_path / "loose", {"e.png": 6}) / "e.png"
+    first = grey_photos(tmp_path / "scans", {"a.png": 1})
+    second = grey_photos(tmp_path / "more", {"a.png": 5})
+    single = grey_photos(tmp_path / "loose", {"e.png": 6}) / "e.png"
     table = hints_file(tmp_path / "hints.json", {"more/a.png": RED, "e.png": BLUE, "a.png": GREEN})
     process = batch(first, second, single, "-o", tmp_path / "out", "--engine", engine, "--backend", "onnxruntime",
                     "--hints", table)
@@ -204,7 +196,7 @@ def test_a_video_with_hints_is_coloured_automatically_and_says_so(exported_distr
     from test_video import make_clip
 
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     make_clip(source / "clip.mp4", frames=6, size=(64, 48), audio=False)
     table = hints_file(tmp_path / "hints.json", {"clip.mp4": RED, "a.png": RED})
     code, stderr, entries, _ = colorize(source, tmp_path / "out", engine, "--hints", table)
@@ -236,7 +228,7 @@ def test_a_video_with_hints_is_coloured_automatically_and_says_so(exported_distr
     (None, "cannot read it (No such file or directory)"),
 ])
 def test_a_bad_hints_file_is_one_line_and_exit_2_before_anything(exported_distribution, tmp_path, content, message):
-    source = photos(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     path = tmp_path / "hints.json"
     if content is not None:
         path.write_text(content)
@@ -248,7 +240,7 @@ def test_a_bad_hints_file_is_one_line_and_exit_2_before_anything(exported_distri
 
 
 def test_a_regression_model_refuses_hints_before_anything_is_created(tmp_path):
-    source = photos(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     process = batch(source, "-o", tmp_path / "out", "--hints", hints_file(tmp_path / "hints.json", {"a.png": RED}))
     assert process.returncode == 2
     assert process.stderr == ("colorize-batch: error: --hints: bundled default model predicts one colour per pixel "
@@ -271,7 +263,7 @@ def test_the_hint_table_is_immutable_and_travels_by_pickle(tmp_path):
 def test_ray_carries_each_photos_hints_to_its_worker(exported_distribution, tmp_path):
     ray = pytest.importorskip("ray")
     engine = v2_engine(exported_distribution)
-    source = photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1, "b.png": 2})
     table = read_hints_file(hints_file(tmp_path / "hints.json", {"a.png": GRID})).hints
     palette = read_reference(write_rgb(tmp_path / "square.jpg", natural_like_image(60, 80, 3)), 10 ** 8)
     settings = dict(sources=(source,), engine=engine, backend="onnxruntime", progress=False, hints=table,

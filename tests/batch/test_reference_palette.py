@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from batchrun import batch
-from imagemaker import grey_photo, natural_like_image, write_rgb
+from imagemaker import grey_photo, grey_photos, natural_like_image, write_rgb
 from retint.batch.decode import decode
 from retint.batch.hints import read_hints_file
 from retint.batch.manifest import read_manifest
@@ -33,13 +33,6 @@ MAX_PIXELS = 150_000_000
 
 def v2_engine(exported_distribution) -> Path:
     return next(path for path in exported_distribution.artefacts if path.name == "tiny-v2.onnx")
-
-
-def greys(folder: Path, names: dict[str, int], size=(48, 64)) -> Path:
-    for name, seed in names.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / name), grey_photo(*size, seed))
-    return folder
 
 
 def colour_photo(path: Path, seed: int, tint=(1.0, 1.0, 1.0)) -> Path:
@@ -89,7 +82,7 @@ def sha256(path: Path) -> str:
 
 def test_a_reference_guides_every_photo_and_the_manifest_names_it(exported_distribution, tmp_path):
     engine = v2_engine(exported_distribution)
-    source = greys(tmp_path / "scans", {"a.png": 1, "b/c.png": 2})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1, "b/c.png": 2})
     square = colour_photo(tmp_path / "refs" / "square.jpg", 5, tint=(1.0, 0.5, 0.4))
     code, stderr, lines = run(source, tmp_path / "out", engine, "--reference", square)
     assert code == 0, stderr
@@ -105,7 +98,7 @@ def test_a_reference_guides_every_photo_and_the_manifest_names_it(exported_distr
 
 def test_a_rerun_colours_again_exactly_the_inputs_whose_reference_changed(exported_distribution, tmp_path):
     engine = v2_engine(exported_distribution)
-    source = greys(tmp_path / "scans", {"town/a.png": 1, "town/b.png": 2, "family/c.png": 3})
+    source = grey_photos(tmp_path / "scans", {"town/a.png": 1, "town/b.png": 2, "family/c.png": 3})
     refs = tmp_path / "refs"
     colour_photo(refs / "square.jpg", 5, tint=(1.0, 0.5, 0.4))
     colour_photo(refs / "garden.jpg", 6, tint=(0.4, 1.0, 0.5))
@@ -161,7 +154,7 @@ def test_a_rerun_colours_again_exactly_the_inputs_whose_reference_changed(export
 ], ids=["missing", "not-an-image", "empty", "black-and-white"])
 def test_a_reference_that_cannot_serve_is_one_line_and_creates_nothing(exported_distribution, tmp_path, make,
                                                                         reason):
-    source = greys(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     reference = make(tmp_path / "ref.png")
     code, stderr, _ = run(source, tmp_path / "out", v2_engine(exported_distribution), "--reference", reference)
     assert code == 2
@@ -170,7 +163,7 @@ def test_a_reference_that_cannot_serve_is_one_line_and_creates_nothing(exported_
 
 
 def test_a_model_without_a_global_hint_input_refuses_a_reference(tmp_path):
-    source = greys(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     reference = colour_photo(tmp_path / "ref.jpg", 5)
     process = batch(source, "-o", tmp_path / "out", "--reference", reference)
     assert process.returncode == 2
@@ -255,7 +248,7 @@ def test_a_reference_guides_every_frame_of_a_video(exported_distribution, tmp_pa
 def test_an_unreadable_file_keeps_its_failed_line_under_a_reference(exported_distribution, tmp_path):
     """Its failure is its own, whatever the guides: a rerun with the same reference does not fail it again."""
     engine = v2_engine(exported_distribution)
-    source = greys(tmp_path / "scans", {"a.png": 1})
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
     (source / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
     square = colour_photo(tmp_path / "square.jpg", 5)
     code, stderr, lines = run(source, tmp_path / "out", engine, "--reference", square)

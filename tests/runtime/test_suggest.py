@@ -20,20 +20,9 @@ def fused(exported_distribution):
 
 
 @pytest.fixture(scope="module")
-def calibrated(distribution_checkpoint, tmp_path_factory):
+def calibrated(export_calibrated_distribution):
     """The tiny v2 generator with a made-up distribution calibration, exported."""
-    from retint.export.config import ExportConfig
-    from retint.export.pipeline import run_export
-    from retint.model.checkpoint import save_checkpoint
-
-    payload = torch.load(distribution_checkpoint, weights_only=True)
-    payload["uncertainty"] = {"method": "distribution", "alpha": 0.1, "lambda": 1.5, "calibration_photos": 20,
-                              "calibration_sources": ["synthetic"]}
-    folder = tmp_path_factory.mktemp("v2-calibrated")
-    save_checkpoint(folder / "tiny-v2c.pth", payload)
-    run_export(ExportConfig(checkpoint=folder / "tiny-v2c.pth", output_dir=folder / "export", onnx_only=True),
-               log=lambda line: None)
-    return folder / "export" / "tiny-v2c.onnx"
+    return export_calibrated_distribution(1.5)
 
 
 def _torch_logits(checkpoint, gray: np.ndarray, hints=()) -> np.ndarray:

@@ -267,24 +267,12 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def calibrated_server(distribution_checkpoint, tmp_path_factory):
+def calibrated_server(export_calibrated_distribution):
     """The tiny v2 generator with a made-up distribution calibration (so it maps its uncertainty),
     exported, served, and opened in-process."""
-    import torch
-
-    from retint.export.config import ExportConfig
-    from retint.export.pipeline import run_export
-    from retint.model.checkpoint import save_checkpoint
-
-    payload = torch.load(distribution_checkpoint, weights_only=True)
     # lambda 1: the tiny model's widths (about 60 CIELAB units) then fall inside the heat map's scale.
-    payload["uncertainty"] = {"method": "distribution", "alpha": 0.1, "lambda": 1.0, "calibration_photos": 20,
-                              "calibration_sources": ["synthetic"]}
-    folder = tmp_path_factory.mktemp("serve-v2-calibrated")
-    save_checkpoint(folder / "tiny-v2c.pth", payload)
-    run_export(ExportConfig(checkpoint=folder / "tiny-v2c.pth", output_dir=folder / "export", onnx_only=True),
-               log=lambda line: None)
-    path = folder / "export" / "tiny-v2c.onnx"
+    path = export_calibrated_distribution(1.0)
+    folder = path.parent.parent
     with ServerProcess(folder / "serve.log", "--engine", str(path), "--backend", "onnxruntime") as running, \
             load_engine(path, backend="onnxruntime") as engine:
         yield running, engine
