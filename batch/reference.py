@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Callable, Collection
 
@@ -93,13 +94,17 @@ class ReferenceTable:
     def __bool__(self) -> bool:
         return self.default is not None or any(photo is not None for _, photo in self.by_key)
 
+    @cached_property
+    def _entries(self) -> dict[str, ReferencePhoto | None]:
+        # Built once, not once per input (a run asks for_input of every input it lists).
+        return dict(self.by_key)
+
     def for_input(self, key: str) -> ReferencePhoto | None:
         """The reference of the input whose hints-file key is `key` (its path as OUT mirrors it)."""
-        entries = dict(self.by_key)
         path = PurePosixPath(key)
         for candidate in [path, *path.parents]:
-            if str(candidate) in entries:
-                return entries[str(candidate)]
+            if str(candidate) in self._entries:
+                return self._entries[str(candidate)]
         return self.default
 
     def photos(self) -> dict[tuple[str, str], ReferencePhoto]:
