@@ -10,7 +10,8 @@ toned reference is refused, as colorize-batch refuses one
 REFERENCE_SIDE a side: the palette is taken from a thumbnail of that side
 (`runtime.colour_controls`), so a 50 MP reference costs no 150 MB decode.
 Anything wrong with it is a 400 naming the field `reference`, so that a
-client can tell it from a fault of the photo being coloured.
+client can tell it from a fault of the photo being coloured; a file over
+the upload limit is the photo's 413, in words that name the field.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def refused(reason: str) -> Rejected:
 def reference_upload(form: Mapping[str, Any], max_upload_bytes: int) -> BinaryIO | None:
     """The reference's file, unread (it is decoded on the pool); None when the field is absent or
     blank, or is a file input sent with nothing chosen (no file name, no bytes: what a browser's
-    form sends); a 400 when it is text or over the upload limit."""
+    form sends); a 400 when it is text, a 413 when it is over the upload limit."""
     value = form.get(FIELD)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -44,7 +45,7 @@ def reference_upload(form: Mapping[str, Any], max_upload_bytes: int) -> BinaryIO
     if not value.filename and not value.size:
         return None
     if value.size is not None and value.size > max_upload_bytes:
-        raise refused(over_upload_limit(max_upload_bytes))
+        raise Rejected(413, f"{FIELD}: {over_upload_limit(max_upload_bytes)}")
     return value.file
 
 

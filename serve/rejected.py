@@ -15,5 +15,5 @@ class Rejected(Exception):
 
 
 def over_upload_limit(max_upload_bytes: int) -> str:
-    """How a file over --max-upload-mb is refused (the photo's 413, a reference photo's 400)."""
+    """How a file over --max-upload-mb is refused (413: the photo, or a reference photo after "reference: ")."""
     return f"upload over the server's limit of {max_upload_bytes // (1024 * 1024)} MB"

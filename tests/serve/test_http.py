@@ -147,7 +147,7 @@ def test_the_upload_limit_holds_for_each_file_the_photo_and_a_reference(server):
     assert answer.status == 400 and "takes no reference" in answer.json_error()
     small = encoded(grey_photo(50, 70))
     answer = post_files(server.url, {"file": ("grey.jpg", small), "reference": ("palette.jpg", over_limit)})
-    assert (answer.status, answer.json_error()) == (400, "reference: upload over the server's limit of 1 MB")
+    assert (answer.status, answer.json_error()) == (413, "reference: upload over the server's limit of 1 MB")
     answer = post_files(server.url, {"file": ("huge.jpg", over_limit), "reference": ("palette.jpg", b"small")})
     assert answer.status == 413 and "1 MB" in answer.json_error()
 

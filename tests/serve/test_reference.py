@@ -126,6 +126,6 @@ def test_the_field_is_a_file_within_the_upload_limit_or_nothing():
     assert raised.value.status == 400 and raised.value.message.startswith("reference: ")
     with pytest.raises(Rejected) as raised:
         reference_upload({"reference": upload(bytes(MEGABYTE + 1))}, MEGABYTE)
-    assert (raised.value.status, raised.value.message) == (400, "reference: upload over the server's limit of 1 MB")
+    assert (raised.value.status, raised.value.message) == (413, "reference: upload over the server's limit of 1 MB")
     # An empty file with a name was chosen: the decode says it is empty.
     assert reference_upload({"reference": upload(b"", "empty.png")}, MEGABYTE) is not None
