@@ -14,15 +14,20 @@
 The fields `hints`, `temperature`, `reference`, `points` and `k` are read by
 guides.py (hints as `retint.runtime.hints` words them, x and y in the image's
 pixels; `reference`, a colour photo's file, by reference.py). Every POST has
-the same upload limit (per file), admission and log line.
+the same upload limit (per file), deadline, admission and log line: its
+body must arrive within --upload-timeout (arrival.py), and only then is it
+admitted to the colouring queue.
 
 Errors are JSON `{"error": "..."}`: 400 a malformed request (a hint,
-point, temperature or k that cannot be used, any reference photo that cannot,
-hints or a reference for a model that takes none, suggestions or
-uncertainty from an engine without them), 413 an upload
-over --max-upload-mb, 415 not an image or an unsupported format, 422 too
-many pixels or a side out of range, 500 the engine failed (the server keeps
-serving), 503 busy (with Retry-After).
+point, temperature or k that cannot be used, any reference photo that cannot
+be read, hints or a reference for a model that takes none, suggestions or
+uncertainty from an engine without them), 408 a body that did not arrive
+within --upload-timeout (the connection is then closed), 413 an upload (the
+photo or a reference photo) over --max-upload-mb, 415 not an image or an
+unsupported format, 422 too many pixels or a side out of range, 500 the
+engine failed (the server keeps serving), 503 busy (with Retry-After). A
+client that closes its connection during its upload gets no answer; its log
+line says 499 (nginx's "client closed request") and how much had arrived.
 """
 
 from __future__ import annotations
@@ -37,19 +42,23 @@ from typing import Any, BinaryIO, Callable, Mapping, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from retint import __version__
 from retint.runtime import EngineSpec
+from retint.serve.arrival import Arrival, Arrivals, UploadTimedOut, UploadTooLarge
 from retint.serve.colouriser import Admission, Coloured, Colouriser, Rejected, Suggested, check_format
-from retint.serve.guides import capabilities, read_count, read_guides, read_points
+from retint.serve.guides import MAX_FIELD_CHARACTERS, capabilities, read_count, read_guides, read_points
 from retint.serve.rejected import over_upload_limit
 
 # Multipart framing around the files: boundaries and part headers.
 MULTIPART_SLACK = 64 * 1024
 # The photo and a reference photo, each held to the upload limit.
 MAX_FILES = 2
+# A text field's bytes held while the form arrives: the guides' longest field in UTF-8.
+MAX_FIELD_BYTES = 4 * MAX_FIELD_CHARACTERS
 
 log = logging.getLogger("retint.serve")
 Answer = TypeVar("Answer", Coloured, Suggested)
@@ -66,31 +75,13 @@ def spec_as_json(spec: EngineSpec) -> dict[str, Any]:
             "guides": capabilities(spec), "retint": __version__}
 
 
-class UploadTooLarge(Exception):
-    pass
-
-
-def _limited(receive, limit: int):
-    """`receive` that raises once the body passes `limit` bytes (chunked uploads have no Content-Length)."""
-    received = 0
-
-    async def limited_receive():
-        nonlocal received
-        message = await receive()
-        received += len(message.get("body", b""))
-        if received > limit:
-            raise UploadTooLarge()
-        return message
-
-    return limited_receive
-
-
 def _too_large(max_upload_bytes: int) -> Rejected:
     return Rejected(413, over_upload_limit(max_upload_bytes))
 
 
 class RequestLog:
-    """ASGI middleware: one line per request: method, path, status, milliseconds, pixels."""
+    """ASGI middleware: one line per request: method, path, status, milliseconds, pixels, and after
+    them a note where the route left one (scope["retint"]["note"]: how much of a body arrived)."""
 
     def __init__(self, app):
         self.app = app
@@ -111,8 +102,14 @@ class RequestLog:
             await self.app(scope, receive, send_and_note)
         finally:
             pixels = scope["retint"].get("pixels", "-")
-            log.info("%s %s %d %.1f ms %s px", scope["method"], scope["path"], status[0],
-                     (time.perf_counter() - started) * 1000, pixels)
+            note = scope["retint"].get("note")
+            log.info("%s %s %d %.1f ms %s px%s", scope["method"], scope["path"], status[0],
+                     (time.perf_counter() - started) * 1000, pixels, f": {note}" if note else "")
+
+
+def _note(request: Request, text: str) -> None:
+    """`text` after the request's log line (RequestLog)."""
+    request.scope.setdefault("retint", {})["note"] = text
 
 
 def _header_safe(text: str) -> str:
@@ -120,10 +117,12 @@ def _header_safe(text: str) -> str:
     return text.encode("ascii", "replace").decode("ascii")
 
 
-def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: int) -> FastAPI:
+def create_app(colouriser: Colouriser, admission: Admission, arrivals: Arrivals, max_upload_bytes: int,
+               upload_timeout: float) -> FastAPI:
     """The FastAPI app serving the page, /colorize, /suggest, /uncertainty, /healthz and /v1/spec on
-    `colouriser`; `admission` bounds the requests in progress and an upload over `max_upload_bytes`
-    gets 413."""
+    `colouriser`; `arrivals` bounds the bodies arriving at once, each within `upload_timeout` seconds
+    (else 408) and with files of at most `max_upload_bytes` (else 413); `admission` bounds the
+    requests in the colouring queue, which a request enters once its body is in."""
     app = FastAPI(title="retint", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(RequestLog)
     page = resources.files("retint.serve").joinpath("page.html").read_text(encoding="utf-8")
@@ -139,33 +138,55 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
-    async def upload_route(request: Request, job: Job[Answer]) -> Answer:
-        """The one way a POST with an upload is served: its size limit, admission, the form read
-        by `job`, the work on the colouriser's pool, and the pixels for the log line."""
+    async def read_form(request: Request) -> FormData:
+        """The request's form once its whole body is in: 413 over the size limit (declared or
+        arrived), 503 when --max-uploads bodies are arriving, 408 (and the connection closed) when
+        the body is not in within `upload_timeout`; a client that closes the connection meanwhile
+        gets a 499 no one reads, for the log line. The caller closes the form."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             raise _too_large(max_upload_bytes)
-        admission.enter()
-        started = time.perf_counter()
-        seconds = None
+        arrivals.enter()
+        arrival = Arrival(request.receive, max_body_bytes, upload_timeout)
+        expected = f" of {int(declared)}" if declared is not None and declared.isdigit() else ""
         try:
-            limited = Request(request.scope, _limited(request.receive, max_body_bytes))
-            try:
-                async with limited.form(max_files=MAX_FILES, max_fields=8) as form:
-                    upload = form.get("file")
-                    if not isinstance(upload, UploadFile):
-                        raise Rejected(400, "expected a multipart/form-data upload with the image in field 'file'")
-                    if upload.size is not None and upload.size > max_upload_bytes:
-                        raise _too_large(max_upload_bytes)
-                    work = job(form)
-                    upload.file.seek(0)
-                    loop = asyncio.get_running_loop()
-                    answer = await loop.run_in_executor(colouriser.pool, work, upload.file)
-            except UploadTooLarge:
-                raise _too_large(max_upload_bytes) from None
-            seconds = time.perf_counter() - started
+            return await Request(request.scope, arrival.receive).form(
+                max_files=MAX_FILES, max_fields=8, max_part_size=MAX_FIELD_BYTES)
+        except UploadTooLarge:
+            raise _too_large(max_upload_bytes) from None
+        except UploadTimedOut:
+            _note(request, f"{arrival.received}{expected} bytes in {upload_timeout:g} s")
+            raise Rejected(408, f"the upload took longer than the server's limit of {upload_timeout:g} s",
+                           {"Connection": "close"}) from None
+        except ClientDisconnect:
+            _note(request, f"the client closed the connection after {arrival.received}{expected} bytes")
+            raise Rejected(499, "the client closed the connection during its upload") from None
         finally:
-            admission.leave(seconds)
+            arrivals.leave()
+
+    async def upload_route(request: Request, job: Job[Answer]) -> Answer:
+        """The one way a POST with an upload is served: its body read (`read_form`), the form read
+        by `job`, admission, the work on the colouriser's pool, and the pixels for the log line."""
+        form = await read_form(request)
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise Rejected(400, "expected a multipart/form-data upload with the image in field 'file'")
+            if upload.size is not None and upload.size > max_upload_bytes:
+                raise _too_large(max_upload_bytes)
+            work = job(form)
+            upload.file.seek(0)
+            admission.enter()
+            started = time.perf_counter()
+            seconds = None
+            try:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(colouriser.pool, work, upload.file)
+                seconds = time.perf_counter() - started
+            finally:
+                admission.leave(seconds)
+        finally:
+            await form.close()
         request.scope.setdefault("retint", {})["pixels"] = answer.pixels
         return answer
 
@@ -182,7 +203,7 @@ def create_app(colouriser: Colouriser, admission: Admission, max_upload_bytes: i
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "engine": spec["label"], "in_flight": admission.in_flight,
-                "capacity": admission.capacity}
+                "capacity": admission.capacity, "arriving": arrivals.arriving}
 
     @app.get("/v1/spec")
     async def engine_spec() -> dict[str, Any]:

@@ -32,8 +32,9 @@ palette guides the colours. Hints, temperature and suggestions need a colour
 model v2 engine, a reference one with a global-hint input, the heat map an
 uncertainty head.
 Errors are JSON {"error": ...}: 400 a malformed field or one this engine
-cannot use, 413 too large, 415 not an image, 422 too many pixels or a side
-out of range, 500 engine failure, 503 busy (Retry-After).
+cannot use, 408 an upload slower than --upload-timeout, 413 too large, 415
+not an image, 422 too many pixels or a side out of range, 500 engine
+failure, 503 busy (Retry-After).
 
 \b
 Exit codes:
@@ -60,16 +61,24 @@ Exit codes:
 @click.option("--streams", type=click.IntRange(1), default=None,
               help=f"Requests coloured at once  [default: the inference plan's: {DEFAULT_STREAMS_TEXT}].")
 @click.option("--queue", type=click.IntRange(0), default=ServeConfig.queue,
-              help="Requests that may wait for a stream; beyond that the answer is 503 with Retry-After.")
+              help="Requests that may wait for a stream once their upload is in; beyond that the answer is "
+                   "503 with Retry-After.")
+@click.option("--upload-timeout", type=click.FloatRange(0, min_open=True), default=ServeConfig.upload_timeout,
+              metavar="SECONDS", help="A request's head, then its body, must arrive within this; a slower "
+                                      "upload gets 408 and its connection is closed.")
+@click.option("--max-uploads", type=click.IntRange(1), default=ServeConfig.max_uploads,
+              help="Uploads that may arrive at once (a few MB of memory each at most: files beyond 1 MB go to "
+                   "temporary files); beyond that the answer is 503 with Retry-After.")
 @click.option("--quality", type=click.IntRange(1, 100), default=ServeConfig.quality, help="JPEG / WebP quality.")
 def main(engine: Path | None, backend: str, device: str, host: str, port: int, max_upload_mb: int,
-         max_pixels: int, streams: int | None, queue: int, quality: int) -> None:
+         max_pixels: int, streams: int | None, queue: int, upload_timeout: float, max_uploads: int,
+         quality: int) -> None:
     """Serve the colouriser over HTTP, with a web page at /."""
     with needs_extra("serve", "colorize-serve"):
         from retint.serve.server import serve
     config = ServeConfig(engine=engine, backend=backend, device=device, host=host, port=port,
                          max_upload_mb=max_upload_mb, max_pixels=max_pixels, streams=streams, queue=queue,
-                         quality=quality)
+                         upload_timeout=upload_timeout, max_uploads=max_uploads, quality=quality)
     try:
         serve(config, announce=lambda line: click.echo(f"colorize-serve: {line}", err=True))
     except KeyboardInterrupt:

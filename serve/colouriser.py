@@ -201,11 +201,13 @@ class Colouriser:
 
 
 class Admission:
-    """At most `streams + queue` requests in the server at once; the next gets 503 with Retry-After.
+    """At most `streams + queue` requests being coloured or waiting to be; the next gets 503 with
+    Retry-After.
 
     Counted on the event loop's thread only, so a plain integer suffices. A
-    request is admitted before its body is read: one turned away costs no
-    memory, and those admitted hold at most their spooled uploads.
+    request is admitted once its whole body is in (arrival.py bounds the
+    bodies still arriving), so a slow client holds no place here; those
+    admitted hold at most their spooled uploads.
     """
 
     def __init__(self, streams: int, queue: int):

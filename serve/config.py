@@ -19,6 +19,8 @@ class ServeConfig:
     max_pixels: int = 50_000_000
     streams: int | None = None  # engine calls at once; None: the inference plan's
     queue: int = 8  # requests that may wait for a stream before the server answers 503
+    upload_timeout: float = 30.0  # seconds a request's head, then its body, may take to arrive (else 408)
+    max_uploads: int = 64  # request bodies that may arrive at once before the server answers 503
     quality: int = 95  # JPEG / WebP quality
 
     @property

@@ -13,6 +13,7 @@ import uvicorn
 from retint.errors import InputError
 from retint.runtime import EngineRequest, open_engines
 from retint.serve.app import create_app
+from retint.serve.arrival import Arrivals, head_deadline_protocol
 from retint.serve.colouriser import Admission, Colouriser
 from retint.serve.config import ServeConfig
 
@@ -62,13 +63,15 @@ def serve(config: ServeConfig, announce: Callable[[str], None]) -> None:
         raise
     try:
         admission = Admission(colouriser.streams, config.queue)
-        app = create_app(colouriser, admission, config.max_upload_bytes)
+        app = create_app(colouriser, admission, Arrivals(config.max_uploads), config.max_upload_bytes,
+                         config.upload_timeout)
         _log_requests_to_stderr()
         host, port = listener.getsockname()[:2]
         shown_host = f"[{host}]" if ":" in host else host
         announce(f"listening on http://{shown_host}:{port}/ ; engine: {colouriser.engine.spec.describe()}; "
                  f"{colouriser.streams} stream(s), {config.queue} may wait")
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+        server = uvicorn.Server(uvicorn.Config(app, http=head_deadline_protocol(config.upload_timeout),
+                                               log_level="warning", access_log=False,
                                                timeout_graceful_shutdown=30))
         # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal with the handler it
         # found: this one makes SIGTERM end like Ctrl-C (exit 0), not kill the process after the fact.
