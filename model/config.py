@@ -29,6 +29,10 @@ GENERATOR_HEADS = ("regression", "distribution")
 # existed hold a regression generator.
 DEFAULT_HEAD_FOR_NEW_RUNS = "distribution"
 RECONSTRUCTION_LOSSES = ("l1", "huber")
+# distribution only: what turns the encoder's skips into logits. unet: the U-Net decoder trained
+# end to end (colorize-train); hypercolumn: the frozen encoder's hypercolumns through a per-pixel
+# MLP, trained on a feature cache (colorize-train-head, networks/hypercolumn.py).
+DISTRIBUTION_DECODERS = ("unet", "hypercolumn")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class GeneratorConfig:
     # generator takes a global hint (an a*b* histogram) beside the point hints.
     bin_count: int = 0
     global_hint: bool = False
+    decoder: str = "unet"
 
     @classmethod
     def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":

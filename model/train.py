@@ -71,7 +71,6 @@ from retint.model.losses import (
     reconstruction_loss,
 )
 from retint.model.networks import build_generator
-from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.networks.patchgan import PatchGAN
 
 SAMPLE_IMAGES = 4
@@ -366,7 +365,8 @@ class Trainer:
         config = self.config
         true_ab = denormalize_ab(target_ab)
         hint_ab, hint_mask = simulate_point_hints(true_ab, config.hint_fraction)
-        head_size = (lightness.shape[-2] // HEAD_STRIDE, lightness.shape[-1] // HEAD_STRIDE)
+        stride = self.generator.head_stride
+        head_size = (lightness.shape[-2] // stride, lightness.shape[-1] // stride)
         small_truth = head_sized(true_ab, head_size)
         global_hint = (simulate_global_hint(small_truth, self.generator.bin_centres, config.global_hint_fraction)
                        if config.generator.global_hint else None)

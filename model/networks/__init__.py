@@ -26,6 +26,11 @@ def build_generator(config: GeneratorConfig) -> nn.Module:
         if config.bin_count and config.bin_count != len(centres):
             # The checkpoint's own centres are loaded over these buffers.
             centres = torch.zeros(config.bin_count, 2)
+        if config.decoder == "hypercolumn":
+            from retint.model.networks.hypercolumn import HypercolumnColourNet
+
+            return HypercolumnColourNet(centres, width=config.base_channels, pretrained=config.pretrained_encoder,
+                                        global_hint=config.global_hint)
         return EffNetDistributionUNet(centres, decoder_width=config.base_channels,
                                       pretrained=config.pretrained_encoder, global_hint=config.global_hint)
     if config.arch == "effnet-unet":

@@ -51,20 +51,47 @@ REFERENCE_PRIOR_FLOOR = 0.1
 REFERENCE_PRIOR_SCALE = 0.25
 
 
+def hinted_lite0(pretrained: bool = True) -> EfficientNetLite0:
+    """EfficientNet-Lite0 without its classifier, with the four-channel stem (L, hint a*b*, mask)
+    whose hint filters start at zero."""
+    encoder = pretrained_lite0(in_channels=1) if pretrained else EfficientNetLite0(in_channels=1)
+    del encoder._conv_head, encoder._bn1, encoder._fc
+    grey_stem = encoder._conv_stem.weight.detach()
+    stem = TfSameConv2d(1 + HINT_CHANNELS, STEM_CHANNELS, 3, 2)
+    with torch.no_grad():
+        stem.weight.zero_()
+        stem.weight[:, :1] = grey_stem
+    encoder._conv_stem = stem
+    return encoder
+
+
+def hinted_input(lightness: torch.Tensor, hint_ab: torch.Tensor | None,
+                 hint_mask: torch.Tensor | None) -> torch.Tensor:
+    """The encoder's four input planes; missing hints are zeros."""
+    batch, _, height, width = lightness.shape
+    if hint_ab is None:
+        hint_ab = lightness.new_zeros(batch, 2, height, width)
+    if hint_mask is None:
+        hint_mask = lightness.new_zeros(batch, 1, height, width)
+    return torch.cat((lightness, hint_ab, hint_mask), dim=1)
+
+
+def reference_prior(global_hint: torch.Tensor, bins: int) -> torch.Tensor:
+    """global_hint [N,Q+1] -> the reference's log-prior over the bins [N,Q], times its scale; zero
+    where the flag (the last entry) is 0."""
+    histogram, given = global_hint[:, :-1], global_hint[:, -1:]
+    smoothed = (1.0 - REFERENCE_PRIOR_FLOOR) * histogram + REFERENCE_PRIOR_FLOOR / bins
+    return given * REFERENCE_PRIOR_SCALE * torch.log(smoothed)
+
+
 class EffNetDistributionUNet(nn.Module):
+    head_stride = HEAD_STRIDE
+
     def __init__(self, bin_centres: torch.Tensor, decoder_width: int = 32, pretrained: bool = True,
                  global_hint: bool = True):
         super().__init__()
         bins = int(bin_centres.shape[0])
-        encoder = pretrained_lite0(in_channels=1) if pretrained else EfficientNetLite0(in_channels=1)
-        del encoder._conv_head, encoder._bn1, encoder._fc
-        grey_stem = encoder._conv_stem.weight.detach()
-        stem = TfSameConv2d(1 + HINT_CHANNELS, STEM_CHANNELS, 3, 2)
-        with torch.no_grad():
-            stem.weight.zero_()
-            stem.weight[:, :1] = grey_stem
-        encoder._conv_stem = stem
-        self.encoder = encoder
+        self.encoder = hinted_lite0(pretrained)
 
         self.global_hint = nn.Linear(bins + 1, SKIP_CHANNELS[-1]) if global_hint else None
         blocks, widths = decoder_to_stride_two(decoder_width)
@@ -85,16 +112,20 @@ class EffNetDistributionUNet(nn.Module):
                 global_hint: torch.Tensor | None = None) -> torch.Tensor:
         """lightness [N,1,R,R] (L/50 - 1), hint_ab [N,2,R,R] (ab/110), hint_mask [N,1,R,R],
         global_hint [N,Q+1] -> logits [N,Q,R/2,R/2]. Missing hints are zeros."""
-        batch, _, height, width = lightness.shape
-        if hint_ab is None:
-            hint_ab = lightness.new_zeros(batch, 2, height, width)
-        if hint_mask is None:
-            hint_mask = lightness.new_zeros(batch, 1, height, width)
-        skips = self.encoder.features(torch.cat((lightness, hint_ab, hint_mask), dim=1))
+        return self.decode(self.encode(lightness, hint_ab, hint_mask), global_hint)
+
+    def encode(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
+               hint_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The encoder's skips at strides 2, 4, 8, 16, 32 (what a feature cache stores)."""
+        return self.encoder.features(hinted_input(lightness, hint_ab, hint_mask))
+
+    def decode(self, skips: list[torch.Tensor], global_hint: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's skips (`encode`) and the global hint [N,Q+1] -> logits [N,Q,R/2,R/2]."""
+        skips = list(skips)
         x = skips.pop()
         if self.global_hint is not None:
             if global_hint is None:
-                global_hint = lightness.new_zeros(batch, self.bins + 1)
+                global_hint = x.new_zeros(x.shape[0], self.bins + 1)
             x = x + self.global_hint(global_hint.to(x.dtype))[:, :, None, None]
         for block, skip in zip(self.decoder, reversed(skips)):
             x = block(x, skip)
@@ -104,9 +135,5 @@ class EffNetDistributionUNet(nn.Module):
         return logits
 
     def reference_prior(self, global_hint: torch.Tensor) -> torch.Tensor:
-        """global_hint [N,Q+1] -> the reference's log-prior over the bins [N,Q], times its scale; zero
-        where the flag (the last entry) is 0."""
-        histogram, given = global_hint[:, :-1], global_hint[:, -1:]
-        smoothed = (1.0 - REFERENCE_PRIOR_FLOOR) * histogram + REFERENCE_PRIOR_FLOOR / self.bins
-        return given * REFERENCE_PRIOR_SCALE * torch.log(smoothed)
-
+        """global_hint [N,Q+1] -> the reference's scaled log-prior over the bins [N,Q]."""
+        return reference_prior(global_hint, self.bins)
