@@ -42,6 +42,11 @@ from retint.model.colour import (
 )
 
 PRECISIONS = ("fp32", "fp16")
+# The guided upsampling's window (cells of the head's grid either side) and regularisation (in
+# (L/50 - 1)^2 units: 0.01 is a lightness spread of 5 L units; flatter regions keep the plain
+# smooth colours). Chosen by measurement (MODEL_CARD.md, "Colour model v2").
+GUIDE_RADIUS = 1
+GUIDE_EPSILON = 0.01
 
 
 def _grey_lightness_table() -> torch.Tensor:
@@ -139,7 +144,42 @@ class GeneratorStage(_AlwaysEval):
         global_input = global_hint[0].to(dtype) if global_hint else None
         logits = self.generator(lightness.to(dtype), normalize_ab(hint_ab).to(dtype), hint_mask.to(dtype),
                                 global_input)
-        return annealed_mean(logits.float(), self.bin_centres, temperature)
+        ab = annealed_mean(logits.float(), self.bin_centres, temperature)
+        if getattr(self.generator, "guided_upsampling", False):
+            ab = guided_upsample(ab, lightness.float())
+        return ab
+
+
+def generator_stage_side(generator: nn.Module, render_size: int) -> int:
+    """The side of the a*b* the generator stage gives: the render size, or a distribution head's
+    own size (render size / its stride) where it is not brought up to the render size."""
+    if not is_distribution_head(generator) or getattr(generator, "guided_upsampling", False):
+        return render_size
+    return render_size // generator.head_stride
+
+
+def guided_upsample(ab: torch.Tensor, lightness: torch.Tensor) -> torch.Tensor:
+    """ab [N,2,r,r] at a head's size -> [N,2,R,R] at the lightness's size, its edges where the
+    lightness has them: He and Sun's fast guided filter (2015). Locally ab ~ a * L + b is fitted
+    on the head's grid (L area-averaged to it; box of GUIDE_RADIUS cells), and the coefficients,
+    smoothed and upsampled, are applied to the full render-size L. Plain bilinear upsampling of
+    a stride-4 head lets a colour run over an edge into the next region; this keeps it inside."""
+    side = ab.shape[-1]
+    guide = area_resize(lightness, side)
+
+    def box(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2 * GUIDE_RADIUS + 1, stride=1, padding=GUIDE_RADIUS, count_include_pad=False)
+
+    mean_guide = box(guide)
+    variance = box(guide * guide) - mean_guide * mean_guide
+    mean_ab = box(ab)
+    covariance = box(guide * ab) - mean_guide * mean_ab
+    slope = covariance / (variance + GUIDE_EPSILON)
+    offset = mean_ab - slope * mean_guide
+    size = lightness.shape[-2:]
+    slope = F.interpolate(box(slope), size=size, mode="bilinear", align_corners=False)
+    offset = F.interpolate(box(offset), size=size, mode="bilinear", align_corners=False)
+    return slope * lightness + offset
 
 
 class DistributionStage(_AlwaysEval):

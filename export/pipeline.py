@@ -30,6 +30,7 @@ from retint.export.deploy import (
     GeneratorStage,
     IntervalStage,
     LightnessStage,
+    generator_stage_side,
     is_distribution_head,
 )
 from retint.export.onnx_export import (
@@ -59,7 +60,6 @@ from retint.export.parity import (
 from retint.export.triton import write_triton_repository
 from retint.model.bins import DEFAULT_TEMPERATURE
 from retint.model.checkpoint import generator_of, load_checkpoint
-from retint.model.networks.effnet_distribution import HEAD_STRIDE
 from retint.model.uncertainty import DISTRIBUTION_METHOD, load_interval_head
 from retint.model.config import config_to_dict
 from retint.files import write_text_atomically
@@ -279,7 +279,7 @@ def colour_bins_metadata(generator) -> dict:
         return {}
     return {"centres": generator.bin_centres.tolist(), "weights": generator.bin_weights.tolist(),
             "default_temperature": DEFAULT_TEMPERATURE, "global_hint": generator.global_hint is not None,
-            "head_stride": HEAD_STRIDE}
+            "head_stride": generator.head_stride}
 
 
 def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path, result: ExportResult) -> None:
@@ -296,7 +296,7 @@ def export_stages(job: ExportJob, begin: Callable[[str], None] = lambda step: No
     begin("lightness and compose stages")
     name, generator, limits, render_size = job.name, job.generator, job.limits, job.render_size
     job.log(f"exporting the stages -> {name}.lightness.onnx, {name}.generator[.fp16].onnx, {name}.compose.onnx")
-    ab_side = render_size // HEAD_STRIDE if is_distribution_head(generator) else render_size
+    ab_side = generator_stage_side(generator, render_size)
     models = {"lightness": export_lightness(LightnessStage(render_size).eval(), limits),
               "compose": export_composer(Composer().eval(), limits, ab_side)}
     stage_metadata = {stage: ArtefactMetadata(precision="fp32", **{**job.base_metadata, "kind": stage})
