@@ -34,7 +34,7 @@ from retint.errors import InputError
 from retint.files import write_text_atomically
 from retint.model.bins import gamut_bin_centres, nearest_bin, rebalancing_weights
 from retint.model.checkpoint import load_checkpoint, save_checkpoint
-from retint.model.config import GeneratorConfig, config_to_dict
+from retint.model.config import GeneratorConfig, TrainConfig, config_to_dict
 from retint.model.distribution_training import distribution_loss, simulate_global_hint
 from retint.model.feature_cache import CachedFeatures, load_feature_cache
 from retint.model.networks import build_generator
@@ -185,6 +185,9 @@ class HeadTrainer:
         save_checkpoint(self.run_dir / "last.pth", {
             "generator_config": config_to_dict(self.config.generator_config()),
             "head_config": asdict(self.config),
+            # What the generator saw, as colorize-train records it: colorize-uncertainty and the
+            # release tools find the held-out sources from it.
+            "train_config": config_to_dict(self.training_record()),
             "feature_cache": {key: self.cache_manifest[key] for key in ("config", "photos_digest", "crops")},
             "generator": self.generator.eval().state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -192,6 +195,17 @@ class HeadTrainer:
             "epoch": epoch + 1,
             "note": "colour model v2: frozen ImageNet encoder, head trained on a feature cache",
         })
+
+    def training_record(self) -> TrainConfig:
+        """A TrainConfig naming this head's photos and held-out sources (from the cache's manifest)."""
+        made_by = self.cache_manifest["config"]
+        return TrainConfig(data=tuple(made_by["data"]), generator=self.config.generator_config(),
+                           epochs=self.config.epochs, batch_size=self.config.batch_size, lr=self.config.lr,
+                           val_fraction=0.0, crops_per_image=int(made_by["crops_per_image"]),
+                           seed=self.config.seed, holdout=tuple(made_by["holdout"]),
+                           degrade=float(made_by["degrade"]), rebalance=self.config.rebalance,
+                           global_hint_fraction=self.config.global_hint_fraction,
+                           paste_objects=made_by["paste_objects"], paste_fraction=float(made_by["paste_fraction"]))
 
     def fit(self, on_epoch: Callable[[dict[str, Any]], None] | None = None,
             stop_after_minutes: float | None = None,

@@ -120,7 +120,11 @@ def test_the_head_learns_resumes_and_leaves_a_checkpoint_that_rebuilds_the_gener
     assert isinstance(generator, HypercolumnColourNet)
     for name, tensor in generator.encoder.state_dict().items():
         assert torch.equal(tensor, encoder_before[name]), f"the frozen encoder's {name} changed"
-    assert load_checkpoint(tmp_path / "run" / "last.pth")["generator_config"]["decoder"] == "hypercolumn"
+    payload = load_checkpoint(tmp_path / "run" / "last.pth")
+    assert payload["generator_config"]["decoder"] == "hypercolumn"
+    from retint.model.train import recorded_config
+
+    assert recorded_config(payload).holdout == ("src1",) and recorded_config(payload).val_fraction == 0.0
     from retint.errors import InputError
 
     with pytest.raises(InputError, match="already holds a run"):
