@@ -156,7 +156,7 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
         signal.signal(signal.SIGINT, signal.default_int_handler)
     from retint.batch.run import run_batch
 
-    _check_usage(sources, output, codec, preset, device, backend)
+    _check_usage(sources, output, EncoderOptions(codec, crf, preset), device, backend, use_ray)
     # All of it, and every reference photo, before any work.
     guides = read_hints_file(hints_file) if hints_file is not None else HintsFile()
     references = read_references(reference, guides, max_pixels, log=lambda line: click.echo(line, err=True))
@@ -173,8 +173,8 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
     _exit(3 if summary.failed else 0, now=bool(summary.abandoned_inputs))
 
 
-def _check_usage(sources: tuple[str, ...], output: str, codec: str, preset: str, device: str,
-                 backend: str) -> None:
+def _check_usage(sources: tuple[str, ...], output: str, encoder: EncoderOptions, device: str, backend: str,
+                 use_ray: bool) -> None:
     """Refuse bad usage in one line (exit 2) before any work or any folder is created."""
 
     if any(source == "" for source in sources):
@@ -183,16 +183,21 @@ def _check_usage(sources: tuple[str, ...], output: str, codec: str, preset: str,
         raise InputError('-o is empty (""); name the output folder')
     if device == "cuda" and backend == "openvino":
         raise InputError("--backend openvino runs on the CPU; it cannot take --device cuda")
-    _check_encoder(codec, preset)
+    _check_encoder(encoder, use_ray)
 
 
-def _check_encoder(codec: str, preset: str) -> None:
-    """--codec must be an encoder this PyAV has, and --preset one that encoder knows."""
+def _check_encoder(encoder: EncoderOptions, use_ray: bool) -> None:
+    """--codec must be an encoder this PyAV has, --preset one that encoder knows, and (where this
+    process writes the videos: not under --ray, whose workers may have other hardware) the encoder
+    must open and encode a few small frames as a run writes them."""
+    from retint.batch.video.writer import encoder_refusal
+
     try:
         import av
     except ImportError:
         return  # videos then fail one by one, each saying that the 'video' extra is missing
 
+    codec, preset = encoder.codec, encoder.preset
     try:
         found = av.codec.Codec(codec, "w")
     except Exception:
@@ -202,6 +207,10 @@ def _check_encoder(codec: str, preset: str) -> None:
                          f"(e.g. libx264, libx265, h264_nvenc)")
     if codec in ("libx264", "libx265") and preset not in X264_PRESETS:
         raise InputError(f"--preset {preset}: not an x264/x265 preset ({', '.join(X264_PRESETS)})")
+    refusal = "" if use_ray else encoder_refusal(encoder)
+    if refusal:
+        raise InputError(f"--codec {codec}: cannot encode video here ({refusal}); use another, such as "
+                         f"libx264 (the default)")
 
 
 def _print_summary(summary, output: Path) -> None:

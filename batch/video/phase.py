@@ -87,9 +87,11 @@ class VideoPhase:
         status = STATUS_OK if figures["complete"] else STATUS_PARTIAL
         photos_only = "no uncertainty map: --uncertainty maps photos only" if self.config.uncertainty else ""
         unhinted = HINTS_NOT_APPLIED if planned.hints else ""
-        reason = "; ".join(part for part in (figures["shortfall"], planned.note, photos_only, unhinted) if part)
+        reason = "; ".join(part for part in (figures["shortfall"], figures.get("timing_note"), planned.note,
+                                             photos_only, unhinted) if part)
         entry = make_entry(planned.task, status, self.config.output, reason, output=planned.output, started=started)
-        figures = figures | {"engine": (staged_engine or self.engines.for_video()).spec.label()}
+        figures = {key: value for key, value in figures.items() if key != "timing_note"} | {
+            "engine": (staged_engine or self.engines.for_video()).spec.label()}
         return replace(entry, width=figures["width"], height=figures["height"], video=figures,
                        **recorded_guides(planned))
 

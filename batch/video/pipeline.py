@@ -23,18 +23,20 @@ the batch records it as `partial`, never `ok`.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import cv2
 import numpy as np
 
-from retint.batch.decode import DecodeFailure
+from retint.batch.decode import DecodeFailure, describe_exception
 from retint.batch.video.reader import GreyFrame, VideoReader, import_av
 from retint.batch.video.options import VideoOptions
-from retint.batch.video.writer import VideoWriter, video_output_suffix
+from retint.batch.video.writer import EncodeFailure, VideoWriter, video_output_suffix
 from retint.errors import OutputError
 from retint.files import FATAL_ERRNOS, atomic_file
 
@@ -105,20 +107,31 @@ class _OutputStream:
 
     FFmpeg reports a failed write as its own error, or as a broken container
     later on; this says whether the output disk (full, read-only) was the
-    cause, so that is never mistaken for a corrupt input.
+    cause, so that is never mistaken for a corrupt input. A failed write or
+    seek is handed to FFmpeg as its error code, not raised: PyAV keeps one
+    raised exception per call and prints any second one as a traceback
+    ("library exception being dropped"), and after a full disk FFmpeg writes
+    again (the trailer, the flush at close). Once the disk has failed, later
+    writes fail at once.
     """
 
-    def __init__(self, stream):
+    def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self.disk_error: OSError | None = None
+        self.error: OSError | None = None  # the first write, seek or flush that failed
 
-    def _guard(self, call, *args):
+    @property
+    def disk_error(self) -> OSError | None:
+        """The first error, where it says the output disk is unusable (full, read-only...)."""
+        return self.error if self.error is not None and self.error.errno in FATAL_ERRNOS else None
+
+    def _guard(self, call, *args) -> int:
+        if self.error is not None:
+            return -(self.error.errno or errno.EIO)
         try:
             return call(*args)
         except OSError as error:
-            if self.disk_error is None and error.errno in FATAL_ERRNOS:
-                self.disk_error = error
-            raise
+            self.error = error
+            return -(error.errno or errno.EIO)  # FFmpeg's AVERROR(errno)
 
     def write(self, data: bytes) -> int:
         return self._guard(self._stream.write, data)
@@ -172,15 +185,16 @@ def colour_video(source: Path, destination: Path, engine, staged_engine, options
         refusal = engine.spec.limits.refusal(reader.height, reader.width)
         if refusal:
             raise DecodeFailure(refusal)
-        output: _OutputStream | None = None
-        try:
-            with atomic_file(destination, replace=replace_existing, before_publish=publishing) as stream:
-                output = _OutputStream(stream)
+        with atomic_file(destination, replace=replace_existing, before_publish=publishing) as stream:
+            output = _OutputStream(stream)
+            try:
                 writer = VideoWriter(output, destination.suffix, reader, options.encoder, queue_size)
                 pending: list[GreyFrame] = []
 
                 def flush() -> None:
                     nonlocal frames_done
+                    if output.disk_error is not None:  # stop at once: nothing more can be written
+                        raise _disk_failure(output.disk_error, destination)
                     if not pending:
                         return
                     for frame, rgb in zip(pending, colour(pending)):
@@ -208,6 +222,10 @@ def colour_video(source: Path, destination: Path, engine, staged_engine, options
                         reader.stop()
                     finally:
                         writer.finish()
+                if output.disk_error is not None:  # FFmpeg may swallow a failed write: never publish such a file
+                    raise _disk_failure(output.disk_error, destination)
+                if output.error is not None:
+                    raise EncodeFailure(f"cannot write it ({output.error.strerror or output.error})")
                 if frames_done == 0:
                     raise DecodeFailure("the video stream has no decodable frames")
                 shortfall, decoded_seconds = _shortfall(reader, frames_done, first, last)
@@ -223,14 +241,40 @@ def colour_video(source: Path, destination: Path, engine, staged_engine, options
                     "packets_copied": writer.packets_copied,
                     "temporal_smoothing": options.temporal_smoothing,
                     "scene_cuts": colour.smoother.cuts if colour.smoother else None,
-                    "codec": options.encoder.codec, "seconds": time.perf_counter() - began})
-        except (OutputError, KeyboardInterrupt):
-            raise
-        except Exception as error:
-            if output is not None and output.disk_error is not None:
-                raise OutputError(f"cannot write to {destination.parent}: {output.disk_error.strerror}") \
-                    from output.disk_error
-            if isinstance(error, av.error.FFmpegError):
-                raise DecodeFailure(f"corrupt or truncated video ({error})") from error
-            raise
+                    "codec": options.encoder.codec, "retimed_frames": writer.retimed_frames,
+                    "timing_note": _retimed_note(writer.retimed_frames, reader.time_base),
+                    "seconds": time.perf_counter() - began})
+            except (OutputError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                # Told apart here, inside the atomic file: PyAV's errors are OSErrors too (NVENC's EPERM,
+                # a damaged input's EIO), and the atomic file takes an OSError for its disk's.
+                raise _failure(error, output, destination, av) from error
         return figures
+
+
+def _disk_failure(error: OSError, destination: Path) -> OutputError:
+    return OutputError(f"cannot write to {destination.parent}: {error.strerror or error}")
+
+
+def _failure(error: Exception, output: _OutputStream, destination: Path, av) -> Exception:
+    """What a video's error means: the output disk's (OutputError), the encoder's or the input's
+    (DecodeFailure, its manifest line), else the error itself, never an OSError (see above)."""
+    if output.disk_error is not None:
+        return _disk_failure(output.disk_error, destination)
+    if isinstance(error, DecodeFailure):
+        return error
+    if isinstance(error, av.error.FFmpegError):  # the writer's are EncodeFailures: this is the reader's
+        return DecodeFailure(f"corrupt or truncated video ({error})")
+    if isinstance(error, OSError):
+        return DecodeFailure(f"cannot colour it ({describe_exception(error)})")
+    return error
+
+
+def _retimed_note(retimed: int, time_base: Fraction | None) -> str:
+    """The manifest's note on frames written one tick after the frame before (see the writer)."""
+    if not retimed:
+        return ""
+    tick = f"{float(time_base) * 1000:.3g} ms" if time_base else "one tick"
+    return (f"{retimed} frame(s) came with a presentation time not after the frame before (out of order): "
+            f"kept in decode order, each written {tick} after the frame before")
