@@ -143,14 +143,15 @@ def describe_exception(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
-def open_regular_file(path: Path) -> int:
+def open_regular_file(path: Path, listed: bool = True) -> int:
     """A read-only descriptor on `path`, which must be a regular file when opened.
 
     The listing saw a regular file, but it may have been swapped since (for a
     FIFO, whose open would block until a writer came, or a device): the open
     never blocks (O_NONBLOCK, which regular files ignore), and the open
     descriptor itself is examined, so a swap between a check and the open
-    cannot slip through.
+    cannot slip through. `listed` False: a file the user named (a hints file,
+    a reference photo), which no listing saw.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -163,17 +164,25 @@ def open_regular_file(path: Path) -> int:
         raise DecodeFailure(f"cannot read the file ({error.strerror or error})") from error
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise DecodeFailure("not a regular file (a FIFO, socket or device): it was replaced after the "
-                            "folder was listed")
+        raise DecodeFailure(not_a_regular_file(mode) + (": it was replaced after the folder was listed"
+                                                        if listed else ""))
     return fd
 
 
-def read_regular_file(path: Path) -> bytes:
-    """The bytes of the regular file at `path` (see `open_regular_file`); DecodeFailure otherwise."""
-    fd = open_regular_file(path)
+def not_a_regular_file(mode: int) -> str:
+    """What a file of this st_mode is, where a regular file was wanted: "not a regular file but a FIFO"."""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+    return "not a regular file but " + next((kind for is_kind, kind in kinds if is_kind(mode)), "a special file")
+
+
+def read_regular_file(path: Path, listed: bool = True, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (see `open_regular_file`); DecodeFailure otherwise.
+    With a `limit`, at most `limit` + 1 bytes: more than `limit` says the file is larger."""
+    fd = open_regular_file(path, listed)
     try:
         with os.fdopen(fd, "rb", closefd=False) as stream:
-            return stream.read()
+            return stream.read() if limit is None else stream.read(limit + 1)
     except OSError as error:
         if error.errno == errno.EAGAIN:  # only a non-regular file says this; kept for clarity
             raise DecodeFailure("not a regular file") from error

@@ -29,10 +29,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
+from retint.batch.decode import DecodeFailure, read_regular_file
 from retint.batch.naming import PlannedOutput, is_video
 from retint.runtime.colour_controls import ColourBins, Hint, guide_refusal
 from retint.runtime.hints import HintError, hints_from_json
 
+# A hints file this large is no hints file (a hint is some 50 bytes; this is a million photos' worth).
+MAX_HINTS_FILE_BYTES = 64 * 2**20
 # How many of the keys that name no input the warning line spells out.
 UNKNOWN_KEYS_SHOWN = 3
 HINTS_NOT_APPLIED = "hints not applied: a video is coloured automatically (--hints is for photos)"
@@ -132,18 +135,24 @@ def read_hints_file(path: Path) -> HintsFile:
     """The hints file at `path`, read and checked whole (its references' files are read later, by
     `batch.reference.read_references`); HintError (one line) naming what is wrong."""
     where = f"--hints {path}"
+    try:  # a FIFO would block the read, /dev/zero never end it: a regular file, opened without blocking
+        data = read_regular_file(path, listed=False, limit=MAX_HINTS_FILE_BYTES)
+    except DecodeFailure as failure:
+        raise HintError(f"{where}: {failure}") from None
+    if len(data) > MAX_HINTS_FILE_BYTES:
+        raise HintError(f"{where}: larger than {MAX_HINTS_FILE_BYTES // 2**20} MB, the most a hints file may be")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise HintError(f"{where}: cannot read it ({reason})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise HintError(f"{where}: not UTF-8 text ({error})") from None
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except HintError as error:
         raise HintError(f"{where}: {error}") from None
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # as the HTTP API reads hints: an integer of 5000 digits too
         detail = f"{error.msg} at line {error.lineno} column {error.colno}" \
-            if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+            if isinstance(error, json.JSONDecodeError) else "nested too deeply" if isinstance(error, RecursionError) \
+            else (str(error).splitlines() or [""])[0]
         raise HintError(f"{where}: not JSON ({detail})") from None
     if not isinstance(value, dict):
         raise HintError(f"{where}: expected an object of input path -> list of hints (or folder/photo path -> "

@@ -69,7 +69,7 @@ def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> R
     cannot be read or is not a colour photo. `where` names the option or hints-file key."""
     shown = f"{where} {path}"
     try:
-        data = read_regular_file(path)
+        data = read_regular_file(path, listed=False)
     except DecodeFailure as failure:
         raise ReferenceError(f"{shown}: {failure}") from None
     try:

@@ -1,4 +1,4 @@
-"""Seeded mutation fuzzing of the five input formats colorize-batch reads.
+"""Seeded mutation fuzzing of the five input formats colorize-batch reads, and its hints file.
 
 Each format starts from a small valid file made here (never from disk
 outside the test), then gets one or more mutations: generic ones (bit
@@ -12,7 +12,9 @@ check, so that the decoder's deeper code runs on damaged data:
   duplicated, dropped or added (a zTXt, a huge iCCP);
 - TIFF: IFD entries get another type, count or value;
 - WebP: RIFF chunk payloads and sizes, and the EXIF chunk's IFD entries;
-- video: a small H.264 Matroska file, damaged past its header.
+- video: a small H.264 Matroska file, damaged past its header;
+- the --hints file (JSON): extreme numbers, deep nesting, repeated or
+  absolute keys, bytes that are not UTF-8, and the generic damage.
 
 Everything is a pure function of its seed, so a failure names the seed that
 reproduces it.
@@ -21,7 +23,9 @@ reproduces it.
 from __future__ import annotations
 
 import io
+import json
 import random
+import re
 import struct
 import zlib
 from fractions import Fraction
@@ -319,5 +323,61 @@ def mutate(kind: str, original: bytes, seed: int) -> bytes:
             position = rng.randrange(min(200, len(data) - 1), len(data))
             data[position:position + 8] = bytes(rng.randrange(256) for _ in range(8))
         else:
+            rng.choice(GENERIC)(data, rng)
+    return bytes(data)
+
+
+# The --hints file -----------------------------------------------------------------------------
+
+# Numbers that JSON allows and a float does not hold, or Python's json refuses to read (over
+# 4300 digits): each must be one refusal line, read the way the HTTP API reads it.
+HINT_NUMBERS = ("0", "-0", "1e400", "-1e400", "1e-400", "NaN", "Infinity", "-Infinity", "9" * 400, "9" * 5000,
+                "1" + "0" * 4300, "0." + "1" * 5000, "12345678901234567890", "true", "null", "\"12\"", "[]", "{}")
+
+
+def hints_file(seed: int) -> bytes:
+    """A valid --hints file: hints per photo (a*b* and rgb), an entry object, folder references."""
+    rng = random.Random(f"hints-{seed}")
+    entries: dict[str, object] = {}
+    for index in range(rng.randint(1, 5)):
+        hints = [{"x": rng.randint(0, 63), "y": rng.randint(0, 47), "a": round(rng.uniform(-60, 60), 2),
+                  "b": round(rng.uniform(-60, 60), 2)} if rng.random() < 0.5 else
+                 {"x": rng.randint(0, 63), "y": rng.randint(0, 47), "rgb": f"#{rng.randrange(2 ** 24):06x}"}
+                 for _ in range(rng.randint(0, 4))]
+        entries[f"album{index % 2}/photo{index}.png"] = hints if rng.random() < 0.7 else \
+            {"hints": hints, "reference": f"references/ref{index}.jpg"}
+    entries["album0/"] = {"reference": "references/album.jpg"}
+    entries["album1/"] = {"reference": None}
+    return json.dumps(entries, indent=rng.choice((None, 2))).encode()
+
+
+def mutate_hints(original: bytes, seed: int) -> bytes:
+    """One mutated hints file: generic byte damage, or a JSON-aware change that still parses (a number
+    replaced by an extreme one, a value nested deep, a key repeated or made absolute, non-UTF-8 bytes)."""
+    rng = random.Random(f"hints-mutant-{seed}")
+    data = bytearray(original)
+    for _ in range(rng.choice((1, 1, 2, 3))):
+        choice = rng.random()
+        numbers = [match.span() for match in re.finditer(rb"-?\d+(\.\d+)?", data)]
+        if choice < 0.45 and numbers:
+            start, end = rng.choice(numbers)
+            data[start:end] = rng.choice(HINT_NUMBERS).encode()
+        elif choice < 0.55:
+            depth = rng.choice((10, 1000, 100_000))
+            position = data.find(b"[")
+            if position >= 0:
+                data[position:position + 1] = b"[" * depth + b"[" + b"]" * depth + b","
+        elif choice < 0.7:
+            keys = [match.group() for match in re.finditer(rb'"[^"]*": ', data)]
+            if keys:
+                key = rng.choice(keys)
+                replacement = rng.choice((key + b"[], " + key, b'"/abs/a.png": ', b'"../a.png": ', b'"./a.png": ',
+                                          b'"": ', b'"a/": [{"x": 1, "y": 2, "a": 3, "b": 4}], ' + key))
+                position = data.find(key)
+                data[position:position + len(key)] = replacement
+        elif choice < 0.75:
+            position = rng.randrange(len(data) + 1)
+            data[position:position] = bytes([rng.choice((0xFF, 0xC3, 0x80, 0xED, 0x00))])
+        elif data:
             rng.choice(GENERIC)(data, rng)
     return bytes(data)

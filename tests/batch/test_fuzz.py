@@ -137,3 +137,55 @@ def test_fuzzed_files_slow_tier(tmp_path, engine):
     process = batch(tmp_path / "archive", "-o", tmp_path / "out", "--engine", engine, "--preset", "ultrafast",
                     timeout=3000)
     assert_one_line_per_input(inputs, tmp_path / "out", process)
+
+
+def fuzz_hints_files(folder: Path, count: int, first_seed: int = 0) -> dict[str, int]:
+    """`count` mutated hints files through `read_hints_file`: each is read or refused (HintError, one
+    line), never any other exception, within the time bound. Counts by outcome."""
+    from retint.batch.hints import read_hints_file
+    from retint.runtime.hints import HintError
+
+    from fuzzing import hints_file, mutate_hints
+
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {"read": 0, "refused": 0}
+    for seed in range(first_seed, first_seed + count):
+        path = folder / f"hints-{seed:06d}.json"
+        path.write_bytes(mutate_hints(hints_file(seed % 7), seed))
+        began = time.perf_counter()
+        try:
+            read_hints_file(path)
+            counts["read"] += 1
+        except HintError as refusal:
+            assert "\n" not in str(refusal), (path.name, str(refusal)[:500])
+            counts["refused"] += 1
+        except Exception as error:  # noqa: BLE001 - the point of the test
+            raise AssertionError(f"{path.name} (seed in its name) raised {type(error).__name__}: {error}") from error
+        took = time.perf_counter() - began
+        assert took < SECONDS_PER_FILE, f"{path.name} took {took:.1f} s"
+    return counts
+
+
+def test_fuzzed_hints_files_are_read_or_refused_in_one_line(tmp_path):
+    counts = fuzz_hints_files(tmp_path, 1000)
+    assert counts["read"] > 0 and counts["refused"] > 0, counts
+
+
+def test_fuzzed_hints_files_through_colorize_batch(tmp_path, engine):
+    from fuzzing import hints_file, mutate_hints
+
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "scans" / "a.png").write_bytes(base_files(0)["png"])
+    for seed in (3, 26):  # one the reading refuses; one it takes, whose reference photo is then missing
+        path = tmp_path / f"hints-{seed}.json"
+        path.write_bytes(mutate_hints(hints_file(seed % 7), seed))
+        process = batch(tmp_path / "scans", "-o", tmp_path / f"out-{seed}", "--engine", engine, "--hints", path,
+                        timeout=120)
+        assert process.returncode == 2, process.stderr[-2000:]
+        assert process.stderr.strip().count("\n") == 0 and "Traceback" not in process.stderr, process.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_fuzzed_hints_files_slow_tier(tmp_path):
+    counts = fuzz_hints_files(tmp_path, 10_000, first_seed=300_000)
+    assert counts["read"] + counts["refused"] == 10_000

@@ -225,7 +225,7 @@ def test_a_video_with_hints_is_coloured_automatically_and_says_so(exported_distr
     ("{\"../a.png\": []}", "the key '../a.png' is not an input's relative path"),
     ("{\"./a.png\": []}", "the key './a.png' is not an input's relative path"),
     ("{\"a.png\": [], \"a.png\": []}", "the key 'a.png' appears twice"),
-    (None, "cannot read it (No such file or directory)"),
+    (None, "cannot read the file (No such file or directory)"),
 ])
 def test_a_bad_hints_file_is_one_line_and_exit_2_before_anything(exported_distribution, tmp_path, content, message):
     source = grey_photos(tmp_path / "scans", {"a.png": 1})
