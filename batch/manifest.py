@@ -11,6 +11,15 @@ way. Lines are flushed as written; a line torn by a kill is dropped. A disk
 that cannot take a line raises OutputError (exit 2), and every line written
 before it stays.
 
+A rerun never leaves an input unnamed, even when killed: the rewrite keeps,
+after the lines it keeps, the earlier line of every input of this run that
+is examined again (coloured again, failed again, found in colour again),
+marked `"pending": true`; the input's new line, appended when it comes,
+replaces it, and the run's end compacts the manifest (one line per input
+again). A line marked pending is the earlier run's word on its input until
+then; a run killed before that leaves it, and the next run reads it as any
+other line (the journal's entry for the same input, being newer, wins).
+
 A line records what guided its colours (`batch.guides`: the photo's
 `--hints`, the reference photo's path and sha256). A rerun that gives an
 input other guides (or none where it had some) does not keep its line: the
@@ -35,13 +44,14 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from retint.batch.guides import fingerprint
 from retint.batch.sources import identity_of
 from retint.errors import OutputError
 from retint.files import write_bytes_atomically
 
+PENDING = "pending"  # a line kept from an earlier run while this run examines its input again
 STATUS_OK = "ok"
 STATUS_PARTIAL = "partial"  # a video whose file ends early: the frames that decoded, coloured
 STATUS_SKIPPED_COLOUR = "skipped-colour"
@@ -161,56 +171,83 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
+def _earlier_lines(output_root: Path, manifest_path: Path) -> list[dict[str, Any]]:
+    """What earlier runs say of each input, in the order to weigh them: the manifest's last line for
+    each source, then the journal's lines (a journal line replaces a pending manifest line: it is
+    newer). Sources are canonical; the pending mark is taken off."""
+    latest: dict[str, dict[str, Any]] = {}
+    for line in _read_lines(manifest_path):
+        if isinstance(line.get("source"), str):
+            line["source"] = identity_of(Path(line["source"]))  # as older versions spelled it, too
+            latest.pop(line["source"], None)
+            latest[line["source"]] = line  # a later line of one input replaces its earlier (pending) line
+    journalled = [line for line in _journalled_outputs(output_root) if isinstance(line.get("source"), str)]
+    for line in journalled:
+        line["source"] = identity_of(Path(line["source"]))
+    newer = {line["source"] for line in journalled}
+    lines = [line for source, line in latest.items() if not (line.get(PENDING) and source in newer)]
+    for line in lines:
+        line.pop(PENDING, None)
+    return lines + journalled
+
+
 class Manifest:
     def __init__(self, output_root: Path, overwrite: bool, planned_writers: dict[str, str] | None = None,
-                 guides: Mapping[str, Mapping[str, Any]] | None = None):
+                 guides: Mapping[str, Mapping[str, Any]] | None = None, inputs: Collection[str] = ()):
         """`planned_writers`: output (relative to OUT) -> the identity of this run's input that writes it.
         A kept line whose source is gone while this run's input of the same output exists is that
         input's line: the archive was moved or renamed between runs, and its outputs are still its own.
         `guides`: identity -> what guides this run's colours of that input (`batch.guides`); a line
-        made with other guides is not done (see `stale`)."""
+        made with other guides is not done (see `stale`). `inputs`: the identities of this run's
+        inputs, whose earlier lines stay (pending) until their new lines come (see the module doc)."""
         self.path = output_root / MANIFEST_NAME
         self.done: dict[str, dict[str, Any]] = {}  # identity -> its kept line
         # identity -> the line of its output made with other guides: coloured again, over that output.
         self.stale: dict[str, dict[str, Any]] = {}
         planned_writers = planned_writers or {}
         guides = guides or {}
-        if not overwrite:
-            claimed: set[str] = set()  # outputs already named by a kept line
-            # The manifest's lines first, then outputs named by a run killed before their lines.
-            for line in _read_lines(self.path) + _journalled_outputs(output_root):
-                if not isinstance(line.get("source"), str):
-                    continue
-                line["source"] = identity_of(Path(line["source"]))  # as older versions spelled it, too
-                writer = planned_writers.get(line.get("output") or "")
-                if (writer and writer != line["source"] and os.path.basename(writer) == os.path.basename(line["source"])
-                        and not os.path.lexists(line["source"])):
-                    line["source"] = writer  # the archive moved (see above); a file of another name never takes it
-                if line["source"] in self.done or line["source"] in self.stale or line.get("output") in claimed:
-                    continue
-                if not self._keeps(line, output_root):
-                    continue
-                # A failure kept here is the file's own (unreadable, unchanged since): it fails the same
-                # way whatever guides it is given, so only an output's line must match this run's guides.
-                if (line.get("status") not in FINAL_WITH_OUTPUT
-                        or fingerprint(line) == fingerprint(guides.get(line["source"], {}))):
-                    self.done[line["source"]] = line
-                elif _still_retints(line, output_root):
-                    self.stale[line["source"]] = line
-                else:
-                    # Its output changed since retint wrote it (a user's retouch, say): never written
-                    # over; the line stays as it was, and --overwrite is the way to colour it again.
-                    self.done[line["source"]] = line
-                if line.get("output"):
-                    claimed.add(line["output"])
+        inputs = set(inputs)
+        pending: dict[str, dict[str, Any]] = {}  # identity -> its earlier line, while it is examined again
+        claimed: set[str] = set()  # outputs already named by a kept line
+        # The manifest's lines first, then outputs named by a run killed before their lines.
+        for line in _earlier_lines(output_root, self.path):
+            writer = planned_writers.get(line.get("output") or "")
+            if (writer and writer != line["source"] and os.path.basename(writer) == os.path.basename(line["source"])
+                    and not os.path.lexists(line["source"])):
+                line["source"] = writer  # the archive moved (see above); a file of another name never takes it
+            source = line["source"]
+            if source in self.done or source in self.stale or source in pending or line.get("output") in claimed:
+                continue
+            if overwrite or not self._keeps(line, output_root):
+                if source in inputs:
+                    pending[source] = line
+                continue
+            # A failure kept here is the file's own (unreadable, unchanged since): it fails the same
+            # way whatever guides it is given, so only an output's line must match this run's guides.
+            if (line.get("status") not in FINAL_WITH_OUTPUT
+                    or fingerprint(line) == fingerprint(guides.get(source, {}))):
+                self.done[source] = line
+            elif _still_retints(line, output_root):
+                self.stale[source] = line
+                if source in inputs:
+                    pending[source] = line
+            else:
+                # Its output changed since retint wrote it (a user's retouch, say): never written
+                # over; the line stays as it was, and --overwrite is the way to colour it again.
+                self.done[source] = line
+            if line.get("output"):
+                claimed.add(line["output"])
         # Which input each existing output belongs to: another input's output is never taken as done.
         self.owners: dict[str, str] = {line["output"]: source for lines in (self.done, self.stale)
                                        for source, line in lines.items() if line.get("output")}
         kept = "".join(json.dumps(line) + "\n" for line in self.done.values())
+        kept += "".join(json.dumps(line | {PENDING: True}) + "\n" for line in pending.values())
         write_bytes_atomically(self.path, kept.encode())
         # The manifest now holds what the journal proved: start the journal afresh, with the stale
         # outputs, so that they stay demonstrably retint's until they are coloured again.
         write_bytes_atomically(output_root / JOURNAL_NAME, _journal_lines(output_root, self.stale.values()))
+        self._pending = set(pending)  # inputs whose pending line no new line has replaced yet
+        self._replaced: set[str] = set()  # inputs whose pending line a new line has replaced
         self._stream = open(self.path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 
@@ -227,6 +264,9 @@ class Manifest:
             with self._lock:
                 self._stream.write(json.dumps(line) + "\n")
                 self._stream.flush()
+                if line.get("source") in self._pending:
+                    self._pending.discard(line["source"])
+                    self._replaced.add(line["source"])
         except OSError as error:
             raise OutputError(f"cannot write the manifest {self.path}: {error.strerror or error}") from error
 
@@ -243,7 +283,9 @@ class Manifest:
         self._write(line)
 
     def close(self, summary: dict[str, Any]) -> None:
-        """Append the run's summary line and close the manifest."""
+        """Append the run's summary line and close the manifest; then, where new lines replaced pending
+        ones, compact it: each replaced pending line goes, all at once (a run stopped early keeps the
+        pending lines of the inputs it did not reach)."""
         try:
             self._write({"summary": summary})
         finally:
@@ -251,6 +293,20 @@ class Manifest:
                 self._stream.close()
             except OSError:
                 pass  # the error that matters was raised by _write
+        if self._replaced:
+            self._compact()
+
+    def _compact(self) -> None:
+        lines = []
+        for raw in self.path.read_text(errors="replace").splitlines(keepends=True):
+            try:
+                line = json.loads(raw)
+            except json.JSONDecodeError:
+                continue  # torn by a kill
+            if isinstance(line, dict) and line.get(PENDING) and line.get("source") in self._replaced:
+                continue
+            lines.append(raw if raw.endswith("\n") else raw + "\n")
+        write_bytes_atomically(self.path, "".join(lines).encode())
 
 
 def read_manifest(output_root: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

@@ -203,7 +203,8 @@ def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> S
         planned = attach_references(planned, config.references, set(config.hints), log)
         writers = {str(item.output.relative_to(config.output)): item.task.identity
                    for item in planned if item.output is not None}
-        manifest = Manifest(config.output, config.overwrite, writers, guides_by_identity(planned))
+        manifest = Manifest(config.output, config.overwrite, writers, guides_by_identity(planned),
+                            inputs={item.task.identity for item in planned})
         runner = BatchRun(config, manifest, planned, colouring)
         try:
             with ctrl_c_sets(runner.stop):
