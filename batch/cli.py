@@ -39,7 +39,8 @@ written as PNG). Other image names (.psd, .jp2, camera raw...) get a failed
 line: unsupported format.
 Videos: {' '.join(sorted(VIDEO_SUFFIXES))} (needs the 'video' extra).
 OUT/manifest.jsonl has one line per input: ok, partial (a video whose file
-ends early), skipped-colour or failed, with the reason.
+ends early), skipped-colour or failed, with the reason; the failed, partial
+and skipped ones are also named on stderr at the end (the first 20).
 
 \b
 Exit codes:
@@ -214,6 +215,13 @@ def _check_encoder(encoder: EncoderOptions, use_ray: bool) -> None:
 
 
 def _print_summary(summary, output: Path) -> None:
+    """One line per failed, partial or skipped input (the first NOTES_SHOWN; then how many more, and
+    where), then the summary line."""
+    for status, source, reason in summary.noted:
+        click.echo(f"{status}: {source}: {reason}", err=True)
+    if summary.noted_count > len(summary.noted):
+        click.echo(f"... and {summary.noted_count - len(summary.noted)} more failed, partial or skipped "
+                   f"input(s): see {output / 'manifest.jsonl'}", err=True)
     figures = summary.as_dict()
     counts = ", ".join(f"{count} {status}" for status, count in sorted(figures["counts"].items())) or "nothing to do"
     rates = []

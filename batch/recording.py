@@ -7,8 +7,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, Entry, Manifest, file_signature
+from retint.batch.manifest import (STATUS_FAILED, STATUS_OK, STATUS_PARTIAL, STATUS_SKIPPED_COLOUR, Entry, Manifest,
+                                   file_signature)
 from retint.batch.sources import Task
+
+# The inputs without a complete result that the run's end names on stderr, one line each; the
+# rest are counted there and named in the manifest.
+NOTED_STATUSES = (STATUS_FAILED, STATUS_PARTIAL, STATUS_SKIPPED_COLOUR)
+NOTES_SHOWN = 20
 
 
 class StageClock:
@@ -46,6 +52,9 @@ class Summary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     engine: dict[str, str | float | bool | None] = field(default_factory=dict)  # EngineSpec.as_dict()
     abandoned_inputs: int = 0  # decodes given up on after --timeout-per-input (their threads may never end)
+    # The first NOTES_SHOWN failed, partial and skipped inputs (status, source, reason), and how many there were.
+    noted: list[tuple[str, str, str]] = field(default_factory=list)
+    noted_count: int = 0
 
     def as_dict(self) -> dict:
         """The figures of the manifest's summary line: counts, each phase's rates over its own wall time,
@@ -91,6 +100,10 @@ class Recorder:
         self.manifest.record(entry)
         summary = self.summary
         summary.counts[entry.status] = summary.counts.get(entry.status, 0) + 1
+        if entry.status in NOTED_STATUSES:
+            summary.noted_count += 1
+            if len(summary.noted) < NOTES_SHOWN:
+                summary.noted.append((entry.status, entry.source, entry.reason))
         if entry.status in (STATUS_OK, STATUS_PARTIAL) and entry.video:
             summary.video_frames += entry.video["frames"]
         elif entry.status == STATUS_OK and entry.width and entry.height:
