@@ -1,11 +1,20 @@
-"""Issue 41, item 10: each failed or skipped input is a line on stderr, not only in the manifest."""
+"""Issue 41, items 10 and 12: each failed or skipped input is a line on stderr; the lock file goes
+when a run ends, and removing it never lets two runs in."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
 from PIL import Image
 
+from retint.batch.lock import LOCK_NAME, OutputLock
 from retint.batch.manifest import MANIFEST_NAME, read_manifest
+from retint.errors import InputError
 
+from archive import photo
 from batchrun import batch
 from imagemaker import natural_like_image
 
@@ -45,3 +54,67 @@ def test_past_twenty_the_rest_are_counted_and_where_they_are_said(engine, tmp_pa
     assert len(lines) == 22 and all(line.startswith("failed: ") for line in lines[:20])
     assert lines[20] == (f"... and 3 more failed, partial or skipped input(s): see "
                          f"{tmp_path / 'out' / MANIFEST_NAME}")
+
+
+# 12. The lock file.
+
+def test_a_finished_run_leaves_no_lock_file_and_a_killed_runs_file_is_taken(engine, tmp_path):
+    photo(tmp_path / "scans" / "a.png")
+    assert batch(tmp_path / "scans", "-o", tmp_path / "out", "--engine", engine).returncode == 0
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+    (tmp_path / "out" / LOCK_NAME).write_text("12345")  # what a killed run leaves (its flock died with it)
+    photo(tmp_path / "scans" / "b.png", seed=2)
+    process = batch(tmp_path / "scans", "-o", tmp_path / "out", "--engine", engine)
+    assert process.returncode == 0, process.stderr
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def test_a_run_on_a_locked_folder_is_refused_and_leaves_the_lock_alone(engine, tmp_path):
+    photo(tmp_path / "scans" / "a.png")
+    lock = OutputLock(tmp_path / "out")
+    try:
+        process = batch(tmp_path / "scans", "-o", tmp_path / "out", "--engine", engine)
+        assert process.returncode == 2 and "another colorize-batch run" in process.stderr
+        assert (tmp_path / "out" / LOCK_NAME).read_text() == str(os.getpid())
+    finally:
+        lock.release()
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+def _take_the_lock_repeatedly(output: str, seconds: float, results) -> None:
+    """Take and release OUT's lock as often as it can for `seconds`; while it holds the lock, a
+    marker file made with O_EXCL proves that no other holder is inside."""
+    marker = os.path.join(output, "inside")
+    taken = overlaps = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            lock = OutputLock(Path(output))
+        except InputError:
+            continue
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            overlaps += 1
+        else:
+            os.close(fd)
+            os.unlink(marker)
+        taken += 1
+        lock.release()
+    results.put((taken, overlaps))
+
+
+def test_removing_the_lock_file_never_lets_two_runs_in(tmp_path):
+    (tmp_path / "out").mkdir()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [context.Process(target=_take_the_lock_repeatedly, args=(str(tmp_path / "out"), 3.0, results))
+               for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join()
+    assert sum(overlaps for _, overlaps in outcomes) == 0, outcomes
+    assert sum(taken for taken, _ in outcomes) > 20, outcomes
+    assert not (tmp_path / "out" / LOCK_NAME).exists()
