@@ -68,3 +68,13 @@ def share_weights(graphs: list[Path], weights: Path) -> dict[str, int]:
     for path, model in models:
         write_bytes_atomically(path, model.SerializeToString())
     return {"before": before, "after": len(blob)}
+
+
+def external_data_files(graph: Path) -> list[Path]:
+    """The files beside `graph` that its initializers read (empty for a self-contained graph):
+    what must travel with it when it is copied."""
+    model = onnx.load(str(graph), load_external_data=False)
+    locations = {entry.value for tensor in model.graph.initializer
+                 if tensor.data_location == onnx.TensorProto.EXTERNAL
+                 for entry in tensor.external_data if entry.key == "location"}
+    return [graph.parent / location for location in sorted(locations)]

@@ -45,16 +45,29 @@ def test_bundled_model_repository_parses_matches_the_graph_and_runs_the_declared
     assert folder.name == config.name  # Triton requires the folder to carry the model's name
     model = folder / "1" / "model.onnx"
     assert model.read_bytes() == DEFAULT_MODEL.read_bytes()
+    # The bundled model (colour model v2) keeps its weights beside the graph: they travel with it.
+    assert (folder / "1" / "retint-default.weights").is_file()
     assert config_signature(config) == graph_signature(model)
-    assert config_signature(config) == {"gray": ("TYPE_UINT8", [-1, 1, -1, -1]), "rgb": ("TYPE_UINT8", [-1, -1, -1, 3])}
-    assert config.max_batch_size == 16  # the graph's own limit (its sidecar)
-    assert config.HasField("dynamic_batching")
+    # Its temperature input [1] has no batch axis, so Triton may not batch it: full shapes, no batching.
+    assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    assert config_signature(config)["gray"] == ("TYPE_UINT8", [-1, 1, -1, -1])
     assert [(group.kind, group.count) for group in config.instance_group] == [
         (model_config_pb2.ModelInstanceGroup.KIND_CPU, 2)]
     # What the config promises, the graph takes: a batch of 3 of a size no request had before.
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    rgb = session.run(["rgb"], {"gray": np.full((3, 1, 40, 56), 128, np.uint8)})[0]
+    feeds = {"gray": np.full((3, 1, 40, 56), 128, np.uint8)}
+    for tensor in config.input[1:]:
+        dims = [3 if dim == -1 else dim for dim in tensor.dims]
+        feeds[tensor.name] = np.full(dims, 0.38 if tensor.name == "temperature" else 0.0, np.float32)
+    rgb = session.run(["rgb"], feeds)[0]
     assert rgb.shape == (3, 40, 56, 3) and rgb.dtype == np.uint8
+
+
+def test_a_regression_graph_is_batched_by_triton(exported, tmp_path):
+    [folder] = write_triton_repository(exported["unet256"].artefacts[0], tmp_path / "repo")
+    config = parse_config(folder)
+    assert config_signature(config) == {"gray": ("TYPE_UINT8", [-1, 1, -1, -1]), "rgb": ("TYPE_UINT8", [-1, -1, -1, 3])}
+    assert config.max_batch_size == 16 and config.HasField("dynamic_batching")
 
 
 def test_gpu_instances_and_a_plan_model_beside_it(exported, tmp_path):
