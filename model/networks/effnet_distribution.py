@@ -84,7 +84,46 @@ def reference_prior(global_hint: torch.Tensor, bins: int) -> torch.Tensor:
     return given * REFERENCE_PRIOR_SCALE * torch.log(smoothed)
 
 
-class EffNetDistributionUNet(nn.Module):
+def logits_layer(in_channels: int, bins: int) -> nn.Conv2d:
+    """The 1x1 convolution to logits over the bins, started near zero (an even distribution)."""
+    layer = nn.Conv2d(in_channels, bins, 1)
+    nn.init.normal_(layer.weight, 0.0, 0.02)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class DistributionGenerator(nn.Module):
+    """What every distribution generator shares: its bins as buffers (the checkpoint and the
+    exported graph carry them), and forward = decode(encode(...))."""
+
+    head_stride: int
+
+    def register_bins(self, bin_centres: torch.Tensor) -> None:
+        """The bin centres [Q,2] and rebalancing weights (ones until training sets them)."""
+        self.register_buffer("bin_centres", bin_centres.float().clone())
+        self.register_buffer("bin_weights", torch.ones(int(bin_centres.shape[0])))
+
+    @property
+    def bins(self) -> int:
+        """How many a*b* bins (Q) the head predicts over."""
+        return int(self.bin_centres.shape[0])
+
+    def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
+                hint_mask: torch.Tensor | None = None,
+                global_hint: torch.Tensor | None = None) -> torch.Tensor:
+        """lightness [N,1,R,R] (L/50 - 1), hint_ab [N,2,R,R] (ab/110), hint_mask [N,1,R,R],
+        global_hint [N,Q+1] -> logits [N,Q,R/s,R/s] at the head's stride s. Missing hints are zeros."""
+        return self.decode(self.encode(lightness, hint_ab, hint_mask), global_hint)
+
+    def encode(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
+               hint_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, skips: list[torch.Tensor], global_hint: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EffNetDistributionUNet(DistributionGenerator):
     head_stride = HEAD_STRIDE
 
     def __init__(self, bin_centres: torch.Tensor, decoder_width: int = 32, pretrained: bool = True,
@@ -96,23 +135,8 @@ class EffNetDistributionUNet(nn.Module):
         self.global_hint = nn.Linear(bins + 1, SKIP_CHANNELS[-1]) if global_hint else None
         blocks, widths = decoder_to_stride_two(decoder_width)
         self.decoder = nn.ModuleList(blocks)
-        self.head = nn.Conv2d(widths[-2], bins, 1)
-        nn.init.normal_(self.head.weight, 0.0, 0.02)
-        nn.init.zeros_(self.head.bias)
-        self.register_buffer("bin_centres", bin_centres.float().clone())
-        self.register_buffer("bin_weights", torch.ones(bins))
-
-    @property
-    def bins(self) -> int:
-        """How many a*b* bins (Q) the head predicts over."""
-        return int(self.bin_centres.shape[0])
-
-    def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                hint_mask: torch.Tensor | None = None,
-                global_hint: torch.Tensor | None = None) -> torch.Tensor:
-        """lightness [N,1,R,R] (L/50 - 1), hint_ab [N,2,R,R] (ab/110), hint_mask [N,1,R,R],
-        global_hint [N,Q+1] -> logits [N,Q,R/2,R/2]. Missing hints are zeros."""
-        return self.decode(self.encode(lightness, hint_ab, hint_mask), global_hint)
+        self.head = logits_layer(widths[-2], bins)
+        self.register_bins(bin_centres)
 
     def encode(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
                hint_mask: torch.Tensor | None = None) -> list[torch.Tensor]:

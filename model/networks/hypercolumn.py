@@ -27,7 +27,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from retint.model.networks.effnet_distribution import hinted_input, hinted_lite0, reference_prior
+from retint.model.networks.effnet_distribution import (
+    DistributionGenerator,
+    hinted_input,
+    hinted_lite0,
+    logits_layer,
+    reference_prior,
+)
 from retint.model.networks.efficientnet_lite import SKIP_BLOCKS, SKIP_CHANNELS
 
 # The skips the head reads: strides 4, 8, 16, 32 (the stride-2 one is not used).
@@ -42,7 +48,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, dilation: int = 1) -> nn.
                          nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
 
-class HypercolumnColourNet(nn.Module):
+class HypercolumnColourNet(DistributionGenerator):
     head_stride = HYPERCOLUMN_HEAD_STRIDE
     # The deploy graph brings the stride-4 colours to the render size guided by the lightness
     # (export/deploy.py, guided_upsample).
@@ -65,23 +71,8 @@ class HypercolumnColourNet(nn.Module):
         column = width + 2 * width + 3 * width + context
         self.mlp = nn.Sequential(nn.Conv2d(column, 8 * width, 1), nn.ReLU(inplace=True),
                                  nn.Conv2d(8 * width, 4 * width, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(4 * width, bins, 1))
-        nn.init.normal_(self.mlp[-1].weight, 0.0, 0.02)
-        nn.init.zeros_(self.mlp[-1].bias)
-        self.register_buffer("bin_centres", bin_centres.float().clone())
-        self.register_buffer("bin_weights", torch.ones(bins))
-
-    @property
-    def bins(self) -> int:
-        """How many a*b* bins (Q) the head predicts over."""
-        return int(self.bin_centres.shape[0])
-
-    def forward(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
-                hint_mask: torch.Tensor | None = None,
-                global_hint: torch.Tensor | None = None) -> torch.Tensor:
-        """lightness [N,1,R,R] (L/50 - 1), hint_ab [N,2,R,R] (ab/110), hint_mask [N,1,R,R],
-        global_hint [N,Q+1] -> logits [N,Q,R/4,R/4]. Missing hints are zeros."""
-        return self.decode(self.encode(lightness, hint_ab, hint_mask), global_hint)
+                                 logits_layer(4 * width, bins))
+        self.register_bins(bin_centres)
 
     def encode(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
                hint_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
