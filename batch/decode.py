@@ -4,6 +4,10 @@ Pillow reads the file (opened read-only, once): header checks first (format,
 size against --max-pixels, before any pixel is decoded), then the colour
 probe, then the grey pixels. JPEGs decode straight to grey (libjpeg's Y
 channel via `draft`), and their colour probe is a reduced-scale DCT decode.
+A large PNG is read a strip of rows at a time (`png_strips`), each strip
+converted to grey straight into the one uint8 full-resolution plane (and,
+for a colour-mode PNG, reduced into the colour probe), so its decode costs
+about one byte a pixel, not Pillow's whole image and its conversions.
 EXIF orientation is applied, so the output has the displayed width and
 height; the EXIF block (minus orientation) and an RGB ICC profile are kept
 for the output. 16-bit inputs are scaled to 8 bits (outputs are 8-bit);
@@ -30,6 +34,7 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from retint.batch.png_strips import exif_without_decoding, png_strips
 from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, PROBE_SIDE, is_colour, tone_spread
 
 # retint checks the pixel count itself (--max-pixels), from the header.
@@ -56,6 +61,9 @@ Decoded = TypeVar("Decoded")
 
 # Float images are nominally 0..1; allow rounding noise either side.
 FLOAT_RANGE_SLACK = 1e-3
+# From this many pixels a PNG is decoded by strips (see the module doc); smaller ones whole, which
+# is faster (one pass of Pillow's decoder instead of two).
+STRIP_DECODE_PIXELS = 16_000_000
 
 
 def heif_support() -> bool:
@@ -248,6 +256,8 @@ def _open_within_limits(data: bytes, max_pixels: int) -> Image.Image:
         # Three significant figures: "--max-pixels 1000" must not read as "0 MP".
         raise ImageTooLarge(f"{width}x{height} is {width * height / 1e6:.3g} MP, over --max-pixels "
                             f"{max_pixels} ({max_pixels / 1e6:.3g} MP)")
+    if width * height >= STRIP_DECODE_PIXELS:
+        exif_without_decoding(image, data)  # decoded by strips: never whole, not even for its EXIF
     return image
 
 
@@ -264,12 +274,26 @@ def decode_palette_photo(data: bytes, max_pixels: int, side: int) -> np.ndarray:
 def _palette_pixels(data: bytes, max_pixels: int, side: int) -> np.ndarray:
     image = _open_within_limits(data, max_pixels)
     image.draft("RGB", (side, side))  # JPEG only: both sides stay >= side
-    if image.mode in SIXTEEN_BIT_MODES:
-        rgb = Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8)).convert("RGB")
+    # Reduced by a whole factor that keeps both sides >= side, as the draft does for a JPEG; a large
+    # PNG strip by strip, so that only the reduced photo is ever held.
+    factor = max(1, min(image.size) // side)
+    strips = png_strips(data, image, factor) if image.width * image.height >= STRIP_DECODE_PIXELS else None
+    if strips is None:
+        rgb = _as_rgb(image).reduce(factor)
     else:
-        rgb = image.convert("RGB")
+        rgb = Image.fromarray(np.concatenate([np.asarray(_as_rgb(strip).reduce(factor)) for strip in strips]))
     transpose = TRANSPOSE_FOR_ORIENTATION.get(_orientation(image))
     return np.asarray(rgb.transpose(transpose) if transpose is not None else rgb, dtype=np.uint8)
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """A photo (or a strip of one) as RGB; 16-bit values scaled to 8 bits; no copy of one already RGB."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        return Image.fromarray((np.asarray(image, np.float64) / 257.0).clip(0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "RGB":
+        image.load()
+        return image
+    return image.convert("RGB")
 
 
 def palette_refusal(rgb: np.ndarray) -> str:
@@ -307,10 +331,19 @@ def _decode_bytes(data: bytes, max_pixels: int, include_colour: bool) -> Decoded
     gray, alpha = _pixels(image, data, include_colour, notes)
     transpose = TRANSPOSE_FOR_ORIENTATION.get(orientation)
     if transpose is not None:
-        gray = gray.transpose(transpose)
-        alpha = alpha.transpose(transpose) if alpha is not None else None
-    return DecodedImage(gray=np.asarray(gray, dtype=np.uint8), alpha=None if alpha is None else np.asarray(alpha),
-                        exif=exif_bytes, icc=icc, input_format=str(image.format), notes=notes)  # a supported one
+        gray = transposed(gray, transpose)
+        alpha = transposed(alpha, transpose) if alpha is not None else None
+    return DecodedImage(gray=gray, alpha=alpha, exif=exif_bytes, icc=icc,
+                        input_format=str(image.format), notes=notes)  # a supported one
+
+
+def transposed(pixels: np.ndarray, transpose: Image.Transpose) -> np.ndarray:
+    """`pixels` ([H,W] or [H,W,C]) as Pillow's `Image.transpose(transpose)` would give them, contiguous."""
+    flips = {Image.Transpose.FLIP_LEFT_RIGHT: pixels[:, ::-1], Image.Transpose.FLIP_TOP_BOTTOM: pixels[::-1],
+             Image.Transpose.ROTATE_180: pixels[::-1, ::-1], Image.Transpose.ROTATE_90: np.rot90(pixels, 1),
+             Image.Transpose.ROTATE_270: np.rot90(pixels, -1), Image.Transpose.TRANSPOSE: np.swapaxes(pixels, 0, 1),
+             Image.Transpose.TRANSVERSE: np.swapaxes(pixels[::-1, ::-1], 0, 1)}
+    return np.ascontiguousarray(flips[transpose])
 
 
 def _exif_without_orientation(image: Image.Image, notes: list[str]) -> tuple[bytes | None, int]:
@@ -372,33 +405,90 @@ def _float_pixels(values: np.ndarray, notes: list[str]) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8), "L")
 
 
-def _pixels(image: Image.Image, data: bytes, include_colour: bool, notes: list[str]):
-    """(grey L image, alpha L image or None)."""
+def _pixels(image: Image.Image, data: bytes, include_colour: bool,
+            notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(grey uint8 [H,W], alpha uint8 [H,W] or None), as stored (before the EXIF orientation)."""
     mode = image.mode
     if image.format in ("JPEG", "MPO"):
         if mode not in ("L", "1"):
             _colour_check(jpeg_colour_probe(data), include_colour)
         if mode in ("L", "RGB", "YCbCr"):
             image.draft("L", image.size)  # decode the Y channel only
-        return image.convert("L"), None
+        return _as_array(image if image.mode == "L" else image.convert("L")), None
+    strips = png_strips(data, image, _probe_factor(image)) if image.width * image.height >= STRIP_DECODE_PIXELS \
+        else None
+    if strips is not None:
+        return _pixels_by_strips(image, strips, include_colour, notes)
+    source, alpha, rgb = _prepared(image, notes)
+    if rgb is not None:
+        _colour_check(np.asarray(rgb), include_colour)
+    return (_as_array(source if source.mode == "L" else source.convert("L")),
+            None if alpha is None else _as_array(alpha))
+
+
+def _as_array(image: Image.Image) -> np.ndarray:
+    """An L image's pixels, uint8 [H,W]."""
+    image.load()  # no convert(): a copy of a 150 MP plane is 150 MB more at the peak
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _probe_factor(image: Image.Image) -> int:
+    """The whole factor a PNG's strips are reduced by for the colour probe: a few times the side
+    the tone rule reads (it shrinks the probe to PROBE_SIDE itself)."""
+    return max(1, max(image.size) // (4 * PROBE_SIDE))
+
+
+def _pixels_by_strips(image: Image.Image, strips, include_colour: bool,
+                      notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """`_pixels` of a large PNG, a strip at a time: one uint8 plane for the grey (and the alpha),
+    the colour probe reduced as the strips pass."""
+    width, height = image.size
+    gray = np.empty((height, width), np.uint8)
+    alpha: np.ndarray | None = None
+    probe: list[np.ndarray] = []
+    top = 0
+    for strip in strips:
+        source, strip_alpha, rgb = _prepared(strip, notes)
+        bottom = top + strip.height
+        if rgb is not None and not include_colour:
+            probe.append(np.asarray(rgb.reduce(_probe_factor(image))))
+        gray[top:bottom] = np.asarray(source if source.mode == "L" else source.convert("L"))
+        if strip_alpha is not None:
+            alpha = np.empty((height, width), np.uint8) if alpha is None else alpha
+            alpha[top:bottom] = np.asarray(strip_alpha)
+        top = bottom
+    if probe:
+        _colour_check(np.concatenate(probe), include_colour)
+    return gray, alpha
+
+
+def _note(notes: list[str], note: str) -> None:
+    if note not in notes:  # once per file, not once per strip
+        notes.append(note)
+
+
+def _prepared(image: Image.Image, notes: list[str]) -> tuple[Image.Image, Image.Image | None, Image.Image | None]:
+    """(the image the grey is taken from: L, or RGB for a colour mode; alpha L or None; the RGB the
+    tone rule judges, None for a grey mode) of a non-JPEG image, or a strip of one."""
+    mode = image.mode
     if mode == "F":
-        return _float_pixels(np.asarray(image, dtype=np.float32), notes), None
+        return _float_pixels(np.asarray(image, dtype=np.float32), notes), None, None
     if mode in SIXTEEN_BIT_MODES:
         values = np.asarray(image).astype(np.float32)
-        notes.append("16-bit input written as 8-bit")
-        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L"), None
+        _note(notes, "16-bit input written as 8-bit")
+        return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), "L"), None, None
     if mode == "L":
-        image.load()
-        return image, None  # no convert(): a copy of a 150 MP plane is 150 MB more at the peak
+        return image, None, None
     if mode == "1":
-        return image.convert("L"), None
+        return image.convert("L"), None, None
     if mode == "LA":
         grey, alpha = image.split()
-        return grey, alpha
+        return grey, alpha, None
     has_alpha = mode in ("RGBA", "PA") or (mode == "P" and "transparency" in image.info)
     if mode == "P":
-        notes.append("palette input written as RGB")
+        _note(notes, "palette input written as RGB")
+    if mode == "RGB":
+        return image, None, image
     rgba = image.convert("RGBA") if has_alpha else image.convert("RGB")
-    rgb = rgba.convert("RGB")
-    _colour_check(np.asarray(rgb), include_colour)
-    return rgb.convert("L"), (rgba.getchannel("A") if has_alpha else None)
+    rgb = rgba.convert("RGB") if has_alpha else rgba
+    return rgb, (rgba.getchannel("A") if has_alpha else None), rgb

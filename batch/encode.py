@@ -48,11 +48,12 @@ def media_type(suffix: str) -> str:
     return f"image/{FORMAT_OF_SUFFIX[suffix.lower()].lower()}"
 
 
-def encode(rgb: np.ndarray, decoded: DecodedImage, suffix: str, quality: int) -> bytes:
-    """`rgb` encoded in the format `suffix` names, carrying `decoded`'s alpha, EXIF and ICC profile
-    where that format holds them; `quality` applies to JPEG and WebP."""
+def encode(rgb: np.ndarray | Image.Image, decoded: DecodedImage, suffix: str, quality: int) -> bytes:
+    """`rgb` (uint8 [H,W,3], or an RGB image: a large photo's tiles are composed into one, and it
+    may get `decoded`'s alpha in place) encoded in the format `suffix` names, carrying `decoded`'s
+    alpha, EXIF and ICC profile where that format holds them; `quality` applies to JPEG and WebP."""
     image_format = FORMAT_OF_SUFFIX[suffix.lower()]
-    image = Image.fromarray(rgb, "RGB")
+    image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb, "RGB")
     if decoded.alpha is not None and image_format in ALPHA_FORMATS:
         image.putalpha(Image.fromarray(decoded.alpha, "L"))
     options: dict = {}

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from retint.batch.config import BatchConfig
 from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, UnreadableImage, decode,
@@ -31,6 +32,7 @@ from retint.batch.guides import recorded_guides
 from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import StageClock, make_entry
+from retint.batch.tiles import LargePhotos
 from retint.errors import EngineError, OutputError
 from retint.files import write_bytes_atomically
 from retint.runtime import Engine, InferencePlan
@@ -61,9 +63,10 @@ class _Waiting:
 
 class PhotoPipeline:
     def __init__(self, config: BatchConfig, engine: Engine, plan: InferencePlan, clock: StageClock,
-                 record: Callable[[Entry], None], stop: threading.Event):
+                 record: Callable[[Entry], None], stop: threading.Event, large: LargePhotos | None = None):
         self.config = config
         self.engine = engine
+        self.large = large  # how photos over LARGE_PHOTO_PIXELS are coloured (`tiles`); None: whole
         self.plan = plan
         self.clock = clock
         self.record = record
@@ -164,9 +167,17 @@ class PhotoPipeline:
             self.record(self._entry(planned, STATUS_FAILED, f"cannot decode it ({describe_exception(error)})",
                                     started=started))
             return
-        refusal = self.engine.spec.limits.refusal(*decoded.size) or self._hints_refusal(planned, decoded)
+        by_tiles = self._by_tiles(planned, decoded)
+        refusal = (None if by_tiles else self.engine.spec.limits.refusal(*decoded.size)) \
+            or self._hints_refusal(planned, decoded)
         if refusal:
             self.record(self._entry(planned, STATUS_FAILED, refusal, decoded=decoded, started=started))
+            return
+        if by_tiles:
+            # One large photo in flight at a time (its output image is 4 bytes a pixel): the batches
+            # before it, and the large photo before it, are written first.
+            self._drain(0)
+            self.batches.append(self.inferrers.submit(self._colour_large, _Waiting(planned, decoded, started)))
             return
         key = (*decoded.size, planned.reference.sha256 if planned.reference else "")
         group = self.groups.setdefault(key, [])
@@ -176,6 +187,34 @@ class PhotoPipeline:
         elif sum(len(g) for g in self.groups.values()) > self.plan.batch_size * 2:
             # Too many images wait for a partner of their size: run the largest group now.
             self._infer(max(self.groups, key=lambda waiting: len(self.groups[waiting])))
+
+    def _by_tiles(self, planned: PlannedOutput, decoded: DecodedImage) -> bool:
+        """Whether this photo is coloured tile by tile (`tiles`): a large one, without hints or
+        --uncertainty, which need the whole photo in one engine call."""
+        return (self.large is not None and self.large.wants(*decoded.size) and not planned.hints
+                and not self.config.uncertainty)
+
+    def _colour_large(self, waiting: _Waiting) -> list[Entry | Future[Entry]]:
+        """One large photo, by tiles, then its encode (as `_colour_group` does for a batch)."""
+        assert self.large is not None  # only _by_tiles photos come here
+        reference = waiting.planned.reference.rgb() if waiting.planned.reference else None
+        began = time.perf_counter()
+        try:
+            image = self.large.colour(waiting.decoded.gray, reference)
+        except Exception as error:
+            return self._engine_failures([waiting], error)
+        finally:
+            self.clock.add("infer", time.perf_counter() - began)
+        # Coloured, the grey plane is needed no more, only its size (the manifest's): its bytes are
+        # let go before the encode, which holds the output image and the encoded file at once.
+        waiting.decoded.gray = np.broadcast_to(np.zeros((), np.uint8), waiting.decoded.gray.shape)
+        return [self.encoders.submit(self._encode_and_write, waiting, image)]
+
+    def _engine_failures(self, group: list[_Waiting], error: Exception) -> list[Entry | Future[Entry]]:
+        """Each photo of `group` failed with what the engine raised (only their line, not the run)."""
+        reason = f"engine: {error}" if isinstance(error, EngineError) else f"engine: {describe_exception(error)}"
+        return [self._entry(waiting.planned, STATUS_FAILED, reason, decoded=waiting.decoded, started=waiting.started)
+                for waiting in group]
 
     def _hints_refusal(self, planned: PlannedOutput, decoded: DecodedImage) -> str:
         """Why the engine cannot take this photo's hints (one outside the image), or ''. Checked
@@ -206,12 +245,8 @@ class PhotoPipeline:
                 widths = list(interval_width(interval, channels_last=True))
             else:
                 rgb = self.engine.colorize(batch, hints=hints, reference=reference)
-        except EngineError as error:
-            return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {error}", decoded=waiting.decoded,
-                                started=waiting.started) for waiting in group]
-        except Exception as error:  # anything else the engine raises fails this batch's inputs, not the run
-            return [self._entry(waiting.planned, STATUS_FAILED, f"engine: {describe_exception(error)}",
-                                decoded=waiting.decoded, started=waiting.started) for waiting in group]
+        except Exception as error:  # whatever the engine raises fails this batch's inputs, not the run
+            return self._engine_failures(group, error)
         finally:
             self.clock.add("infer", time.perf_counter() - began)
         return [self.encoders.submit(self._encode_and_write, waiting, image, width)
@@ -229,7 +264,8 @@ class PhotoPipeline:
         write_bytes_atomically(path, data.tobytes())
         return {"map": str(path.relative_to(self.config.output)), **width_summary(width)}
 
-    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray, width: np.ndarray | None = None) -> Entry:
+    def _encode_and_write(self, waiting: _Waiting, rgb: np.ndarray | Image.Image,
+                          width: np.ndarray | None = None) -> Entry:
         """This input's entry: ok, or failed with whatever went wrong. Only OutputError (a disk that
         cannot take outputs at all) escapes, and stops the run."""
         try:
@@ -240,7 +276,7 @@ class PhotoPipeline:
             return self._entry(waiting.planned, STATUS_FAILED, f"cannot write it ({describe_exception(error)})",
                                decoded=waiting.decoded, started=waiting.started)
 
-    def _encode(self, waiting: _Waiting, rgb: np.ndarray) -> tuple[bytes, list[str]]:
+    def _encode(self, waiting: _Waiting, rgb: np.ndarray | Image.Image) -> tuple[bytes, list[str]]:
         """(the output file's bytes, notes). Metadata an encoder refuses is left out, with a note,
         rather than costing the photo."""
         try:
@@ -252,7 +288,8 @@ class PhotoPipeline:
             note = f"metadata not copied: the encoder refused it ({describe_exception(error)})"
             return encode(rgb, bare, waiting.output.suffix, self.config.quality), [note]
 
-    def _encode_and_write_or_raise(self, waiting: _Waiting, rgb: np.ndarray, width: np.ndarray | None) -> Entry:
+    def _encode_and_write_or_raise(self, waiting: _Waiting, rgb: np.ndarray | Image.Image,
+                                   width: np.ndarray | None) -> Entry:
         began = time.perf_counter()
         try:
             data, notes = self._encode(waiting, rgb)

@@ -36,6 +36,7 @@ from retint.batch.photos import PhotoPipeline
 from retint.batch.reference import attach_references, require_reference_input
 from retint.batch.recording import Recorder, StageClock, Summary, make_entry
 from retint.batch.sources import check_sources, find_tasks
+from retint.batch.tiles import LargePhotos
 from retint.batch.video.phase import VideoPhase
 from retint.errors import InputError, Interrupted, OutputError
 from retint.files import remove_partials
@@ -60,7 +61,8 @@ class LocalColouring:
         summary.stage_seconds = clock.seconds
         started = time.perf_counter()
         photos, videos = split_photos_and_videos(todo)
-        pipeline = PhotoPipeline(self.config, self.engines.main, self.engines.plan, clock, record, stop)
+        pipeline = PhotoPipeline(self.config, self.engines.main, self.engines.plan, clock, record, stop,
+                                 LargePhotos.of(self.engines))
         try:
             pipeline.run(photos)
         finally:

@@ -31,6 +31,7 @@ from retint.batch.photos import PhotoPipeline
 from retint.batch.recording import StageClock, Summary, make_entry
 from retint.batch.reference import ReferencePhoto
 from retint.batch.sources import Task
+from retint.batch.tiles import LargePhotos
 from retint.batch.video.phase import VideoPhase
 from retint.errors import OutputError
 from retint.runtime import open_engines
@@ -97,7 +98,7 @@ class EngineActor:
         planned = [_planned(raw, references) for text in batch["files"] for raw in json.loads(text)]
         photos, videos = split_photos_and_videos(planned)
         self._guarded(photos, lambda: PhotoPipeline(self.config, self.engines.main, self.engines.plan, StageClock(),
-                                                   self._record, self.no_stop).run(photos))
+                                                   self._record, self.no_stop, LargePhotos.of(self.engines)).run(photos))
         for video in videos:
             self._guarded([video], lambda: self.videos.run([video]))
         entries = [json.dumps(asdict(self.entries[item.task.identity])) for item in planned]
