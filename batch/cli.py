@@ -160,7 +160,7 @@ def main(sources: tuple[str, ...], output: str, engine: Path | None, backend: st
     _check_usage(sources, output, EncoderOptions(codec, crf, preset), device, backend, use_ray)
     # All of it, and every reference photo, before any work.
     guides = read_hints_file(hints_file) if hints_file is not None else HintsFile()
-    references = read_references(reference, guides, max_pixels, log=lambda line: click.echo(line, err=True))
+    references = read_references(reference, guides, max_pixels)
     config = BatchConfig(sources=tuple(Path(source) for source in sources), output=Path(output), engine=engine,
                          backend=backend, device=device, batch_size=batch_size, streams=streams, workers=workers, output_format=output_format, quality=quality,
                          max_pixels=max_pixels, include_colour=include_colour, overwrite=overwrite,

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from retint.batch.hints import applied_hints
 from retint.batch.naming import PlannedOutput
-from retint.runtime.hints import hints_as_json
+from retint.runtime.guides.hints import hints_as_json
 
 
 def recorded_guides(item: PlannedOutput) -> dict[str, Any]:

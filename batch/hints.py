@@ -4,7 +4,7 @@ The file is one JSON object. Each key names an input as the output tree
 mirrors it: its path relative to its source folder, with `/` between
 folders (with several sources, under the source folder's name, as in OUT;
 a file given as a source is its own name). Each value is that input's list
-of hints in `retint.runtime.hints`' format. The whole file is read and
+of hints in `retint.runtime.guides.hints`' format. The whole file is read and
 checked before any work (`read_hints_file`: a bad file is one line, exit
 2) and rides in `BatchConfig.hints` as an immutable `HintTable`. Once the
 inputs are listed, `attach_hints` gives each planned photo its own hints;
@@ -31,8 +31,9 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from retint.batch.decode import DecodeFailure, read_regular_file
 from retint.batch.naming import PlannedOutput, is_video
-from retint.runtime.colour_controls import ColourBins, Hint, guide_refusal
-from retint.runtime.hints import HintError, hints_from_json
+from retint.runtime.capabilities import Capabilities
+from retint.runtime.guides.hints import Hint, HintError, hints_from_json
+from retint.runtime.refusals import guide_refusal
 
 # A hints file this large is no hints file (a hint is some 50 bytes; this is a million photos' worth).
 MAX_HINTS_FILE_BYTES = 64 * 2**20
@@ -178,9 +179,10 @@ def unused_keys_warning(keys: Sequence[str], what: str) -> str:
     return f"warning: --hints names {len(keys)} {what}, left unused: {shown}"
 
 
-def require_hint_inputs(model_name: str, bins: ColourBins | None) -> None:
-    """HintError (exit 2) where the model takes no hints: a regression model (no colour bins)."""
-    refusal = guide_refusal(model_name, bins, ["hints"])
+def require_hint_inputs(model_name: str, capabilities: Capabilities) -> None:
+    """HintError (exit 2) where the model cannot take hints (`runtime.refusals`: an artefact copied
+    without its stages)."""
+    refusal = guide_refusal(model_name, capabilities, ["hints"])
     if refusal:
         raise HintError(f"--hints: {refusal}")
 

@@ -32,16 +32,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from retint.batch.encode import output_suffix
+from retint.batch.reference_photo import ReferencePhoto
 from retint.batch.sources import Task
 from retint.batch.video.pipeline import video_output_suffix
 from retint.media import VIDEO_SUFFIXES
-from retint.runtime.colour_controls import Hint
-
-if TYPE_CHECKING:
-    from retint.batch.reference import ReferencePhoto
+from retint.runtime.guides.hints import Hint
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from retint.batch.tiles import LargePhotos
 from retint.errors import EngineError, OutputError
 from retint.files import write_bytes_atomically
 from retint.runtime import Engine, InferencePlan
+from retint.runtime.guides.hints import checked_hints
 from retint.runtime.uncertainty import heat_map, interval_width, width_summary
 
 WAIT_SLICE_SECONDS = 0.2  # how often a wait for a decode looks at Ctrl-C and the time limit
@@ -217,12 +218,12 @@ class PhotoPipeline:
                 for waiting in group]
 
     def _hints_refusal(self, planned: PlannedOutput, decoded: DecodedImage) -> str:
-        """Why the engine cannot take this photo's hints (one outside the image), or ''. Checked
-        here, photo by photo, so that a bad hint fails its photo and not its batch partners."""
+        """Why this photo's hints cannot be taken (one outside the image), or ''. Checked here, photo
+        by photo, so that a bad hint fails its photo and not its batch partners."""
         if not planned.hints:
             return ""
         try:
-            self.engine.controls_for(decoded.gray[None, None], hints=[list(planned.hints)])
+            checked_hints([planned.hints], 1, decoded.gray.shape[:2])
         except EngineError as error:
             return f"--hints: {error}"
         return ""

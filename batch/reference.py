@@ -1,13 +1,16 @@
 """A reference photo's palette for colorize-batch: `--reference PHOTO` for a whole run, and
 `"reference"` entries per folder (or photo) in the `--hints` file.
 
-Colour model v2 takes a global hint: the a*b* histogram of a colour photo of
-the same place and time (Zhang, Zhu et al. 2017), which tells it which
-colours the archive's world has. Each reference file is read once, before
-any work (`read_reference`: a file that cannot serve is one line, exit 2),
-and kept as the small thumbnail its histogram is taken from
-(`runtime.colour_controls.reference_thumbnail`), so a run of a million
-photos, or a Ray work unit, carries kilobytes, not the photo.
+A colour photo of the same place and time tells every model which colours
+the archive's world has: its palette by lightness guides the model's colours
+(`runtime.guides.palette`), and a colour model v2 with a global-hint input
+also takes its a*b* histogram (Zhang, Zhu et al. 2017). Each reference file
+is read once, before any work (`read_reference`: a file that cannot serve is
+one line, exit 2), and kept as the small thumbnail its palette is taken from
+(`runtime.guides.palette.reference_thumbnail`), so a run of a million
+photos, or a Ray work unit, carries kilobytes, not the photo. The run names
+the references it uses (`ReferenceTable.describe`) once the model is known
+to take them.
 
 Which reference an input gets (`ReferenceTable.for_input`): that of the
 longest hints-file key that is its own key or one of its folders, else
@@ -23,7 +26,7 @@ as colorize-serve refuses one).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Callable, Collection
@@ -33,35 +36,15 @@ import numpy as np
 from retint.batch.decode import DecodeFailure, decode_palette_photo, palette_refusal, read_regular_file
 from retint.batch.hints import HintsFile, input_key, unused_keys_warning
 from retint.batch.naming import PlannedOutput
+from retint.batch.reference_photo import ReferencePhoto
 from retint.errors import InputError
-from retint.runtime.colour_controls import REFERENCE_SIDE, ColourBins, guide_refusal, reference_thumbnail
+from retint.runtime.capabilities import Capabilities
+from retint.runtime.guides.palette import REFERENCE_SIDE, reference_thumbnail
+from retint.runtime.refusals import guide_refusal
 
 
 class ReferenceError(InputError):
     """A reference photo that cannot serve (exit 2); the message is one line naming it."""
-
-
-@dataclass(frozen=True)
-class ReferencePhoto:
-    """One reference file, as read at the start: its path, its bytes' sha256, its thumbnail."""
-
-    path: str  # absolute, as the user's path resolved at the start
-    sha256: str
-    pixels: bytes = field(repr=False)  # the thumbnail, uint8 RGB, row-major
-    shape: tuple[int, int] = (0, 0)  # the thumbnail's (height, width)
-
-    def rgb(self) -> np.ndarray:
-        """The thumbnail, uint8 RGB [h,w,3]: what the engine's `reference=` takes."""
-        return np.frombuffer(self.pixels, np.uint8).reshape(*self.shape, 3)
-
-    @property
-    def identity(self) -> tuple[str, str]:
-        """(sha256, path): how a Ray work unit names it (`ReferenceTable.photos`)."""
-        return self.sha256, self.path
-
-    def recorded(self) -> dict[str, str]:
-        """What a manifest line records of it."""
-        return {"path": self.path, "sha256": self.sha256}
 
 
 def read_reference(path: Path, max_pixels: int, where: str = "--reference") -> ReferencePhoto:
@@ -113,14 +96,22 @@ class ReferenceTable:
         found = [self.default] + [photo for _, photo in self.by_key]
         return {photo.identity: photo for photo in found if photo is not None}
 
+    def describe(self) -> str:
+        """The run's line naming its references ('' without one): "reference palette: square.jpg (sha256
+        prefix)"."""
+        photos = list(self.photos().values())
+        if not photos:
+            return ""
+        return (f"reference palette{'s' if len(photos) > 1 else ''}: "
+                + ", ".join(f"{Path(photo.path).name} ({photo.sha256[:12]})" for photo in photos))
+
     def unused_keys(self, input_keys: set[str]) -> list[str]:
         """The file's reference keys that are neither an input nor a folder of one."""
         folders = {str(parent) for key in input_keys for parent in PurePosixPath(key).parents}
         return [key for key, _ in self.by_key if key not in input_keys and key not in folders]
 
 
-def read_references(default: Path | None, hints_file: HintsFile, max_pixels: int,
-                    log: Callable[[str], None] = lambda line: None) -> ReferenceTable:
+def read_references(default: Path | None, hints_file: HintsFile, max_pixels: int) -> ReferenceTable:
     """Every reference named by `--reference` (`default`) and the hints file (its paths resolved
     already), each file read once; ReferenceError at the first that cannot serve."""
     read: dict[Path, ReferencePhoto] = {}
@@ -131,14 +122,10 @@ def read_references(default: Path | None, hints_file: HintsFile, max_pixels: int
             read[resolved] = read_reference(path, max_pixels, where)
         return read[resolved]
 
-    table = ReferenceTable(
+    return ReferenceTable(
         default=photo(default, "--reference") if default is not None else None,
         by_key=tuple((key, photo(path, f"--hints {hints_file.path}: {key!r}: reference") if path is not None
                       else None) for key, path in sorted(hints_file.references.items())))
-    if read:
-        log(f"reference palette{'s' if len(read) > 1 else ''}: "
-            + ", ".join(f"{path.name} ({photo.sha256[:12]})" for path, photo in read.items()))
-    return table
 
 
 def attach_references(planned: list[PlannedOutput], table: ReferenceTable, hint_keys: Collection[str],
@@ -157,9 +144,9 @@ def attach_references(planned: list[PlannedOutput], table: ReferenceTable, hint_
     return result
 
 
-def require_reference_input(model_name: str, bins: ColourBins | None) -> None:
-    """ReferenceError (exit 2) where the model takes no reference: a regression model, or a v2 model
-    trained without the global-hint input."""
-    refusal = guide_refusal(model_name, bins, ["reference"])
+def require_reference_input(model_name: str, capabilities: Capabilities) -> None:
+    """ReferenceError (exit 2) where the model cannot take a reference (`runtime.refusals`: an artefact
+    copied without its stages)."""
+    refusal = guide_refusal(model_name, capabilities, ["reference"])
     if refusal:
         raise ReferenceError(f"--reference: {refusal}")

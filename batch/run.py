@@ -42,7 +42,7 @@ from retint.errors import InputError, Interrupted, OutputError
 from retint.files import remove_partials
 from retint.media import BATCH_IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from retint.runtime import Engines, check_request, open_engines
-from retint.runtime.colour_controls import ColourBins
+from retint.runtime.capabilities import Capabilities, capabilities_of
 
 
 class LocalColouring:
@@ -163,23 +163,26 @@ def _open_colouring(config: BatchConfig, log: Callable[[str], None]):
         from retint.batch.ray.runner import RayColouring
 
         artefact = check_request(config.engine_request())
-        _require_guide_inputs(config, artefact.name, artefact.metadata.bins() if artefact.metadata else None)
+        _require_guide_inputs(config, artefact.name, capabilities_of(artefact), log)
         return RayColouring(config, log)
     engines = open_engines(config.engine_request())
     try:
-        _require_guide_inputs(config, engines.artefact.name, engines.main.spec.colour_bins)
+        _require_guide_inputs(config, engines.artefact.name, engines.main.spec.capabilities, log)
     except InputError:
         engines.close()
         raise
     return LocalColouring(config, engines, log)
 
 
-def _require_guide_inputs(config: BatchConfig, model_name: str, bins: ColourBins | None) -> None:
-    """InputError (exit 2) where the run gives hints or a reference to a model that takes none."""
+def _require_guide_inputs(config: BatchConfig, model_name: str, capabilities: Capabilities,
+                          log: Callable[[str], None]) -> None:
+    """InputError (exit 2) where the run gives hints or a reference to a model that cannot take them;
+    else the line naming the references, if any."""
     if config.hints:
-        require_hint_inputs(model_name, bins)
+        require_hint_inputs(model_name, capabilities)
     if config.references:
-        require_reference_input(model_name, bins)
+        require_reference_input(model_name, capabilities)
+        log(config.references.describe())
 
 
 def run_batch(config: BatchConfig, log: Callable[[str], None] = print) -> Summary:

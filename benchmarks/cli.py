@@ -279,10 +279,11 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
     if engine_path is not None and engine_path.suffix.lower() == ".pth" and not mute_uncertain:
         import torch
 
-        from retint.export.deploy import DeployColouriser, is_distribution_head
+        from retint.export.deploy import DeployColouriser
         from retint.export.pipeline import colour_bins_metadata
         from retint.model.checkpoint import load_generator
         from retint.runtime.colour_controls import bins_of, colour_controls
+        from retint.runtime.refusals import checkpoint_guides_refusal, temperature_refusal
 
         generator = load_generator(engine_path)
         render_size = generator.retint_config.render_size
@@ -295,13 +296,15 @@ def _quality_engine(engine_path: Path | None, backend: str, mute_uncertain: bool
                 feeds = colour_controls(bins, gray.shape[0], gray.shape[2:], render_size, hints, temperature,
                                         reference).feeds()
                 controls = tuple(torch.from_numpy(array) for array in feeds.values())
-            elif hints is not None or temperature is not None or reference is not None:
-                raise RetintError(f"{engine_path.name} is a regression model: it takes no hints, temperature or "
-                                  f"reference")
+            elif temperature is not None:
+                raise RetintError(temperature_refusal(engine_path.name))
+            elif hints is not None or reference is not None:
+                given = [name for name, value in (("hints", hints), ("reference", reference)) if value is not None]
+                raise RetintError(checkpoint_guides_refusal(engine_path.name, given))
             with torch.no_grad():
                 return graph(torch.from_numpy(gray), *controls).numpy()
 
-        kind = "distribution" if is_distribution_head(generator) else "regression"
+        kind = "distribution" if bins is not None else "regression"
         return f"{engine_path.name} [pytorch/cpu/fp32, {kind}]", colorize
     from retint.runtime import load_engine
 

@@ -119,5 +119,6 @@ def require_uncertainty_head(name: str, alpha: float | None, purpose: str) -> No
     """EngineError unless the artefact called `name` has an uncertainty head (`alpha` not None):
     `purpose` is what needs it (an option, an argument)."""
     if alpha is None:
-        raise EngineError(f"{purpose}: {name} has no uncertainty head (export-trt writes NAME.interval.onnx "
-                          "from a checkpoint made by colorize-uncertainty)")
+        from retint.runtime.refusals import uncertainty_refusal
+
+        raise EngineError(uncertainty_refusal(name, purpose))

@@ -113,15 +113,16 @@ def open_engine(artefact: Artefact, choice: BackendChoice, settings: EngineSetti
         choice = stages_of_plan(choice)
     facts = SpecFacts(reason=choice.reason, uncertainty_alpha=alpha, mute_uncertain=settings.mute_uncertain,
                       temperature=settings.temperature,
-                      distribution_stage=artefact.stages is not None and artefact.stages.distribution is not None)
+                      distribution_stage=artefact.stages is not None and artefact.stages.distribution is not None,
+                      stages=artefact.stages is not None, name=artefact.name)
     if by_stages or choice.backend == "openvino":
         return _open_staged(artefact, choice, settings, facts)
     open_side_stages = None
-    if alpha is not None or (artefact.stages is not None and artefact.stages.distribution is not None):
-        # The fused graph or plan has no interval or distribution output; uncertainty and suggest
-        # calls run the stages on ONNX Runtime.
+    if artefact.stages is not None:
+        # The fused graph or plan has no interval or distribution output and no step between its
+        # generator and compose: guided, uncertainty and suggest calls run the stages on ONNX Runtime.
         interval_choice = BackendChoice("onnxruntime", choice.device,
-                                        "the interval and distribution stages run on ONNX Runtime")
+                                        "guides, intervals and the distribution run by stages on ONNX Runtime")
         interval_facts = replace(facts, reason=interval_choice.reason)
         interval_settings = replace(settings, streams=1, providers=None)
 

@@ -1,10 +1,11 @@
 """The colouriser run as its three stages: lightness -> generator -> compose.
 
-Two uses: a backend that runs the generator elsewhere (OpenVINO) while ONNX
-Runtime does the full-resolution maths, and video smoothing, which averages
-the predicted chroma over frames between `predict` and `compose`. The
-stages are the fused graph's own parts (export/deploy.py), gated as a chain
-against PyTorch at export.
+Three uses: a backend that runs the generator elsewhere (OpenVINO) while ONNX
+Runtime does the full-resolution maths; guides (`runtime.guides`: hints and
+a reference's palette), applied to the generator's chroma before the
+compose; and video smoothing, which averages the predicted chroma over
+frames between `predict` and `compose`. The stages are the fused graph's own
+parts (export/deploy.py), gated as a chain against PyTorch at export.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+import cv2
 import numpy as np
 
 from retint.errors import EngineError
 from retint.runtime.colour_controls import ColourControls
 from retint.runtime.engine import Engine, EngineSpec, as_batch
+from retint.runtime.guides.apply import BatchGuides
 from retint.runtime.metadata import AB_NAME, INPUT_NAME, INTERVAL_NAME, LIGHTNESS_NAME, LOGITS_NAME
 from retint.runtime.uncertainty import mute_uncertain, upsample_interval
 
@@ -49,9 +52,17 @@ class StagedEngine(Engine):
 
     def predict(self, gray: np.ndarray, *, reference: np.ndarray | None = None) -> np.ndarray:
         """ab [N,2,r,r] (r: the generator's output size): automatic colouring, or guided by the palette
-        of `reference` (a uint8 RGB photo; distribution-head engines with a global-hint input)."""
+        of `reference` (a uint8 RGB photo: a global-hint model's input, or the palette after any other
+        model's generator)."""
         batch = as_batch(gray, self.spec.limits)
-        return self._predict(batch, None if reference is None else self.controls_for(batch, reference=reference))
+        if reference is None:
+            return self._predict(batch)
+        controls = self.controls_for(batch, reference=reference)
+        guides = self.guides_for(batch, reference=reference)
+        if guides is None:
+            return self._predict(batch, controls)
+        _, ab, _ = self._guided_ab(batch, controls, guides, with_interval=False)
+        return ab
 
     def compose(self, gray: np.ndarray, ab: np.ndarray) -> np.ndarray:
         """Grey + ab (from `predict`, perhaps smoothed) -> rgb uint8 [N,H,W,3]."""
@@ -64,21 +75,50 @@ class StagedEngine(Engine):
 
     def _predict(self, batch: np.ndarray, controls: ColourControls | None = None) -> np.ndarray:
         if self.spec.mute_uncertain:
-            ab, interval = self._ab_and_interval(batch, controls)
+            _, ab, interval = self._ab_and_interval(batch, controls)
             return mute_uncertain(ab, interval)
         return self._lightness_and_ab(batch, controls)[1]
 
-    def _ab_and_interval(self, batch: np.ndarray, controls: ColourControls | None) -> tuple[np.ndarray, np.ndarray]:
-        """ab and its calibrated interval [N,4,r,r]: a distribution head's both from its
-        distribution stage (float32 on ONNX Runtime), a regression's from its interval stage."""
+    def _ab_and_interval(self, batch: np.ndarray,
+                         controls: ColourControls | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lightness, ab, its calibrated interval [N,4,r,r]): a distribution head's interval from its
+        distribution stage (float32 on ONNX Runtime; its ab too where it is the generator's size, else
+        the generator's ab, guided up from the head's, and the interval resized to it), a
+        regression's from its interval stage."""
         if self._open_distribution is not None:
-            ab, interval, _ = self._run_distribution(batch, controls)
-            return ab, interval
+            ab, interval, _, lightness = self._run_distribution(batch, controls, with_lightness=True)
+            if ab.shape[-2:] == lightness.shape[-2:]:
+                return lightness, ab, interval
+            ab = self._generator(lightness, self._automatic_unless(batch, controls))
+            return lightness, ab, _resized(interval, ab.shape[-2:])
         lightness, ab = self._lightness_and_ab(batch, controls)
-        return ab, self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
+        return lightness, ab, self._interval.run([INTERVAL_NAME], {LIGHTNESS_NAME: lightness, AB_NAME: ab})[0]
 
-    def _run_distribution(self, batch: np.ndarray, controls: ColourControls | None) -> list[np.ndarray]:
-        """The distribution stage's [ab, interval, logits] for the batch."""
+    def _guided_ab(self, batch: np.ndarray, controls: ColourControls | None, guides: BatchGuides,
+                   with_interval: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(lightness, the guided ab, the model's own interval where asked or muting needs it): the
+        generator's chroma (muted where unsure, with --mute-uncertain), then the guides."""
+        interval = None
+        if with_interval or self.spec.mute_uncertain:
+            lightness, ab, interval = self._ab_and_interval(batch, controls)
+            if self.spec.mute_uncertain:
+                ab = mute_uncertain(ab, interval)
+        else:
+            lightness, ab = self._lightness_and_ab(batch, controls)
+        return lightness, guides.apply(ab, lightness), interval
+
+    def _run_guided(self, batch: np.ndarray, controls: ColourControls | None, guides: BatchGuides,
+                    with_interval: bool):
+        _, ab, interval = self._guided_ab(batch, controls, guides, with_interval)
+        rgb = self._compose(batch, ab)
+        if with_interval:
+            assert interval is not None  # asked for above
+            return rgb, upsample_interval(interval, *batch.shape[2:])
+        return rgb
+
+    def _run_distribution(self, batch: np.ndarray, controls: ColourControls | None,
+                          with_lightness: bool = False) -> list[np.ndarray]:
+        """The distribution stage's [ab, interval, logits] for the batch (and the lightness, last)."""
         with self._distribution_lock:
             if self._distribution is None and self._open_distribution is not None:
                 self._distribution = self._open_distribution()
@@ -88,7 +128,8 @@ class StagedEngine(Engine):
             raise EngineError(f"{self.spec.path.name} has no distribution stage")
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
         feeds = {LIGHTNESS_NAME: lightness, **automatic.feeds()}
-        return session.run([AB_NAME, INTERVAL_NAME, LOGITS_NAME], feeds)
+        outputs = session.run([AB_NAME, INTERVAL_NAME, LOGITS_NAME], feeds)
+        return [*outputs, lightness] if with_lightness else outputs
 
     def _logits(self, batch: np.ndarray, controls: ColourControls | None) -> np.ndarray:
         if self._open_distribution is None:
@@ -97,7 +138,7 @@ class StagedEngine(Engine):
 
     def _run_with_interval(self, batch: np.ndarray,
                            controls: ColourControls | None = None) -> tuple[np.ndarray, np.ndarray]:
-        ab, interval = self._ab_and_interval(batch, controls)
+        _, ab, interval = self._ab_and_interval(batch, controls)
         if self.spec.mute_uncertain:
             ab = mute_uncertain(ab, interval)
         return self._compose(batch, ab), upsample_interval(interval, *batch.shape[2:])
@@ -114,3 +155,10 @@ class StagedEngine(Engine):
         # ONNX Runtime sessions end with their last reference.
         self._lightness = self._interval = self._distribution = None
         super().close()
+
+
+def _resized(interval: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An interval [N,4,h,w] resized (bilinear, half-pixel centres) to `size` (height, width)."""
+    height, width = size
+    return np.stack([np.stack([cv2.resize(np.ascontiguousarray(plane), (width, height), interpolation=cv2.INTER_LINEAR)
+                               for plane in item]) for item in interval]).astype(np.float32)

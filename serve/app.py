@@ -12,7 +12,7 @@
                        hints and a reference, suggests colours and maps its uncertainty
 
 The fields `hints`, `temperature`, `reference`, `points` and `k` are read by
-guides.py (hints as `retint.runtime.hints` words them, x and y in the image's
+guides.py (hints as `retint.runtime.guides.hints` words them, x and y in the image's
 pixels; `reference`, a colour photo's file, by reference.py). Every POST has
 the same upload limit (per file), deadline, admission and log line: its
 body must arrive within --upload-timeout (arrival.py), and only then is it
@@ -218,11 +218,10 @@ def create_app(colouriser: Colouriser, admission: Admission, arrivals: Arrivals,
 
     @app.post("/suggest")
     async def suggest(request: Request) -> Response:
-        colouriser.require_suggestions("POST /suggest")
         suggested = await upload_route(request, lambda form: partial(
             colouriser.suggest, points=read_points(form), count=read_count(form),
             guides=read_guides(form, max_upload_bytes, takes_temperature=False)))
-        return JSONResponse({"suggestions": suggested.suggestions}, headers=engine_header)
+        return JSONResponse({"suggestions": suggested.suggestions, "from": suggested.source}, headers=engine_header)
 
     @app.post("/uncertainty")
     async def uncertainty(request: Request) -> Response:

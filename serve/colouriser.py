@@ -6,9 +6,10 @@ orientation applied, alpha kept where the output format holds it, 16-bit
 scaled to 8, the pixel limit judged from the header. A colour upload is
 coloured from its own lightness (a browser user who drops one expects a
 result, not a skip). A request's guides (hints, temperature, a reference
-photo: guides.py) are checked by the engine's own rules before it runs, so a
-hint outside the image or a hint (or reference) for a model that takes none
-is a 400, and only a failure of the engine itself is a 500. Requests run on
+photo: guides.py) are checked by the engine's own rules before it runs
+(`Engine.check_guides`: nothing is computed), so a hint outside the image or a
+temperature for a model that has none is a 400, and only a failure of the
+engine itself is a 500. Requests run on
 a pool of as many threads as the engine's inference plan has streams;
 `Admission` bounds how many may wait.
 """
@@ -29,7 +30,7 @@ from retint.batch.encode import OUTPUT_FORMATS, encode, media_type, output_suffi
 from retint.errors import EngineError
 from retint.runtime import Engines
 from retint.runtime.artefact import require_uncertainty_head
-from retint.runtime.suggestions import check_points
+from retint.runtime.guides.suggestions import check_points, suggestion_source
 from retint.runtime.uncertainty import heat_map, interval_width
 from retint.serve.guides import Guides
 from retint.serve.reference import decode_reference
@@ -39,9 +40,6 @@ __all__ = ["Admission", "Coloured", "Colouriser", "Rejected", "Suggested", "chec
 
 log = logging.getLogger("retint.serve")
 Result = TypeVar("Result")
-# The engine judges a reference by its form alone (uint8 RGB [H,W,3]), so one pixel stands for it in
-# the checks made before the reference is decoded: a model that takes none refuses it unread.
-REFERENCE_STAND_IN = np.zeros((1, 1, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -62,11 +60,13 @@ class Coloured:
 
 @dataclass(frozen=True)
 class Suggested:
-    """A /suggest answer: per point, its suggestions as JSON objects, most probable first."""
+    """A /suggest answer: per point, its suggestions as JSON objects, most probable first, and where
+    they came from ("model", "reference palette" or "none": no suggestions, pick a colour)."""
 
     suggestions: list[list[dict[str, Any]]]
     width: int
     height: int
+    source: str = "model"
 
     @property
     def pixels(self) -> int:
@@ -107,9 +107,8 @@ class Colouriser:
 
     def suggest(self, upload: BinaryIO, points: Sequence[tuple[float, float]], count: int,
                 guides: Guides = Guides()) -> Suggested:
-        """The `count` most probable colours at each point of the upload, given the guides' hints
-        and reference."""
-        self.require_suggestions("POST /suggest")
+        """Up to `count` likely colours at each point of the upload, given the guides' hints and
+        reference: from the model's distribution, else the reference's palette, else none."""
         decoded = self._decode(upload)
         height, width = decoded.size
         try:
@@ -119,7 +118,8 @@ class Colouriser:
         reference = self._guided(decoded.gray, guides)
         found = self._run_engine(decoded, lambda: self.engine.suggest(decoded.gray, checked, count,
                                                                      hints=guides.hints, reference=reference))
-        return Suggested([[suggestion.as_json() for suggestion in per_point] for per_point in found], width, height)
+        return Suggested([[suggestion.as_json() for suggestion in per_point] for per_point in found], width, height,
+                         suggestion_source(self.engine.spec.capabilities, reference is not None))
 
     def uncertainty(self, upload: BinaryIO, guides: Guides = Guides()) -> Coloured:
         """A PNG heat map of the calibrated interval's width (runtime.uncertainty's scale), at the
@@ -135,15 +135,6 @@ class Colouriser:
             raise Rejected(500, "the heat map could not be encoded as PNG")
         height, width = decoded.size
         return Coloured(png.tobytes(), "image/png", width, height, ())
-
-    def require_suggestions(self, purpose: str) -> None:
-        """A 400 Rejected unless the engine predicts a distribution of colours (colour model v2)."""
-        if self.engine.spec.colour_bins is None:
-            raise Rejected(400, f"{purpose}: {self.engine.spec.path.name} predicts one colour per pixel "
-                                "(a regression model): it has no colours to suggest; colour model v2 artefacts do")
-        if not self.engine.spec.suggests:
-            raise Rejected(400, f"{purpose}: {self.engine.spec.path.name} has no distribution stage beside it "
-                                "(NAME.distribution.onnx, which export-trt writes), so it cannot suggest colours")
 
     def require_uncertainty(self, purpose: str) -> None:
         """A 400 Rejected (the runtime's wording) unless the engine has an uncertainty head."""
@@ -171,12 +162,12 @@ class Colouriser:
         return decoded
 
     def _guided(self, gray: np.ndarray, guides: Guides) -> np.ndarray | None:
-        """The engine's own checks of every guide (a hint outside the image, a temperature out of
-        range, any guide for a regression model, a reference for a model without a global-hint
-        input) as a 400, before the engine runs; then the reference's pixels (None without one)."""
-        stand_in = None if guides.reference is None else REFERENCE_STAND_IN
+        """The engine's own checks of every guide (`Engine.check_guides`: a hint outside the image,
+        a temperature out of range or for a model that has none, guides for an artefact without its
+        stages) as a 400, before the engine runs; then the reference's pixels (None without one)."""
         try:
-            self.engine.controls_for(gray[None, None], guides.per_image, guides.temperature, stand_in)
+            self.engine.check_guides(gray.shape[:2], guides.per_image, guides.temperature,
+                                     reference_given=guides.reference is not None)
         except EngineError as error:
             raise Rejected(400, str(error)) from None
         if guides.reference is None:

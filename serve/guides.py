@@ -1,7 +1,7 @@
 """What a request may add to the grey photo, read from its form fields: hints, a temperature, a
 reference photo, points to suggest colours at and how many suggestions; and what this engine can take.
 
-    hints        a JSON list as `retint.runtime.hints` reads it:
+    hints        a JSON list as `retint.runtime.guides.hints` reads it:
                  [{"x": 120, "y": 48, "a": 35, "b": 20}, {"x": 10, "y": 9, "rgb": "#b04a32"}]
     temperature  a number (the annealed mean's T; lower: bolder colours)
     reference    a file: a colour photo whose palette guides the colours (reference.py)
@@ -11,8 +11,9 @@ reference photo, points to suggest colours at and how many suggestions; and what
 x and y are in the uploaded image's own pixels, as it is displayed (EXIF
 orientation applied), 0 at the top-left pixel's corner. A field that cannot
 be read is a 400 `Rejected` with one line naming it; whether a point lies
-inside the image, and whether this engine takes hints at all, is judged by
-the engine's own checks once the image is decoded (colouriser.py).
+inside the image, and whether this engine takes them at all, is judged by
+the engine's own checks once the image is decoded (`Engine.check_guides`,
+colouriser.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from typing import Any, BinaryIO, Mapping
 
 from retint.errors import EngineError
 from retint.runtime import EngineSpec
-from retint.runtime.colour_controls import TEMPERATURE_RANGE, Hint
-from retint.runtime.hints import MAX_HINTS_PER_IMAGE, HintError, finite_number, hints_from_json
-from retint.runtime.suggestions import MAX_SUGGESTIONS, check_count
+from retint.runtime.guides.hints import MAX_HINTS_PER_IMAGE, Hint, HintError, finite_number, hints_from_json
+from retint.runtime.guides.suggestions import MAX_SUGGESTIONS, check_count
 from retint.serve.reference import reference_upload
 from retint.serve.rejected import Rejected
 
@@ -53,15 +53,16 @@ class Guides:
 
 
 def capabilities(spec: EngineSpec) -> dict[str, Any]:
-    """What GET /v1/spec says the engine can be guided by, so the page shows only what works:
-    hints and suggestions (a colour model v2 engine), a reference photo (one whose model has a
-    global-hint input), the uncertainty map (an uncertainty head), and the temperature's default
-    and range (None for a regression engine)."""
-    distribution = spec.colour_bins is not None
-    reference = spec.colour_bins is not None and spec.colour_bins.global_hint
-    return {"hints": distribution, "reference": reference, "suggest": spec.suggests,
-            "uncertainty": spec.uncertainty_alpha is not None,
-            "temperature": spec.temperature, "temperature_range": list(TEMPERATURE_RANGE) if distribution else None,
+    """What GET /v1/spec says the engine can be guided by, so the page shows only what works (the
+    engine's `capabilities`, runtime/capabilities.py): hints and a reference photo (every model
+    whose stages lie beside it), suggestions from the model's own distribution (`suggest`) or, with
+    a reference, from its palette (`suggest_from_reference`), the uncertainty map (calibrated
+    intervals), and the temperature's default and range (None for a regression model)."""
+    model = spec.capabilities
+    temperatures = model.temperature_range
+    return {"hints": model.guides, "reference": model.guides, "suggest": model.suggests,
+            "suggest_from_reference": model.guides, "uncertainty": model.intervals,
+            "temperature": model.default_temperature, "temperature_range": list(temperatures) if temperatures else None,
             "max_hints": MAX_HINTS_PER_IMAGE, "max_points": MAX_POINTS, "max_suggestions": MAX_SUGGESTIONS}
 
 

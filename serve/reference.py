@@ -8,7 +8,7 @@ Its pixels are decoded as RGB whatever their mode; a black-and-white or
 toned reference is refused, as colorize-batch refuses one
 (`batch.decode.palette_refusal`). A JPEG is decoded at the smallest DCT scale that still gives
 REFERENCE_SIDE a side: the palette is taken from a thumbnail of that side
-(`runtime.colour_controls`), so a 50 MP reference costs no 150 MB decode.
+(`runtime.guides.palette`), so a 50 MP reference costs no 150 MB decode.
 Anything wrong with it is a 400 naming the field `reference`, so that a
 client can tell it from a fault of the photo being coloured; a file over
 the upload limit is the photo's 413, in words that name the field.
@@ -22,7 +22,7 @@ import numpy as np
 from starlette.datastructures import UploadFile
 
 from retint.batch.decode import DecodeFailure, ImageTooLarge, decode_palette_photo, palette_refusal
-from retint.runtime.colour_controls import REFERENCE_SIDE
+from retint.runtime.guides.palette import REFERENCE_SIDE
 from retint.serve.rejected import Rejected, over_upload_limit
 
 FIELD = "reference"

@@ -143,7 +143,7 @@ def fuzz_hints_files(folder: Path, count: int, first_seed: int = 0) -> dict[str,
     """`count` mutated hints files through `read_hints_file`: each is read or refused (HintError, one
     line), never any other exception, within the time bound. Counts by outcome."""
     from retint.batch.hints import read_hints_file
-    from retint.runtime.hints import HintError
+    from retint.runtime.guides.hints import HintError
 
     from fuzzing import hints_file, mutate_hints
 

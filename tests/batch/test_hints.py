@@ -24,7 +24,7 @@ from retint.batch.manifest import read_manifest
 from retint.batch.reference import ReferenceTable, read_reference
 from retint.batch.run import run_batch
 from retint.runtime import open_engines
-from retint.runtime.hints import hints_as_json, hints_from_json
+from retint.runtime.guides.hints import hints_as_json, hints_from_json
 
 # x, y in the photos' pixels (they are 64 wide, 48 high), a*, b* in CIELAB
 RED = [{"x": 8, "y": 6, "a": 60.0, "b": 40.0}, {"x": 50, "y": 30, "rgb": "#c03030"}]
@@ -239,12 +239,32 @@ def test_a_bad_hints_file_is_one_line_and_exit_2_before_anything(exported_distri
     assert not (tmp_path / "out").exists()
 
 
-def test_a_regression_model_refuses_hints_before_anything_is_created(tmp_path):
+def test_the_bundled_model_takes_hints_which_hold_at_their_pixels(tmp_path):
     source = grey_photos(tmp_path / "scans", {"a.png": 1})
-    process = batch(source, "-o", tmp_path / "out", "--hints", hints_file(tmp_path / "hints.json", {"a.png": RED}))
+    hint = {"x": 20, "y": 20, "a": 18.0, "b": 24.0}
+    process = batch(source, "-o", tmp_path / "out", "--hints", hints_file(tmp_path / "hints.json", {"a.png": [hint]}))
+    assert process.returncode == 0, process.stderr
+    lab = cv2.cvtColor(rgb(tmp_path / "out" / "a.png").astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    assert abs(lab[20, 20, 1] - hint["a"]) < 2 and abs(lab[20, 20, 2] - hint["b"]) < 2
+    entries, _ = read_manifest(tmp_path / "out")
+    assert [entry["hints"] for entry in entries if entry.get("hints")] == [hints_as_json(as_points([hint]))]
+
+
+def test_a_model_without_its_stages_refuses_hints_in_the_one_wording_before_anything(exported, tmp_path):
+    import shutil
+
+    from retint.runtime.refusals import stages_refusal
+
+    fused = exported["effnet-unet"].artefacts[0]
+    alone = tmp_path / "alone" / fused.name
+    alone.parent.mkdir()
+    shutil.copy(fused, alone)
+    shutil.copy(str(fused) + ".json", str(alone) + ".json")
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
+    process = batch(source, "-o", tmp_path / "out", "--engine", alone, "--backend", "onnxruntime",
+                    "--hints", hints_file(tmp_path / "hints.json", {"a.png": RED}))
     assert process.returncode == 2
-    assert process.stderr == ("colorize-batch: error: --hints: bundled default model predicts one colour per pixel "
-                              "(a regression model): it takes no hints; colour model v2 artefacts do\n")
+    assert process.stderr == f"colorize-batch: error: --hints: {stages_refusal(alone.name, ['hints'])}\n"
     assert not (tmp_path / "out").exists()
 
 
@@ -295,7 +315,7 @@ def test_fuzzed_hints_files_are_read_or_refused_in_one_line(tmp_path):
     """Seeded, bounded: a damaged hints file gives a table or one HintError line, never anything else."""
     import random
 
-    from retint.runtime.hints import HintError
+    from retint.runtime.guides.hints import HintError
 
     valid = json.dumps({"a.png": RED, "album/b.jpg": BLUE, "c.png": []}).encode()
     pieces = [b"{", b"}", b"[", b"]", b'"', b",", b":", b"\\", b"NaN", b"1e999", b"-", b"/", b"..", b"\xff", b"\x00"]

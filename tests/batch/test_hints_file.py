@@ -12,7 +12,7 @@ import pytest
 
 from retint.batch.hints import read_hints_file
 from retint.batch.reference import ReferenceError, read_reference
-from retint.runtime.hints import HintError
+from retint.runtime.guides.hints import HintError
 
 from archive import photo
 from batchrun import batch

@@ -26,7 +26,7 @@ from retint.batch.hints import read_hints_file
 from retint.batch.manifest import read_manifest
 from retint.batch.reference import ReferenceTable, read_reference
 from retint.runtime import open_engines
-from retint.runtime.hints import HintError
+from retint.runtime.guides.hints import HintError
 
 MAX_PIXELS = 150_000_000
 
@@ -162,14 +162,30 @@ def test_a_reference_that_cannot_serve_is_one_line_and_creates_nothing(exported_
     assert not (tmp_path / "out").exists()
 
 
-def test_a_model_without_a_global_hint_input_refuses_a_reference(tmp_path):
+def test_the_bundled_model_takes_a_reference_and_names_it_once_accepted(tmp_path):
     source = grey_photos(tmp_path / "scans", {"a.png": 1})
     reference = colour_photo(tmp_path / "ref.jpg", 5)
     process = batch(source, "-o", tmp_path / "out", "--reference", reference)
+    assert process.returncode == 0, process.stderr
+    assert process.stderr.count("reference palette: ref.jpg (") == 1
+
+
+def test_a_model_without_its_stages_refuses_a_reference_without_naming_it_first(exported, tmp_path):
+    import shutil
+
+    from retint.runtime.refusals import stages_refusal
+
+    fused = exported["effnet-unet"].artefacts[0]
+    alone = tmp_path / "alone" / fused.name
+    alone.parent.mkdir()
+    shutil.copy(fused, alone)
+    shutil.copy(str(fused) + ".json", str(alone) + ".json")
+    source = grey_photos(tmp_path / "scans", {"a.png": 1})
+    reference = colour_photo(tmp_path / "ref.jpg", 5)
+    process = batch(source, "-o", tmp_path / "out", "--engine", alone, "--backend", "onnxruntime",
+                    "--reference", reference)
     assert process.returncode == 2
-    assert process.stderr.endswith("colorize-batch: error: --reference: bundled default model predicts one colour "
-                                   "per pixel (a regression model): it takes no reference; colour model v2 artefacts "
-                                   "do\n")
+    assert process.stderr == f"colorize-batch: error: --reference: {stages_refusal(alone.name, ['reference'])}\n"
     assert not (tmp_path / "out").exists()
 
 

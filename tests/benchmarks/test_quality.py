@@ -150,7 +150,7 @@ def test_the_distance_to_grey_is_worded_without_a_sign():
 def test_suggestion_hits_count_the_true_family_among_the_top_suggestions():
     """A suggester that puts the true colour third scores 0 at top 1 and 1 at top 3; a grey one 0."""
     from retint.benchmarks.quality import suggestion_hits
-    from retint.runtime.suggestions import Suggestion
+    from retint.runtime.guides.suggestions import Suggestion
 
     truth = np.zeros((1, 16, 16, 3), np.uint8)
     truth[..., 0], truth[..., 1], truth[..., 2] = 180, 60, 40  # brick red: hue about 40 degrees

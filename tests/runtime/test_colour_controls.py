@@ -1,4 +1,5 @@
-"""Colour model v2 at run time: hints, a reference photo and the temperature, on real backends.
+"""Colour model v2 at run time: hint planes, a reference photo's histogram and the temperature, on
+real backends (the guides that hold on every model: tests/runtime/test_guides.py).
 
 The tiny v2 generator is exported through the real gates; its engines run on ONNX Runtime and
 (where installed) OpenVINO, and every figure is compared with PyTorch fed the same inputs.
@@ -10,7 +11,8 @@ import torch
 
 from retint.errors import EngineError
 from retint.runtime import load_engine
-from retint.runtime.colour_controls import reference_histogram, rasterise_hints
+from retint.runtime.guides.hints import rasterise_hints
+from retint.runtime.guides.palette import reference_histogram
 
 
 
@@ -85,7 +87,7 @@ def test_hints_reference_and_temperature_match_pytorch(exported_distribution, di
     assert engine.spec.colour_bins is not None and engine.spec.colour_bins.global_hint
     gray = grey_images()
     reference = (np.random.default_rng(1).random((30, 40, 3)) * 255).astype(np.uint8)
-    hints = [[(10, 20, 50, 30), (60, 80, -40, 40)], []]
+    hints = [[(10, 20, 50, 30), (60, 80, -40, 40), (40, 50, 12, -8)], []]
     automatic = engine.colorize(gray)
     hinted = engine.colorize(gray, hints=hints)
     warm = engine.colorize(gray, temperature=1.5)
@@ -98,18 +100,42 @@ def test_hints_reference_and_temperature_match_pytorch(exported_distribution, di
     assert near > 3
     assert np.abs(hinted[1].astype(int) - automatic[1]).max() <= 1
 
+    # The graph's own inputs (hint planes, global hint, temperature) reach it as PyTorch's do: the
+    # model alone, before the guides (which make the hints hold and blend the palette), is compared.
     graph = DeployColouriser(load_generator(distribution_checkpoint), 64).eval()
     controls = engine.controls_for(gray[:, None], hints, 1.5, reference)
     with torch.no_grad():
         expected = graph(torch.from_numpy(gray[:, None]),
                          *[torch.from_numpy(controls.feeds()[name]) for name in
                            ("hint_ab", "hint_mask", "global_hint", "temperature")]).numpy()
-    actual = engine.colorize(gray, hints=hints, temperature=1.5, reference=reference)
+    actual = engine._run(gray[:, None], controls)
     tolerance = 1 if backend == "onnxruntime" else 12  # OpenVINO runs bf16 where the CPU has it
     assert np.abs(actual.astype(int) - expected).max() <= tolerance
     if backend == "openvino":
         assert np.abs(actual.astype(int) - expected).mean() < 1.0
+    # With the guides, every hint holds at its own pixel (tests/runtime/test_guides.py has the rest).
+    guided_all = engine.colorize(gray, hints=hints, temperature=1.5, reference=reference)
+    held = 0
+    for x, y, a, b in hints[0]:
+        shown = _lab(guided_all[0, y, x])
+        if _in_gamut(shown[0], a, b):  # out of sRGB's gamut the compose pulls a colour toward grey
+            assert abs(shown[1] - a) < 2.5 and abs(shown[2] - b) < 2.5, (x, y, shown)
+            held += 1
+    assert held
     engine.close()
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(rgb.reshape(1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+
+
+def _in_gamut(lightness: float, a: float, b: float) -> bool:
+    import cv2
+
+    rgb = cv2.cvtColor(np.array([[[lightness, a, b]]], np.float32), cv2.COLOR_Lab2RGB)[0, 0]
+    return bool(np.all(rgb > 0.01) and np.all(rgb < 0.99))
 
 
 def test_temperature_outside_its_range_is_refused(exported_distribution):
@@ -118,11 +144,14 @@ def test_temperature_outside_its_range_is_refused(exported_distribution):
         engine.colorize(grey_images(1), temperature=0.0)
 
 
-def test_a_regression_engine_refuses_hints(exported):
+def test_a_regression_engine_refuses_a_temperature_in_the_one_wording(exported):
+    from retint.runtime.refusals import temperature_refusal
+
     path = exported["effnet-unet"].artefacts[0]
     engine = load_engine(path, backend="onnxruntime")
-    with pytest.raises(EngineError, match="takes no hints"):
-        engine.colorize(grey_images(1), hints=[[(1, 1, 10, 10)]])
+    with pytest.raises(EngineError) as raised:
+        engine.colorize(grey_images(1), temperature=0.5)
+    assert str(raised.value) == temperature_refusal(path.name)
 
 
 def test_an_engines_temperature_is_the_default_of_every_call(exported_distribution, exported):

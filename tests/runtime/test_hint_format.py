@@ -1,4 +1,4 @@
-"""The hint format users write (JSON) and the colours they are shown (runtime/hints.py)."""
+"""The hint format users write (JSON) and the colours they are shown (runtime/guides/hints.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from retint.runtime.hints import (MAX_HINTS_PER_IMAGE, HintError, hex_to_ab, hint_from_json, hints_as_json,
+from retint.runtime.guides.hints import (MAX_HINTS_PER_IMAGE, HintError, hex_to_ab, hint_from_json, hints_as_json,
                                   hints_from_json, lab_to_hex, lab_to_rgb)
 
 

@@ -11,7 +11,7 @@ import torch
 from imagemaker import grey_photo
 from retint.errors import EngineError
 from retint.runtime import load_engine
-from retint.runtime.suggestions import FAMILY_RADIUS, colour_families, probabilities_at
+from retint.runtime.guides.suggestions import FAMILY_RADIUS, colour_families, probabilities_at
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def calibrated(export_calibrated_distribution):
 def _torch_logits(checkpoint, gray: np.ndarray, hints=()) -> np.ndarray:
     from retint.export.deploy import LightnessStage
     from retint.model.checkpoint import load_generator
-    from retint.runtime.colour_controls import rasterise_hints
+    from retint.runtime.guides.hints import rasterise_hints
 
     generator = load_generator(checkpoint).eval()
     size = generator.retint_config.render_size

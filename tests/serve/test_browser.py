@@ -84,7 +84,9 @@ def _browser_or_skip(download_dir: Path | None = None):
     return browser
 
 
-def test_the_page_colours_an_uploaded_grey_photo(tmp_path):
+def test_the_page_colours_an_uploaded_grey_photo_and_guides_the_bundled_model(tmp_path):
+    import cv2
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -108,12 +110,39 @@ def test_the_page_colours_an_uploaded_grey_photo(tmp_path):
             assert download.get_attribute("href").startswith("blob:")
             assert download.get_attribute("download") == "grey-photo-colour.jpg"
             assert "coloured in" in status
-            # The bundled model is a regression model: no hints, but it maps its uncertainty.
-            assert "takes no hints" in browser.find_element(By.ID, "guide-note").text
-            # ... nor a reference photo: its chooser is disabled, and says why in one line.
-            assert not browser.find_element(By.ID, "reference").is_enabled()
-            assert "takes no reference photo" in browser.find_element(By.ID, "reference-note").text
-            assert not browser.find_element(By.ID, "undo").is_displayed()
+            # The bundled model takes hints and a reference (the guides hold on every model).
+            assert "Click a point" in browser.find_element(By.ID, "guide-note").text
+            assert browser.find_element(By.ID, "reference").is_enabled()
+            unhinted = post_image(server.url, photo.read_bytes(), "grey-photo.jpg")
+            # Click, choose the most likely colour, and the photo is re-coloured with the hint holding.
+            after = browser.find_element(By.ID, "after")
+            width, height = after.size["width"], after.size["height"]
+            ActionChains(browser).move_to_element_with_offset(after, -width // 4, -height // 5).click().perform()
+            WebDriverWait(browser, 60).until(
+                lambda driver: driver.find_element(By.ID, "swatches").get_attribute("data-state") in ("ready", "error",
+                                                                                                      "none"))
+            swatches = browser.find_elements(By.CSS_SELECTOR, "#swatches .swatch")
+            if swatches:
+                swatches[0].click()
+            else:  # no suggestion there: the picker alone
+                browser.execute_script("const p = document.getElementById('picker'); p.value = '#b04a32';")
+                browser.find_element(By.ID, "picker-use").click()
+            _wait_for_revision(browser, 2)
+            [hint] = _hints_of_markers(browser)
+            shown = base64.b64decode(browser.execute_async_script(CURRENT_RESULT))
+            api = post_image(server.url, photo.read_bytes(), "grey-photo.jpg", fields={"hints": json.dumps([hint])})
+            assert api.status == 200 and np.array_equal(_rgb(shown), _rgb(api.body))
+            assert not np.array_equal(_rgb(shown), _rgb(unhinted.body))
+            # The hint holds at its pixel (a PNG answer: JPEG's chroma subsampling would blur it).
+            exact = post_image(server.url, photo.read_bytes(), "grey-photo.jpg", query="?format=png",
+                               fields={"hints": json.dumps([hint])})
+            x, y = int(hint["x"]), int(hint["y"])
+            lab = cv2.cvtColor(_rgb(exact.body)[y:y + 1, x:x + 1].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0]
+            back = cv2.cvtColor(np.array([[[lab[0], hint["a"], hint["b"]]]], np.float32), cv2.COLOR_Lab2RGB)[0, 0]
+            if np.all((back > 0.01) & (back < 0.99)):  # out of sRGB's gamut the compose pulls toward grey
+                assert abs(lab[1] - hint["a"]) < 3 and abs(lab[2] - hint["b"]) < 3, (lab, hint)
+            assert browser.find_element(By.ID, "undo").is_displayed()
+            # It maps its uncertainty (a calibrated distribution).
             browser.find_element(By.ID, "uncertainty-toggle").click()
             WebDriverWait(browser, 60).until(lambda driver: driver.find_element(By.ID, "uncertainty-map").is_displayed())
             assert browser.execute_script("return document.getElementById('uncertainty-map').naturalWidth") == 640

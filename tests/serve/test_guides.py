@@ -2,8 +2,8 @@
 
 A real colorize-serve in a subprocess on the tiny seeded colour-model-v2 artefact (untrained: its
 colours mean nothing, but every figure the server gives must equal the engine's own, called here
-in-process on the same file) and on the bundled default model, a regression model with an
-uncertainty head, which takes no hints.
+in-process on the same file) and on the tiny regression model, which takes hints and a reference
+through the runtime's guides (runtime/guides/) and has no temperature, distribution or intervals.
 """
 
 from __future__ import annotations
@@ -51,10 +51,21 @@ def v2_engine(v2_path):
 
 
 @pytest.fixture(scope="module")
-def default_server(tmp_path_factory):
-    log = tmp_path_factory.mktemp("serve-default") / "serve.log"
-    with ServerProcess(log) as running:
+def regression_path(exported):
+    return exported["effnet-unet"].artefacts[0]
+
+
+@pytest.fixture(scope="module")
+def regression_server(regression_path, tmp_path_factory):
+    log = tmp_path_factory.mktemp("serve-regression") / "serve.log"
+    with ServerProcess(log, "--engine", str(regression_path), "--backend", "onnxruntime") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def regression_engine(regression_path):
+    with load_engine(regression_path, backend="onnxruntime") as engine:
+        yield engine
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +94,16 @@ HINTS = [(20.0, 15.0, 60.0, 40.0), (60.5, 45.25, -40.0, 30.0)]
 HINTS_JSON = json.dumps([{"x": x, "y": y, "a": a, "b": b} for x, y, a, b in HINTS])
 
 
-def test_the_spec_says_what_each_engine_can_be_guided_by(v2_server, default_server, v2_engine):
+def test_the_spec_says_what_each_engine_can_be_guided_by(v2_server, regression_server, v2_engine):
     v2 = json.loads(request(v2_server.url + "/v1/spec").body)
     assert v2["guides"]["hints"] is True and v2["guides"]["suggest"] is True
     assert v2["guides"]["uncertainty"] is (v2_engine.spec.uncertainty_alpha is not None)
     assert v2["guides"]["temperature"] == pytest.approx(v2_engine.spec.temperature)
     assert v2["render_size"] == 64 and "limits" in v2 and "label" in v2  # the fields it always had
-    default = json.loads(request(default_server.url + "/v1/spec").body)["guides"]
-    assert (default["hints"], default["suggest"], default["uncertainty"]) == (False, False, True)
-    assert default["temperature"] is None
+    regression = json.loads(request(regression_server.url + "/v1/spec").body)["guides"]
+    assert (regression["hints"], regression["reference"], regression["suggest"], regression["suggest_from_reference"],
+            regression["uncertainty"]) == (True, True, False, True, False)
+    assert regression["temperature"] is None and regression["temperature_range"] is None
 
 
 def test_hints_change_the_colours_exactly_as_the_engine_does(v2_server, v2_engine, grey):
@@ -103,7 +115,7 @@ def test_hints_change_the_colours_exactly_as_the_engine_does(v2_server, v2_engin
 
     # An rgb hint is its colour's a*, b*; a temperature is the engine's.
     rgb_hints = json.dumps([{"x": 20, "y": 15, "rgb": "#c03020"}])
-    from retint.runtime.hints import hex_to_ab
+    from retint.runtime.guides.hints import hex_to_ab
 
     by_rgb = pixels_of(post_image(v2_server.url, png(grey), "grey.png", fields={"hints": rgb_hints}))
     assert np.array_equal(by_rgb, v2_engine.colorize(grey, hints=[[(20, 15, *hex_to_ab("#c03020"))]])[0])
@@ -146,16 +158,18 @@ def test_hints_sent_as_a_file_are_a_400(v2_server, grey):
     assert answer.status == 400 and answer.json_error()
 
 
-def test_a_regression_model_refuses_hints_and_temperature_in_one_line(default_server, grey):
-    message = one_line_400(post_image(default_server.url, png(grey), "grey.png", fields={"hints": HINTS_JSON}))
-    assert "regression model" in message and "hints" in message
-    message = one_line_400(post_image(default_server.url, png(grey), "grey.png", fields={"temperature": "0.5"}))
-    assert "temperature" in message
-    # ... and keeps colouring without them.
-    assert post_image(default_server.url, png(grey), "grey.png").status == 200
-    message = one_line_400(post_image(default_server.url, png(grey), "grey.png", route="/suggest",
-                                      fields={"points": "[[1, 2]]"}))
-    assert "regression model" in message and "suggest" in message
+def test_a_regression_model_takes_hints_as_the_engine_does_and_refuses_a_temperature(regression_server,
+                                                                                   regression_engine, grey):
+    from retint.runtime.refusals import temperature_refusal
+
+    hinted = pixels_of(post_image(regression_server.url, png(grey), "grey.png", fields={"hints": HINTS_JSON}))
+    assert np.array_equal(hinted, regression_engine.colorize(grey, hints=[HINTS])[0])
+    message = one_line_400(post_image(regression_server.url, png(grey), "grey.png", fields={"temperature": "0.5"}))
+    assert message == temperature_refusal(regression_engine.spec.model_name)
+    # Without a distribution or a reference there is nothing to suggest: empty lists (the page's picker).
+    answer = post_image(regression_server.url, png(grey), "grey.png", route="/suggest",
+                        fields={"points": "[[1, 2], [30, 40]]"})
+    assert answer.status == 200 and json.loads(answer.body) == {"suggestions": [[], []], "from": "none"}
 
 
 def test_suggestions_are_the_engines_most_probable_first(v2_server, v2_engine, grey):
@@ -202,16 +216,18 @@ def test_a_malformed_suggest_request_is_one_line_400(v2_server, grey, fields, wo
     assert words in one_line_400(answer)
 
 
-def test_the_uncertainty_map_is_a_png_of_the_images_size(default_server, v2_server, v2_engine, grey):
-    answer = post_image(default_server.url, encoded(grey, quality=90), "grey.jpg", route="/uncertainty")
+def test_the_uncertainty_map_is_a_png_of_the_images_size(calibrated_server, regression_server, v2_server,
+                                                         v2_engine, grey):
+    server, _ = calibrated_server
+    answer = post_image(server.url, encoded(grey, quality=90), "grey.jpg", route="/uncertainty")
     assert answer.status == 200, answer.body[:300]
     assert answer.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(answer.body))
     assert (image.format, image.size, image.mode) == ("PNG", (WIDTH, HEIGHT), "RGB")
     assert np.asarray(image).std() > 0  # a map, not a flat fill
-    # Hints need a model that takes them.
-    assert "regression" in one_line_400(post_image(default_server.url, png(grey), "grey.png", route="/uncertainty",
-                                                   fields={"hints": HINTS_JSON}))
+    # A model without calibrated intervals has no map to give, in the one wording.
+    assert "no uncertainty head" in one_line_400(post_image(regression_server.url, png(grey), "grey.png",
+                                                            route="/uncertainty"))
     if v2_engine.spec.uncertainty_alpha is None:
         assert "no uncertainty head" in one_line_400(post_image(v2_server.url, png(grey), "grey.png",
                                                                 route="/uncertainty"))
@@ -293,9 +309,9 @@ def with_reference(server_url: str, grey: np.ndarray, reference_bytes: bytes, ro
                       fields, route)
 
 
-def test_the_spec_says_whether_the_engine_takes_a_reference(v2_server, default_server):
+def test_the_spec_says_whether_the_engine_takes_a_reference(v2_server, regression_server):
     assert json.loads(request(v2_server.url + "/v1/spec").body)["guides"]["reference"] is True
-    assert json.loads(request(default_server.url + "/v1/spec").body)["guides"]["reference"] is False
+    assert json.loads(request(regression_server.url + "/v1/spec").body)["guides"]["reference"] is True
 
 
 def test_a_reference_colours_exactly_as_the_engine_does_and_the_same_twice(v2_server, v2_engine, grey, reference):
@@ -361,10 +377,14 @@ def test_a_reference_sent_as_text_is_a_400(v2_server, grey):
     assert one_line_400(answer).startswith("reference: ")
 
 
-def test_a_regression_model_refuses_a_reference_in_the_hints_words(default_server, grey, reference):
-    for route in ("/colorize", "/uncertainty"):
-        message = one_line_400(with_reference(default_server.url, grey, png(reference), route))
-        assert "regression model" in message and "takes no reference" in message, (route, message)
-    # Refused unread: even an unreadable reference gets the engine's refusal.
-    message = one_line_400(with_reference(default_server.url, grey, b"not a picture"))
-    assert "takes no reference" in message
+def test_a_regression_model_takes_a_reference_and_suggests_from_its_palette(regression_server, regression_engine,
+                                                                            grey, reference):
+    answer = with_reference(regression_server.url, grey, png(reference))
+    assert np.array_equal(pixels_of(answer), regression_engine.colorize(grey, reference=reference)[0])
+    answer = with_reference(regression_server.url, grey, png(reference), "/suggest", {"points": "[[10, 12]]"})
+    assert answer.status == 200, answer.body[:300]
+    body = json.loads(answer.body)
+    assert body["from"] == "reference palette" and body["suggestions"][0]
+    direct = regression_engine.suggest(grey, [(10, 12)], 5, reference=reference)
+    assert body["suggestions"] == [[item.as_json() for item in per_point] for per_point in direct]
+

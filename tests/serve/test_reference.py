@@ -13,7 +13,7 @@ pytest.importorskip("starlette")
 from starlette.datastructures import UploadFile  # noqa: E402
 
 from imagemaker import natural_like_image  # noqa: E402
-from retint.runtime.colour_controls import REFERENCE_SIDE  # noqa: E402
+from retint.runtime.guides.palette import REFERENCE_SIDE  # noqa: E402
 from retint.serve.reference import decode_reference, reference_upload  # noqa: E402
 from retint.serve.rejected import Rejected  # noqa: E402
 from servers import encoded  # noqa: E402

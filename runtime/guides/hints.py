@@ -1,4 +1,5 @@
-"""Colour hints and suggestions as users write and read them: JSON in, CIELAB and sRGB out.
+"""Colour hints as users write them (JSON in; CIELAB and sRGB out), checked against an image and
+rasterised into a model's hint planes.
 
 One wording of the hint format, shared by `colorize-batch --hints`, the
 HTTP API and the web page:
@@ -10,8 +11,11 @@ x and y are in the input image's own pixels (0 at the top-left pixel's
 corner). A hint is chroma only: the photo keeps its own lightness, so an
 `rgb` hint gives the a*b* of that colour and its lightness is dropped.
 Colours shown to users (suggestions' swatches) are taken at the pixel's own
-lightness, which is what the coloured photo will show there. numpy and
-OpenCV only.
+lightness, which is what the coloured photo will show there. Whether a hint
+lies inside its image is checked where the image is known (`checked_hints`);
+a model that takes hint planes gets them from `rasterise_hints`, and every
+model gets them spread over its colours (`propagation`). numpy and OpenCV
+only.
 """
 
 from __future__ import annotations
@@ -23,14 +27,20 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from retint.errors import InputError
-from retint.runtime.colour_controls import Hint
+from retint.errors import EngineError, InputError
 
 # More hints than this for one image is a request no person clicked; it is refused.
 MAX_HINTS_PER_IMAGE = 256
 _HEX_COLOUR = re.compile(r"^#?([0-9a-fA-F]{6})$")
 _KEYS_AB = {"x", "y", "a", "b"}
 _KEYS_RGB = {"x", "y", "rgb"}
+# A model's hint planes cover (2 * this + 1)^2 render-size pixels per hint: the middle of the patch
+# sizes training simulated (1 to 7 pixels).
+HINT_HALF_WIDTH = 1
+# a* and b* of a hint are clipped to this (a distribution model's bins' reach, and beyond sRGB's).
+HINT_AB_LIMIT = 110.0
+
+Hint = tuple[float, float, float, float]  # x, y (input pixels), a*, b* (CIELAB)
 
 
 class HintError(InputError):
@@ -68,7 +78,7 @@ def grey_lightness(grey_level: int) -> float:
 
 def hint_from_json(item: object, where: str = "hint") -> Hint:
     """One hint as JSON (see the module doc) -> (x, y, a, b); HintError naming `where` otherwise.
-    Whether x, y fall inside the image is checked where the image is known (colour_controls)."""
+    Whether x, y fall inside the image is checked where the image is known (`checked_hints`)."""
     if not isinstance(item, dict):
         raise HintError(f"{where}: expected an object like {{\"x\": 10, \"y\": 20, \"rgb\": \"#aa3322\"}}, "
                         f"got {type(item).__name__}")
@@ -118,3 +128,53 @@ def _number(value: object, where: str) -> float:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
         raise HintError(f"{where} must be a finite number, got {shown}")
     return number
+
+
+def checked_hints(hints: Sequence[Sequence[Sequence[float]]], count: int,
+                  image_size: tuple[int, int]) -> tuple[tuple[Hint, ...], ...]:
+    """Per image of a batch of `count` images of `image_size` (height, width), its hints as (x, y, a, b)
+    floats inside the image, a*b* clipped to HINT_AB_LIMIT; EngineError naming the first bad one."""
+    if len(hints) != count:
+        raise EngineError(f"hints: expected one list per image ({count}), got {len(hints)}")
+    height, width = image_size
+    return tuple(tuple(_checked_point(point, width, height) for point in points) for points in hints)
+
+
+def _checked_point(point: Sequence[float], width: int, height: int) -> Hint:
+    try:
+        x, y, a, b = (float(value) for value in point)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise EngineError(f"a hint must be (x, y, a, b) numbers, got {point!r}") from error
+    if not all(np.isfinite((x, y, a, b))):
+        raise EngineError(f"a hint must hold finite numbers, got {point!r}")
+    if not (0 <= x < width and 0 <= y < height):
+        raise EngineError(f"hint at ({x:g}, {y:g}) is outside the {width}x{height} image")
+    return x, y, float(np.clip(a, -HINT_AB_LIMIT, HINT_AB_LIMIT)), float(np.clip(b, -HINT_AB_LIMIT, HINT_AB_LIMIT))
+
+
+def grid_cell(x: float, y: float, image_size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(row, column) of the side x side grid (render size, or a head's) that holds the input pixel
+    (x, y) of an image of `image_size` (height, width)."""
+    height, width = image_size
+    return (min(side - 1, max(0, int((y + 0.5) * side / height))),
+            min(side - 1, max(0, int((x + 0.5) * side / width))))
+
+
+def rasterise_hints(hints: Sequence[Sequence[Hint]] | None, image_size: tuple[int, int], count: int,
+                    render_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points per image -> a model's hint planes (hint_ab [N,2,R,R], hint_mask [N,1,R,R]): each hint on
+    a square of HINT_HALF_WIDTH around its cell, as training simulated clicks. `image_size` is
+    (height, width) of the inputs; `hints` has one list per image (or is None: no hints)."""
+    hint_ab = np.zeros((count, 2, render_size, render_size), np.float32)
+    hint_mask = np.zeros((count, 1, render_size, render_size), np.float32)
+    if hints is None:
+        return hint_ab, hint_mask
+    for index, points in enumerate(checked_hints(hints, count, image_size)):
+        for x, y, a, b in points:
+            row, column = grid_cell(x, y, image_size, render_size)
+            top, left = max(0, row - HINT_HALF_WIDTH), max(0, column - HINT_HALF_WIDTH)
+            bottom, right = row + HINT_HALF_WIDTH + 1, column + HINT_HALF_WIDTH + 1
+            hint_ab[index, 0, top:bottom, left:right] = a
+            hint_ab[index, 1, top:bottom, left:right] = b
+            hint_mask[index, 0, top:bottom, left:right] = 1.0
+    return hint_ab, hint_mask

@@ -1,13 +1,18 @@
-"""Suggested colours at a point: the most probable colour families of a distribution head.
+"""Suggested colours at a point: the most likely colour families, from a model's distribution or
+from a reference's palette.
 
 A colour model v2 engine predicts, per pixel, probabilities over a*b* bins
 (runtime/engine.py `Engine.suggest` reads them from the artefact's
-distribution stage). Neighbouring bins are shades of one colour, so the k
-suggestions are families: the most probable bin left, with the probability
-of every bin within `FAMILY_RADIUS` of it gathered in; the family's colour is
-the probability-weighted mean of its bins. Each is shown at the pixel's own
-lightness, which is what the photo will show there if a user picks it.
-numpy only.
+distribution stage). A model without one (the bundled regression model)
+suggests from a reference photo's palette where one is given: its colours of
+about the pixel's lightness, weighted by their share of the reference
+(`palette_suggestions`); with neither there is nothing to suggest, and the
+page offers its colour picker alone. Neighbouring colours are shades of one
+colour, so the k suggestions are families: the most probable colour left,
+with the probability of every colour within `FAMILY_RADIUS` of it gathered
+in; the family's colour is the probability-weighted mean of its members.
+Each is shown at the pixel's own lightness, which is what the photo will
+show there if a user picks it. numpy only.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from retint.errors import EngineError
-from retint.runtime.hints import grey_lightness, lab_to_hex
+from retint.runtime.capabilities import Capabilities
+from retint.runtime.guides.hints import grey_lightness, lab_to_hex
+from retint.runtime.guides.palette import Palette
 
 # Bins within this many CIELAB units of a family's peak join it: two suggestions closer than
 # this would look alike (on the 10-unit grid: the peak and its 8 neighbours).
@@ -28,6 +35,16 @@ MAX_SUGGESTIONS = 16
 FAMILY_MASS_LEFT = 1e-3
 
 Point = tuple[float, float]  # x, y in the input's own pixels
+# Where suggestions come from (`suggestion_source`).
+FROM_MODEL, FROM_PALETTE, FROM_NOTHING = "model", "reference palette", "none"
+
+
+def suggestion_source(capabilities: Capabilities, reference_given: bool) -> str:
+    """Where a model's suggestions come from: its own distribution where it has one, else the
+    reference's palette where one is given, else nothing (the page offers its colour picker alone)."""
+    if capabilities.suggests:
+        return FROM_MODEL
+    return FROM_PALETTE if reference_given and capabilities.guides else FROM_NOTHING
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,9 @@ class Suggestion:
     a: float  # CIELAB a*
     b: float  # CIELAB b*
     rgb: str  # "#rrggbb": this chroma at the pixel's own lightness
-    probability: float  # the model's probability of this colour family at the pixel, 0..1
+    # The model's probability of this colour family at the pixel, 0..1 (from a palette: the family's
+    # share of the reference's pixels of about that lightness).
+    probability: float
 
     def as_json(self) -> dict[str, float | str]:
         """{"a", "b", "rgb", "probability"}, rounded for people."""
@@ -113,6 +132,19 @@ def suggestions(logits: np.ndarray, centres: np.ndarray, gray: np.ndarray, point
     for point in points:
         lightness = grey_lightness(int(gray[int(point[1]), int(point[0])]))
         families = colour_families(probabilities_at(logits, point, height, width), centres, k)
+        answer.append([Suggestion(a, b, lab_to_hex(lightness, a, b), probability)
+                       for a, b, probability in families])
+    return answer
+
+
+def palette_suggestions(palette: Palette, gray: np.ndarray, points: Sequence[Point], k: int) -> list[list[Suggestion]]:
+    """For each point of the grey image gray [H,W], up to k colour families of the reference's palette
+    at the pixel's lightness (none where the reference has no pixel of about that lightness)."""
+    answer = []
+    for point in points:
+        lightness = grey_lightness(int(gray[int(point[1]), int(point[0])]))
+        colours, weights = palette.families_at(lightness)
+        families = colour_families(weights, colours, k) if weights.sum() > 0 else []
         answer.append([Suggestion(a, b, lab_to_hex(lightness, a, b), probability)
                        for a, b, probability in families])
     return answer
