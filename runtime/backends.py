@@ -14,6 +14,10 @@ and this CPU; `open_engine` opens that choice. `auto` means:
   would run the generator in f32; that is not measured to be faster end to
   end, so `auto` does not pick it (ask for it with `--backend openvino`).
 
+The CPU's flags come from `retint.cpu` (RETINT_CPU_HIDE_FLAGS hides some, so
+that a CPU with native bf16 takes the path of one without: the tests' way of
+checking both).
+
 Precision is never lowered silently: the spec's `precision` and `reason` say
 what runs and why, and the batch summary and manifest repeat them.
 """
@@ -25,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from retint.cpu import native_bf16_flags
+from retint.cpu import native_bf16_flags, without_native_bf16
 from retint.errors import EngineError
 from retint.runtime.artefact import Artefact, require_stages, require_uncertainty_head
 from retint.runtime.engine import Engine, SpecFacts
@@ -243,7 +247,7 @@ def bf16_blocker(generator_metadata: ArtefactMetadata | None) -> str | None:
     if generator_metadata is not None and generator_metadata.precision != "fp32":
         return f"its {generator_metadata.precision} generator runs in f32 on OpenVINO"
     if not native_bf16_flags():
-        return "this CPU has no AMX or AVX512-BF16"
+        return without_native_bf16()
     if _bf16_gate(generator_metadata) is None:
         return "the artefact has no passed OpenVINO bf16 parity gate (export-trt measures it)"
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,30 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+def pytest_addoption(parser):
+    parser.addoption("--hide-cpu-flags", default=None, metavar="FLAGS",
+                     help="run as on a CPU without these flags (RETINT_CPU_HIDE_FLAGS, for this process and every "
+                          "child): 'native-bf16' hides AMX-BF16 and AVX512-BF16, which gives any CPU the path "
+                          "of one without native bf16 (ONNX Runtime fp32 for auto)")
+
+
+def pytest_configure(config):
+    from retint.cpu import HIDE_FLAGS_VARIABLE, NATIVE_BF16_HIDDEN
+
+    flags = config.getoption("--hide-cpu-flags")
+    if flags:
+        # Set before any test reads the CPU's flags (retint.cpu reads them once per process).
+        os.environ[HIDE_FLAGS_VARIABLE] = NATIVE_BF16_HIDDEN if flags == "native-bf16" else flags
+
+
+def pytest_report_header(config):
+    from retint.cpu import cpu_model, hidden_flags, native_bf16_flags
+
+    hidden = f"; hidden by RETINT_CPU_HIDE_FLAGS: {', '.join(sorted(hidden_flags()))}" if hidden_flags() else ""
+    bf16 = "/".join(native_bf16_flags()) or "none"
+    return f"retint CPU: {cpu_model()}; native bf16: {bf16}{hidden}"
 
 
 def gpu_unavailable_reason() -> str:
