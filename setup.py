@@ -1,6 +1,6 @@
 """Package discovery for retint's folder layout (everything else is in pyproject.toml).
 
-The top-level folders are the packages `retint.<folder>` (DESIGN.md), a
+The top-level folders are the packages `retint.<folder>` (ARCHITECTURE.md), a
 mapping pyproject's static `packages` list cannot discover: listed by hand,
 a new subpackage (`model/networks`) went missing from the wheel. Here every
 folder with an `__init__.py` below each mapped folder is found.

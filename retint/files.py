@@ -10,7 +10,7 @@ read-only, no permission) raise `OutputError`.
 
 This lives in the root package because training, export and the batch
 processor all write this way, and `retint.batch` may not import
-`retint.model` (DESIGN.md's package direction).
+`retint.model` (ARCHITECTURE.md's package direction).
 """
 
 from __future__ import annotations

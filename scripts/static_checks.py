@@ -1,4 +1,4 @@
-"""The static checks CI runs: DESIGN's layer table (import-linter) and types (mypy).
+"""The static checks CI runs: ARCHITECTURE.md's layer table (import-linter) and types (mypy).
 
 The checkout keeps each subpackage in a top-level folder (`runtime/` is
 `retint.runtime`; setup.py maps them), and neither tool can follow

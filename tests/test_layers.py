@@ -1,6 +1,6 @@
-"""DESIGN.md's layer table is what `lint-imports` checks in CI: removing or loosening a contract
-in pyproject.toml fails here, and scripts/static_checks.py (a CI step) fails on an import that
-breaks one. The check itself runs in CI, not in this test, as it lays out the whole package."""
+"""ARCHITECTURE.md's layer table is what `lint-imports` checks in CI: removing or loosening a
+contract in pyproject.toml fails here, and scripts/static_checks.py (a CI step) fails on an import
+that breaks one. The check itself runs in CI, not in this test, as it lays out the whole package."""
 
 import sys
 from pathlib import Path
