@@ -35,12 +35,19 @@ class Steps:
 
 
 class StepBar:
-    """A `StepProgress` drawn as a tqdm bar on stderr; `write` prints a log line above it."""
+    """A `StepProgress` drawn as a tqdm bar on stderr where stderr is a terminal, else one plain
+    line per step ("[2/5] fp16 graph": a log or a CI job's captured output gets no carriage
+    returns); `write` prints a log line above the bar."""
 
     def __init__(self) -> None:
         self._bar: tqdm | None = None
+        self._plain = not sys.stderr.isatty()
 
     def __call__(self, done: int, total: int, step: str) -> None:
+        if self._plain:
+            if done < total:
+                print(f"[{done + 1}/{total}] {step}", file=sys.stderr, flush=True)
+            return
         if self._bar is None:
             self._bar = tqdm(total=total, unit="step", leave=False, file=sys.stderr,
                              bar_format="{desc}: {n}/{total} steps [{elapsed}]")
