@@ -421,22 +421,22 @@ def pipeline(source: Path | None, engine: Path | None, backends: tuple[str, ...]
              batch: int | None, streams: int | None, workers: int, checkpoint: Path | None,
              json_path: Path | None) -> None:
     """colorize-batch end to end on an archive, next to the engine alone on the same images, per backend."""
-    from retint.benchmarks.pipeline_report import run_pipeline_report
+    from retint.benchmarks.pipeline_report import describe_archive, run_pipeline_report
     from retint.benchmarks.report import environment, markdown_table, write_json
 
     report = run_pipeline_report(source, engine, generate, batch, workers, checkpoint, streams, backends, rounds)
-    click.echo(f"{report['images']} images {report['width']}x{report['height']}, workers {workers}, "
-               f"{rounds} round(s); CPU: {environment()['cpu_model']}")
+    click.echo(f"{describe_archive(report)}, workers {workers}, {rounds} round(s); CPU: {environment()['cpu_model']}")
+    several = len(report["backends"]) > 1  # "x first backend" compares backends: only where several ran
     headers = ["backend", "engine", "streams x batch", "end to end img/s", "engine alone img/s",
-               "end to end / engine", "x first backend", "peak RSS MB"]
+               "end to end / engine", *(["x first backend"] if several else []), "peak RSS MB"]
     if "sequential" in report:
         headers.append("x sequential")
     rows = []
     for figures in report["backends"]:
         row = [figures["backend"], figures["engine"], f"{figures['streams']} x {figures['batch']}",
                figures["end_to_end"]["images_per_second"], figures["engine_alone"]["images_per_second"],
-               figures["ratio_end_to_end_vs_engine"], figures["end_to_end_vs_first_backend"],
-               figures["end_to_end"]["peak_rss_mb"]]
+               figures["ratio_end_to_end_vs_engine"],
+               *([figures["end_to_end_vs_first_backend"]] if several else []), figures["end_to_end"]["peak_rss_mb"]]
         if "sequential" in report:
             row.append(figures["speedup_vs_sequential"])
         rows.append(row)

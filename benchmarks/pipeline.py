@@ -17,8 +17,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from retint.batch.manifest import read_manifest
+from retint.media import IMAGE_SUFFIXES
 from retint.runtime import EngineRequest, open_engines
 
 
@@ -73,27 +75,51 @@ def run_batch_process(source: Path, output: Path, engine: Path | None, batch: in
     return {"wall_seconds": wall, "summary": summary, "images": len(entries), "peak_rss_mb": peak}
 
 
+def archive_photos(source: Path) -> list[Path]:
+    """The photos colorize-batch would colour under `source` (its image suffixes), in order."""
+    return sorted(path for path in source.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+
+
+def photo_sizes(photos: list[Path]) -> dict[tuple[int, int], int]:
+    """(width, height) -> how many of `photos` have it, read from their headers."""
+    sizes: dict[tuple[int, int], int] = {}
+    for path in photos:
+        with Image.open(path) as image:
+            sizes[image.size] = sizes.get(image.size, 0) + 1
+    return sizes
+
+
 def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_seconds: float = 5.0,
-                 streams: int | None = None, backend: str = "auto") -> dict:
-    """Images/s of the engine on pre-decoded images of the archive's size, as colorize-batch runs it:
-    its backend choice and inference plan (batch size, streams, threads per stream)."""
-    first = next(source.rglob("*.jpg"))
-    gray = cv2.imread(str(first), cv2.IMREAD_GRAYSCALE)
+                 streams: int | None = None, backend: str = "auto", distinct: int = 50) -> dict:
+    """Images/s of the engine on the archive's photos (the first `distinct` of each size,
+    pre-decoded), as colorize-batch runs it: its backend choice and inference plan (batch size,
+    streams, threads per stream), each call a batch of one size."""
+    greys: dict[tuple[int, ...], list[np.ndarray]] = {}
+    for path in archive_photos(source):
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is not None and len(greys.setdefault(gray.shape, [])) < distinct:
+            greys[gray.shape].append(gray)
     # colorize-batch's default device, and its request
     engines = open_engines(EngineRequest(path=engine_path, backend=backend, batch_size=batch, streams=streams))
     engine, plan = engines.main, engines.plan
     batch = plan.batch_size
-    stack = np.stack([gray] * batch)[:, None].copy()
-    for _ in range(2):  # warm-up: ONNX Runtime plans its memory on the first calls
+    stacks = [np.stack([same[(start + i) % len(same)] for i in range(batch)])[:, None].copy()
+              for same in greys.values() for start in range(0, len(same), batch)]
+    for stack in stacks[:2] * 2:  # warm-up: ONNX Runtime plans its memory on the first calls
         engine.colorize(stack)
     done = [0] * plan.streams
+    pixels = [0] * plan.streams
     began = time.perf_counter()
     deadline = began + min_seconds
 
     def stream(index: int) -> None:
+        call = index
         while time.perf_counter() < deadline:
+            stack = stacks[call % len(stacks)]
             engine.colorize(stack)
             done[index] += batch
+            pixels[index] += stack.size
+            call += plan.streams
 
     threads = [threading.Thread(target=stream, args=(index,)) for index in range(plan.streams)]
     for thread in threads:
@@ -102,5 +128,6 @@ def engine_alone(engine_path: Path | None, source: Path, batch: int | None, min_
         thread.join()
     seconds = time.perf_counter() - began
     engines.close()
-    return {"images_per_second": sum(done) / seconds, "streams": plan.streams, "cpu_threads": plan.cpu_threads,
-            "height": gray.shape[0], "width": gray.shape[1], "batch": batch, "engine": engine.spec.describe()}
+    return {"images_per_second": sum(done) / seconds, "megapixels_per_second": sum(pixels) / seconds / 1e6,
+            "streams": plan.streams, "cpu_threads": plan.cpu_threads, "sizes": len(greys), "batch": batch,
+            "engine": engine.spec.describe()}

@@ -11,10 +11,17 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import cv2
-
-from retint.benchmarks.pipeline import engine_alone, make_archive, run_batch_process
+from retint.benchmarks.pipeline import archive_photos, engine_alone, make_archive, photo_sizes, run_batch_process
 from retint.errors import InputError
+
+
+def describe_archive(report: dict) -> str:
+    """'12 images 800x586' for one size, else '12 images of 3 sizes (800x586 to 800x640), 5.73 MP'."""
+    sizes = report["sizes"]
+    shown = [f"{size['width']}x{size['height']}" for size in sizes]
+    if len(sizes) == 1:
+        return f"{report['images']} images {shown[0]}"
+    return f"{report['images']} images of {len(sizes)} sizes ({shown[0]} to {shown[-1]}), {report['megapixels']:.2f} MP"
 
 
 def archive_source(source: Path | None, generate: int | None, scratch: Path) -> Path:
@@ -34,10 +41,10 @@ def run_pipeline_report(source: Path | None, engine: Path | None, generate: int 
     with tempfile.TemporaryDirectory(prefix="retint-bench-") as scratch:
         scratch = Path(scratch)
         source = archive_source(source, generate, scratch)
-        images = sorted(source.rglob("*.jpg"))
+        images = archive_photos(source)
         if not images:
-            raise InputError(f"no .jpg files in {source}")
-        height, width = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE).shape
+            raise InputError(f"no photos in {source}")
+        sizes = photo_sizes(images)
         runs: dict[str, list[dict]] = {backend: [] for backend in backends}
         alone: dict[str, list[dict]] = {backend: [] for backend in backends}
         for round_index in range(rounds):
@@ -46,11 +53,15 @@ def run_pipeline_report(source: Path | None, engine: Path | None, generate: int 
                 runs[backend].append(run_batch_process(source, output, engine, batch, workers, streams, backend))
             for backend in backends:
                 alone[backend].append(engine_alone(engine, source, batch, streams=streams, backend=backend))
-        report = {"images": len(images), "height": height, "width": width, "workers": workers, "rounds": rounds,
+        report = {"images": len(images), "sizes": [{"width": width, "height": height, "images": count}
+                                                   for (width, height), count in sorted(sizes.items())],
+                  "megapixels": sum(width * height * count for (width, height), count in sizes.items()) / 1e6,
+                  "workers": workers, "rounds": rounds,
                   "backends": [_backend_figures(backend, runs[backend], alone[backend]) for backend in backends]}
-        first = report["backends"][0]["end_to_end"]["images_per_second"]
-        for figures in report["backends"]:
-            figures["end_to_end_vs_first_backend"] = figures["end_to_end"]["images_per_second"] / first
+        if len(backends) > 1:
+            first = report["backends"][0]["end_to_end"]["images_per_second"]
+            for figures in report["backends"]:
+                figures["end_to_end_vs_first_backend"] = figures["end_to_end"]["images_per_second"] / first
         if checkpoint is not None:
             from retint.benchmarks.sequential import colourise_sequentially
 

@@ -6,6 +6,7 @@ import sys
 
 import jsonschema
 import pytest
+from PIL import Image
 
 NUMBER = {"type": "number"}
 ENVIRONMENT = {"type": "object", "required": ["python", "onnxruntime", "retint"]}
@@ -35,8 +36,8 @@ PARITY_SCHEMA = {
 }
 PIPELINE_BACKEND = {
     "type": "object",
-    "required": ["backend", "engine", "end_to_end", "engine_alone", "ratio_end_to_end_vs_engine",
-                 "end_to_end_vs_first_backend"],
+    # end_to_end_vs_first_backend: only where several backends ran.
+    "required": ["backend", "engine", "end_to_end", "engine_alone", "ratio_end_to_end_vs_engine"],
     "properties": {
         "end_to_end": {"type": "object", "required": ["images_per_second", "peak_rss_mb", "stage_seconds",
                                                       "every_round_images_per_second"],
@@ -108,6 +109,26 @@ def test_pipeline_json_validates(exported, tmp_path):
     jsonschema.validate(data, PIPELINE_SCHEMA)
     (figures,) = data["backends"]
     assert data["images"] == 6 and figures["end_to_end"]["counts"] == {"ok": 6}
+    assert "6 images 1024x768," in process.stdout
+
+
+def test_pipeline_names_every_size_and_compares_backends_only_when_several_ran(exported, tmp_path):
+    # Issue 41: it printed "6 images 96x64" (the first photo's size) for photos of three sizes, and
+    # an "x first backend" column (always 1.0) when one backend ran.
+    from retint.benchmarks.pipeline import photo_like
+
+    for index, (width, height, suffix) in enumerate([(96, 64, ".jpg"), (96, 64, ".jpg"), (80, 120, ".png"),
+                                                     (80, 120, ".png"), (100, 100, ".jpg"), (100, 100, ".jpg")]):
+        (tmp_path / "archive").mkdir(exist_ok=True)
+        Image.fromarray(photo_like(height, width, index)).save(tmp_path / "archive" / f"{index}{suffix}")
+    process = bench("pipeline", tmp_path / "archive", "--engine", exported["effnet-unet"].artefacts[0],
+                    "--json", tmp_path / "pipeline.json")
+    assert process.returncode == 0, process.stderr
+    assert "6 images of 3 sizes (80x120 to 100x100), 0.05 MP," in process.stdout
+    assert "x first backend" not in process.stdout
+    data = json.loads((tmp_path / "pipeline.json").read_text())
+    assert data["backends"][0]["engine_alone"]["sizes"] == 3
+    assert [size["images"] for size in data["sizes"]] == [2, 2, 2]
 
 
 def test_pipeline_and_parity_compare_backends_side_by_side(exported, tiny_checkpoints, tmp_path):
@@ -121,6 +142,7 @@ def test_pipeline_and_parity_compare_backends_side_by_side(exported, tiny_checkp
     jsonschema.validate(data, PIPELINE_SCHEMA)
     assert [b["backend"] for b in data["backends"]] == ["onnxruntime", "openvino"]
     assert all(len(b["end_to_end"]["every_round_images_per_second"]) == 2 for b in data["backends"])
+    assert data["backends"][0]["end_to_end_vs_first_backend"] == 1.0 and "x first backend" in process.stdout
     assert data["backends"][1]["engine"].startswith("openvino ")
     parity = tmp_path / "parity.json"
     process = bench("parity", "--torch", tiny_checkpoints["effnet-unet"], "--engine", engine, "--backend",
