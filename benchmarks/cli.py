@@ -182,10 +182,11 @@ def tone(colour: tuple[Path, ...], prints: tuple[Path, ...], tonings: bool, keep
 @click.option("--temperature", type=float, default=None,
               help="Distribution-head engines: the annealed mean's temperature  [default: the engine's].")
 @click.option("--hints", type=click.IntRange(0), default=0,
-              help="Distribution-head engines: this many hints per photo taken from its truth (random pixels "
-                   "of chroma 10 or more, the mean a*b* of the 5x5 patch around each); 0 colours automatically.")
+              help="This many hints per photo taken from its truth (random pixels of chroma 10 or more, the mean "
+                   "a*b* of the 5x5 patch around each), compared with automatic colouring of the same photos in "
+                   "this run (overall and --people), and how closely the hinted pixels show them; 0: automatic.")
 @click.option("--reference", "reference_mode", type=click.Choice(REFERENCE_MODES), default="none", show_default=True,
-              help="Distribution-head engines with a global-hint input: colour each photo with a reference "
+              help="Colour each photo with a reference "
                    "photo's palette, and compare with automatic colouring of the same photos in this run, by "
                    "source. truth: the photo's own original (an upper bound); same-source: the next photo "
                    "of its source in name order (the real use).")
@@ -214,6 +215,9 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         colour_with,
         contact_sheet,
         grey_inputs,
+        guided_vs_automatic,
+        hint_fidelity,
+        hints_report,
         markdown_report,
         score,
         truth_hints,
@@ -245,12 +249,13 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
     photo_hints = truth_hints(truth, config) if hints else None
     if references:  # an engine that takes no reference refuses here, before any work
         colorize(np.ascontiguousarray(greys[:1, None]), reference=references[0])
-    passes = 2 if reference_mode != "none" else 1
+    # Guided colouring (hints, a reference or both) is compared with automatic colouring of the same photos.
+    passes = 2 if reference_mode != "none" or hints else 1
     with tqdm(total=len(greys) * passes, desc="colouring", unit="photo", leave=False) as bar:
-        output = colour_with(colorize, greys, bar.update, photo_hints)
-        automatic = output
-        if reference_mode != "none":
-            output = colour_with(colorize, greys, bar.update, photo_hints, references)
+        automatic = output = colour_with(colorize, greys, bar.update)
+        if passes == 2:
+            output = colour_with(colorize, greys, bar.update, photo_hints,
+                                 references if reference_mode != "none" else None)
     grey_rgb = np.repeat(greys[..., None], 3, axis=3)
     scored = ScoredPhotos(names, truth, grey_rgb, output, skipped)
     result = score(scored, people)
@@ -259,6 +264,11 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         comparison = compare_with_automatic(names, sources, truth, grey_rgb, automatic, output)
         result["reference"] = {"mode": reference_mode, **comparison, "left_out": left_out}
         report += reference_report(reference_mode, comparison, left_out)
+    if photo_hints is not None:
+        versus = guided_vs_automatic(names, people, truth, grey_rgb, automatic, output)
+        fidelity = hint_fidelity(output, photo_hints)
+        result["hints"] = {"count": hints, **versus, "fidelity": fidelity}
+        report += hints_report(hints, versus, fidelity)
     click.echo(report, nl=False)
     document = {"benchmark": "quality", "environment": environment(), "engine": label,
                 "config": {"render_size": render_size, "degrade": degrade, "seed": seed,

@@ -26,7 +26,10 @@ truth.
   pooled; grey scores 0 on both (`metrics.colour_families`);
 - with `--hints N`, each photo gets N hints taken from its truth (random
   pixels of chroma >= 10, the true mean a*b* of the 5x5 patch around them,
-  seeded), as a user's clicks would give them (distribution-head engines);
+  seeded), as a user's clicks would give them (every model: the runtime's
+  guides make them hold); the photos are also coloured automatically in the
+  same run, and the report gives both, overall and for `--people`, and how
+  closely the hinted pixels show their hints (`hint_fidelity`);
 - `--people PREFIX` repeats the headline figures for the photos whose names
   start with a prefix (the held-out photos of people);
 - the Frechet distance between pooled ImageNet EfficientNet-Lite0 features
@@ -158,6 +161,46 @@ def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
             outputs.append(colorize(batch, hints=hints[start: start + ENGINE_BATCH]))
         progress(len(outputs[-1]))
     return np.concatenate(outputs)
+
+
+@torch.no_grad()
+def guided_vs_automatic(names: list[str], people: tuple[str, ...], truth: np.ndarray, grey: np.ndarray,
+                        automatic: np.ndarray, guided: np.ndarray) -> dict[str, Any]:
+    """Mean CIEDE2000 of automatic and guided colouring of the same photos (uint8 RGB [N,S,S,3] each),
+    and the change, over all photos and over those whose names start with a `people` prefix; and the
+    share of photos the guides made worse."""
+    reference_lab = rgb_uint8_to_lab(reference_colours(rgb_uint8_to_lab(to_tensor(truth)), to_tensor(grey)))
+    before = mean_ciede2000(rgb_uint8_to_lab(to_tensor(automatic)), reference_lab)
+    after = mean_ciede2000(rgb_uint8_to_lab(to_tensor(guided)), reference_lab)
+
+    def figures(chosen: list[int]) -> dict[str, Any]:
+        if not chosen:
+            return {"photos": 0}
+        automatic_mean, guided_mean = float(before[chosen].mean()), float(after[chosen].mean())
+        return {"photos": len(chosen), "automatic_ciede2000": automatic_mean, "guided_ciede2000": guided_mean,
+                "change": guided_mean / max(automatic_mean, 1e-9) - 1,
+                "share_worse": float((after[chosen] > before[chosen]).mean())}
+
+    result = {"all": figures(list(range(len(names))))}
+    if people:
+        result["people"] = figures([i for i, name in enumerate(names) if Path(name).name.startswith(people)])
+    return result
+
+
+def hints_report(hints: int, comparison: dict[str, Any], fidelity: dict[str, float]) -> str:
+    """The hints' lines in Markdown: automatic and hinted colouring of the same photos, and the hinted pixels."""
+    lines = ["", f"With {hints} hints per photo from the truth, against automatic colouring of the same photos in "
+             "this run:", "", "| photos | CIEDE2000 automatic | with hints | change | photos made worse |",
+             "|---|---|---|---|---|"]
+    for label, row in (("all", comparison["all"]), ("people", comparison.get("people"))):
+        if row and row["photos"]:
+            lines.append(f"| {label} ({row['photos']}) | {row['automatic_ciede2000']:.2f} | "
+                         f"{row['guided_ciede2000']:.2f} | {100 * row['change']:+.1f}% | "
+                         f"{100 * row['share_worse']:.0f}% |")
+    if fidelity.get("hints"):
+        lines.append(f"Hinted pixels ({fidelity['hints']}): mean CIEDE2000 {fidelity['mean_ciede2000']:.2f} to the "
+                     f"hint's colour on the output's own lightness (90th percentile {fidelity['p90_ciede2000']:.2f}).")
+    return "\n".join(lines) + "\n"
 
 
 def hint_fidelity(output: np.ndarray, hints: list[list[tuple[float, float, float, float]]]) -> dict[str, float]:
