@@ -125,7 +125,7 @@ class StagedEngine(Engine):
             session = self._distribution
         automatic = self._automatic_unless(batch, controls)
         if session is None or automatic is None:
-            raise EngineError(f"{self.spec.path.name} has no distribution stage")
+            raise EngineError(f"{self.spec.model_name} has no distribution stage")
         lightness = self._lightness.run([LIGHTNESS_NAME], {INPUT_NAME: batch})[0]
         feeds = {LIGHTNESS_NAME: lightness, **automatic.feeds()}
         outputs = session.run([AB_NAME, INTERVAL_NAME, LOGITS_NAME], feeds)

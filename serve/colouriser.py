@@ -140,7 +140,7 @@ class Colouriser:
         """A 400 Rejected (the runtime's wording) unless the engine has an uncertainty head."""
         spec = self.engine.spec
         try:
-            require_uncertainty_head(spec.path.name, spec.uncertainty_alpha, purpose)
+            require_uncertainty_head(spec.model_name, spec.uncertainty_alpha, purpose)
         except EngineError as error:
             raise Rejected(400, str(error)) from None
 
