@@ -216,12 +216,15 @@ class Manifest:
                     and not os.path.lexists(line["source"])):
                 line["source"] = writer  # the archive moved (see above); a file of another name never takes it
             source = line["source"]
-            if source in self.done or source in self.stale or source in pending or line.get("output") in claimed:
+            if source in self.done or source in self.stale or line.get("output") in claimed:
                 continue
             if overwrite or not self._keeps(line, output_root):
                 if source in inputs:
-                    pending[source] = line
+                    pending.setdefault(source, line)
                 continue
+            # A line that keeps its output (the journal's, after a failed rerun that left that
+            # output as it was) outweighs an earlier line that keeps nothing.
+            pending.pop(source, None)
             # A failure kept here is the file's own (unreadable, unchanged since): it fails the same
             # way whatever guides it is given, so only an output's line must match this run's guides.
             if (line.get("status") not in FINAL_WITH_OUTPUT
