@@ -1,5 +1,5 @@
 """Colour model v2 at run time: hint planes, a reference photo's histogram and the temperature, on
-real backends (the guides that hold on every model: tests/runtime/test_guides.py).
+real backends (the guides that hold on every model: tests/runtime/test_guides_runtime.py).
 
 The tiny v2 generator is exported through the real gates; its engines run on ONNX Runtime and
 (where installed) OpenVINO, and every figure is compared with PyTorch fed the same inputs.
@@ -113,7 +113,7 @@ def test_hints_reference_and_temperature_match_pytorch(exported_distribution, di
     assert np.abs(actual.astype(int) - expected).max() <= tolerance
     if backend == "openvino":
         assert np.abs(actual.astype(int) - expected).mean() < 1.0
-    # With the guides, every hint holds at its own pixel (tests/runtime/test_guides.py has the rest).
+    # With the guides, every hint holds at its own pixel (tests/runtime/test_guides_runtime.py has the rest).
     guided_all = engine.colorize(gray, hints=hints, temperature=1.5, reference=reference)
     held = 0
     for x, y, a, b in hints[0]:
