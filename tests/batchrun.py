@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,13 @@ def start(args, **kwargs) -> tuple[subprocess.Popen, dict[str, str]]:
     process = subprocess.Popen([*COMMAND, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, **kwargs)
     return process, before
+
+
+def fused_graph_alone(fused: Path, folder: Path) -> Path:
+    """A copy of a fused graph and its sidecar in `folder`, without the stages exported beside it:
+    a model that cannot take guides."""
+    folder.mkdir(parents=True)
+    alone = folder / fused.name
+    shutil.copy(fused, alone)
+    shutil.copy(str(fused) + ".json", str(alone) + ".json")
+    return alone

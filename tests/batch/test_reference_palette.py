@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from batchrun import batch
+from batchrun import batch, fused_graph_alone
 from imagemaker import grey_photo, grey_photos, natural_like_image, write_rgb
 from retint.batch.decode import decode
 from retint.batch.hints import read_hints_file
@@ -171,15 +171,9 @@ def test_the_bundled_model_takes_a_reference_and_names_it_once_accepted(tmp_path
 
 
 def test_a_model_without_its_stages_refuses_a_reference_without_naming_it_first(exported, tmp_path):
-    import shutil
-
     from retint.runtime.refusals import stages_refusal
 
-    fused = exported["effnet-unet"].artefacts[0]
-    alone = tmp_path / "alone" / fused.name
-    alone.parent.mkdir()
-    shutil.copy(fused, alone)
-    shutil.copy(str(fused) + ".json", str(alone) + ".json")
+    alone = fused_graph_alone(exported["effnet-unet"].artefacts[0], tmp_path / "alone")
     source = grey_photos(tmp_path / "scans", {"a.png": 1})
     reference = colour_photo(tmp_path / "ref.jpg", 5)
     process = batch(source, "-o", tmp_path / "out", "--engine", alone, "--backend", "onnxruntime",
