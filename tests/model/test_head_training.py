@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from retint.errors import InputError
 from retint.model.config import GeneratorConfig
 from retint.model.feature_cache import FeatureCacheConfig, build_feature_cache, load_feature_cache, shard_name
 from retint.model.head_training import HeadTrainConfig, HeadTrainer
@@ -175,3 +176,21 @@ def test_a_hypercolumn_v2_exports_through_the_gates_and_colours_on_onnx_runtime(
     gray = np.random.default_rng(0).integers(0, 256, (1, 1, 90, 70), dtype=np.uint8)
     rgb = engine.colorize(gray)
     assert rgb.shape == (1, 90, 70, 3) and rgb.dtype == np.uint8
+
+
+def test_a_lite2_cache_trains_a_head_whose_checkpoint_rebuilds_lite2(tmp_path):
+    config = FeatureCacheConfig(data=(str(_photos(tmp_path / "photos", count=2)),), crop_size=64,
+                                crops_per_image=2, shard_crops=4, encoder="efficientnet-lite2")
+    manifest = build_feature_cache(config, tmp_path / "cache")
+    assert manifest["config"]["encoder"] == "efficientnet-lite2"
+    cached, _ = load_feature_cache(tmp_path / "cache")
+    assert [skip.shape[1] for skip in cached.skips] == [24, 48, 120, 352]
+    trainer = HeadTrainer(HeadTrainConfig(cache=str(tmp_path / "cache"), render_size=64, decoder_width=8,
+                                          epochs=1, batch_size=2, points_per_crop=16), tmp_path / "run")
+    trainer.fit()
+    from retint.model.checkpoint import load_generator
+    from retint.model.networks.efficientnet_lite import LITE2
+
+    assert load_generator(tmp_path / "run" / "last.pth").encoder.variant is LITE2
+    with pytest.raises(InputError, match="unknown encoder"):
+        build_feature_cache(FeatureCacheConfig(**{**config.__dict__, "encoder": "resnet"}), tmp_path / "other")

@@ -6,7 +6,8 @@ from skimage import data
 
 from retint.model.config import GeneratorConfig
 from retint.model.networks import build_generator
-from retint.model.networks.efficientnet_lite import pretrained_lite0
+from retint.model.config import HYPERCOLUMN_ENCODERS
+from retint.model.networks.efficientnet_lite import LITE0, LITE2, LITE_VARIANTS, pretrained_lite, pretrained_lite0
 from retint.model.networks.patchgan import PatchGAN
 from retint.model.networks.unet256 import UNet256
 
@@ -50,13 +51,41 @@ def imagenet_input(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy((resized - 127.0) / 128.0).permute(2, 0, 1)[None]
 
 
-def test_pretrained_encoder_classifies_imagenet_images():
-    classifier = pretrained_lite0().eval()
+@pytest.mark.parametrize("variant", [LITE0, LITE2], ids=lambda variant: variant.name)
+def test_pretrained_encoder_classifies_imagenet_images(variant):
+    # strict=True loads every key of the package's state dict, so the stages are its own.
+    classifier = pretrained_lite(variant).eval()
     with torch.no_grad():
         cat = int(classifier(imagenet_input(data.chelsea())).argmax())
         coffee = int(classifier(imagenet_input(data.coffee())).argmax())
     assert 281 <= cat <= 285  # tabby, tiger cat, Persian, Siamese, Egyptian cat
     assert coffee in (967, 968)  # espresso, cup
+
+
+def test_lite_variants_are_the_encoders_the_config_names():
+    assert tuple(LITE_VARIANTS) == HYPERCOLUMN_ENCODERS
+
+
+@pytest.mark.parametrize("variant", [LITE0, LITE2], ids=lambda variant: variant.name)
+def test_skips_are_each_stages_last_block_at_strides_2_to_32(variant):
+    encoder = pretrained_lite(variant, in_channels=1).eval()
+    with torch.no_grad():
+        skips = encoder.features(torch.zeros(1, 1, 64, 96))
+    assert [tuple(skip.shape[1:]) for skip in skips] == [
+        (channels, 64 // stride, 96 // stride)
+        for channels, stride in zip(variant.skip_channels, (2, 4, 8, 16, 32))]
+    last_blocks = list(np.cumsum([stage[-1] for stage in variant.stages]) - 1)
+    assert list(variant.skip_blocks) == [last_blocks[i] for i in (0, 1, 2, 4, 6)]
+
+
+def test_hypercolumn_generator_reads_the_encoder_its_config_names():
+    config = GeneratorConfig(arch="effnet-unet", base_channels=8, pretrained_encoder=False, head="distribution",
+                             bin_count=0, global_hint=True, decoder="hypercolumn", encoder="efficientnet-lite2")
+    generator = build_generator(config).eval()
+    assert generator.encoder.variant is LITE2
+    with torch.no_grad():
+        logits = generator(torch.zeros(2, 1, 64, 64))
+    assert logits.shape == (2, generator.bins, 16, 16)
 
 
 def test_one_channel_stem_sums_the_rgb_filters():
