@@ -170,7 +170,12 @@ def export_calibrated_distribution(distribution_checkpoint, tmp_path_factory):
     from retint.export.pipeline import run_export
     from retint.model.checkpoint import save_checkpoint
 
+    made: dict[float, Path] = {}
+
     def export(lambda_: float) -> Path:
+        # Each export takes most of a minute on two cores: one per lambda for the whole session.
+        if lambda_ in made:
+            return made[lambda_]
         payload = torch.load(distribution_checkpoint, weights_only=True)
         payload["uncertainty"] = {"method": "distribution", "alpha": 0.1, "lambda": lambda_,
                                   "calibration_photos": 20, "calibration_sources": ["synthetic"]}
@@ -178,6 +183,7 @@ def export_calibrated_distribution(distribution_checkpoint, tmp_path_factory):
         save_checkpoint(folder / "tiny-v2c.pth", payload)
         run_export(ExportConfig(checkpoint=folder / "tiny-v2c.pth", output_dir=folder / "export", onnx_only=True),
                    log=lambda line: None)
-        return folder / "export" / "tiny-v2c.onnx"
+        made[lambda_] = folder / "export" / "tiny-v2c.onnx"
+        return made[lambda_]
 
     return export

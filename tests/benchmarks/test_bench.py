@@ -131,6 +131,7 @@ def test_pipeline_names_every_size_and_compares_backends_only_when_several_ran(e
     assert [size["images"] for size in data["sizes"]] == [2, 2, 2]
 
 
+@pytest.mark.slow  # two rounds on two backends, then parity on both: half a minute on two cores
 def test_pipeline_and_parity_compare_backends_side_by_side(exported, tiny_checkpoints, tmp_path):
     pytest.importorskip("openvino")
     report = tmp_path / "pipeline.json"

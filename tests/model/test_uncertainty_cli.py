@@ -99,6 +99,7 @@ def trained_v2(tmp_path_factory):
     return _train_tiny(tmp_path_factory, "v2", "--head", "distribution", "--no-pretrained-encoder")
 
 
+@pytest.mark.slow  # a whole export (most of a minute on two cores) after the calibration
 def test_a_distribution_head_is_calibrated_from_its_own_distribution(trained_v2, tmp_path):
     """No head is trained: lambda is chosen on one held-out source for the distribution's own spreads,
     measured on another, and export-trt puts it in the distribution stage, which the runtime uses."""

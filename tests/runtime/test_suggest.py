@@ -13,6 +13,8 @@ from retint.errors import EngineError
 from retint.runtime import load_engine
 from retint.runtime.guides.suggestions import FAMILY_RADIUS, colour_families, probabilities_at
 
+# The made-up calibration's lambda; serve/test_guides.py takes the same, so one export serves both.
+CALIBRATED_LAMBDA = 1.0
 
 @pytest.fixture(scope="module")
 def fused(exported_distribution):
@@ -22,7 +24,7 @@ def fused(exported_distribution):
 @pytest.fixture(scope="module")
 def calibrated(export_calibrated_distribution):
     """The tiny v2 generator with a made-up distribution calibration, exported."""
-    return export_calibrated_distribution(1.5)
+    return export_calibrated_distribution(CALIBRATED_LAMBDA)
 
 
 def _torch_logits(checkpoint, gray: np.ndarray, hints=()) -> np.ndarray:
@@ -112,7 +114,7 @@ def test_a_calibrated_distribution_gives_intervals_around_the_colours_it_shows(c
     logits = torch.from_numpy(_torch_logits(distribution_checkpoint, gray, hints))[None]
     centres = torch.from_numpy(engine.spec.colour_bins.centres)
     ab = annealed_mean(logits, centres, engine.spec.temperature)
-    small = interval_bounds(ab, distribution_spreads(logits, centres, ab), 1.5)
+    small = interval_bounds(ab, distribution_spreads(logits, centres, ab), CALIBRATED_LAMBDA)
     expected = torch.nn.functional.interpolate(small, size=(80, 100), mode="bilinear",
                                                align_corners=False).permute(0, 2, 3, 1).numpy()
     assert np.abs(interval - expected).max() < 0.05
