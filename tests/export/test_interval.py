@@ -14,6 +14,12 @@ from retint.runtime import load_engine
 from retint.runtime.uncertainty import WIDE_INTERVAL, interval_width
 
 
+# The regression model's interval head needs its own export (most of a minute on two cores): these
+# run in the slow tier; a distribution's intervals (the default model's) stay in the fast one
+# (tests/runtime/test_suggest.py).
+SLOW_EXPORT = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def with_head(tiny_checkpoints, tmp_path_factory):
     """The tiny effnet-unet with a seeded head and a made-up calibration, exported with its gates."""
@@ -51,6 +57,7 @@ def with_head(tiny_checkpoints, tmp_path_factory):
     return output / "tiny-head.onnx", head, lines
 
 
+@SLOW_EXPORT
 def test_export_gates_and_records_the_interval_stage(with_head):
     fused, _, lines = with_head
     interval = fused.with_name("tiny-head.interval.onnx")
@@ -61,6 +68,7 @@ def test_export_gates_and_records_the_interval_stage(with_head):
     assert any("tiny-head.generator.fp16.onnx + tiny-head.interval.onnx" in line for line in lines)
 
 
+@SLOW_EXPORT
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_colorize_with_uncertainty_matches_pytorch_and_leaves_plain_colour_unchanged(with_head, backend):
     from retint.export.deploy import GeneratorStage, LightnessStage
@@ -87,6 +95,7 @@ def test_colorize_with_uncertainty_matches_pytorch_and_leaves_plain_colour_uncha
     assert np.abs(interval - expected).mean() < tolerance
 
 
+@SLOW_EXPORT
 def test_mute_uncertain_shrinks_chroma_where_the_interval_is_wide(with_head):
     fused, _, _ = with_head
     # Dark on the left, bright on the right: narrow and wide intervals for the head above.
@@ -116,6 +125,7 @@ def test_an_artefact_without_a_head_says_so(exported):
         load_engine(fused, mute_uncertain=True)
 
 
+@SLOW_EXPORT
 def test_batch_uncertainty_writes_heat_maps_and_manifest_widths(with_head, tmp_path):
     fused, _, _ = with_head
     sources = tmp_path / "in"
@@ -150,3 +160,19 @@ def test_batch_uncertainty_without_a_head_is_one_clear_error(exported, tmp_path)
     result = batch(sources, "-o", tmp_path / "out", "--engine", fused, "--uncertainty", "--no-progress")
     assert result.returncode == 2 and "no uncertainty head" in result.stderr
     assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_batch_uncertainty_on_the_bundled_model_writes_heat_maps_and_widths(tmp_path):
+    """The default model's intervals come from its distribution stage: no export needed (fast tier)."""
+    sources = tmp_path / "in"
+    sources.mkdir()
+    for name, seed in (("a.png", 2), ("b.png", 3)):
+        cv2.imwrite(str(sources / name), grey_photo(120, 90, seed))
+    output = tmp_path / "out"
+    result = batch(sources, "-o", output, "--uncertainty", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (output / "manifest.jsonl").read_text().splitlines() if '"source"' in line]
+    assert sorted(line["uncertainty"]["map"] for line in lines) == ["a.uncertainty.png", "b.uncertainty.png"]
+    for line in lines:
+        assert cv2.imread(str(output / line["uncertainty"]["map"])).shape == (120, 90, 3)
+        assert line["uncertainty"]["mean_width"] > 0 and 0 <= line["uncertainty"]["wide_fraction"] <= 1
