@@ -50,6 +50,9 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
               help="Random points per crop at which the head is judged each epoch.")
 @click.option("--rebalance", type=click.FloatRange(0, 1), default=1.0,
               help="Zhang's class rebalancing mix (1 = none, 0.5 = the paper's).")
+@click.option("--feature-noise", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Gaussian noise on the cached features, as a share of their spread: a head trained on "
+              "noisy features colours alike in OpenVINO bf16 and FP32 (0.08 made Lite2's pass its bf16 gate).")
 @click.option("--render-size", type=click.IntRange(32), default=256,
               help="The render size the exported model will run at.")
 @click.option("--resume", is_flag=True, help="Continue the head's run in the output folder.")
@@ -59,7 +62,8 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
 def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tuple[str, ...],
          paste_objects: str | None, paste_fraction: float, crops_per_image: int, crop_size: int,
          degrade: float, seed: int, encoder: str, cache_only: bool, epochs: int, batch_size: int, lr: float,
-         weight_decay: float, points_per_crop: int, rebalance: float, render_size: int, resume: bool, stop_after: float | None,
+         weight_decay: float, points_per_crop: int, rebalance: float, feature_noise: float, render_size: int,
+         resume: bool, stop_after: float | None,
          no_progress: bool) -> None:
     """Build the feature cache of DATA (folders of colour photos) and train colour model v2's head on it."""
     with needs_extra("train", "training"):
@@ -92,7 +96,7 @@ def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tu
         return
     config = HeadTrainConfig(cache=str(Path(cache_dir).resolve()), render_size=render_size, epochs=epochs,
                              batch_size=batch_size, lr=lr, weight_decay=weight_decay, rebalance=rebalance,
-                             points_per_crop=points_per_crop,
+                             points_per_crop=points_per_crop, feature_noise=feature_noise,
                              seed=seed)
     trainer = HeadTrainer(config, Path(cast(str, run_dir)), resume=resume)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,6 +62,10 @@ class HeadTrainConfig:
     global_hint_fraction: float = 0.2
     points_per_crop: int = 256
     seed: int = 0
+    # Gaussian noise added to the cached skips, as a share of each batch's spread of each skip.
+    # OpenVINO bf16 runs Lite2's encoder with errors of about 6-11% of that spread (MODEL_CARD.md);
+    # a head trained on features that noisy colours alike in bf16 and FP32. 0: none.
+    feature_noise: float = 0.0
 
     def generator_config(self, encoder: str) -> GeneratorConfig:
         """The generator this head belongs to: effnet-unet, distribution head, hypercolumn decoder,
@@ -125,7 +129,9 @@ class HeadTrainer:
 
     def _restore(self, path: Path) -> None:
         checkpoint = load_checkpoint(path)
-        saved = checkpoint.get("head_config", {})
+        # A field added since the run began holds its default there.
+        defaults = {field.name: field.default for field in fields(HeadTrainConfig) if field.default is not MISSING}
+        saved = {**defaults, **checkpoint.get("head_config", {})}
         if saved != asdict(self.config):
             changed = sorted(k for k in set(saved) | set(asdict(self.config))
                              if saved.get(k) != asdict(self.config).get(k))
@@ -142,6 +148,9 @@ class HeadTrainer:
 
     def _step(self, index: torch.Tensor, generator: torch.Generator) -> float:
         skips = [skip[index].float() for skip in self.features.skips]
+        if self.config.feature_noise > 0:
+            skips = [skip + self.config.feature_noise * skip.std() * torch.randn(skip.shape, generator=generator)
+                     for skip in skips]
         truth = self.features.ab[index].float()
         centres = self.generator.bin_centres
         points = torch.rand(len(index), self.config.points_per_crop, 2, generator=generator) * 2 - 1

@@ -194,3 +194,20 @@ def test_a_lite2_cache_trains_a_head_whose_checkpoint_rebuilds_lite2(tmp_path):
     assert load_generator(tmp_path / "run" / "last.pth").encoder.variant is LITE2
     with pytest.raises(InputError, match="unknown encoder"):
         build_feature_cache(FeatureCacheConfig(**{**config.__dict__, "encoder": "resnet"}), tmp_path / "other")
+
+
+def test_feature_noise_changes_what_the_head_sees_and_older_runs_resume_without_it(tiny_cache, tmp_path):
+    cache_dir, _ = tiny_cache
+    config = HeadTrainConfig(cache=str(cache_dir), render_size=64, decoder_width=8, epochs=2, batch_size=2,
+                             points_per_crop=16)
+    plain = HeadTrainer(config, tmp_path / "plain").run_epoch(0)["loss"]
+    again = HeadTrainer(config, tmp_path / "again").run_epoch(0)["loss"]
+    noisy = HeadTrainer(HeadTrainConfig(**{**config.__dict__, "feature_noise": 0.5}), tmp_path / "noisy").run_epoch(0)
+    assert plain == again and noisy["loss"] != plain
+    # A run saved before the field existed holds the default (no noise) and resumes.
+    from retint.model.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(tmp_path / "plain" / "last.pth")
+    del payload["head_config"]["feature_noise"]
+    save_checkpoint(tmp_path / "plain" / "last.pth", payload)
+    assert HeadTrainer(config, tmp_path / "plain", resume=True).start_epoch == 1
