@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from retint.errors import EngineError
-from retint.runtime.guides.propagation import LIGHTNESS_LEVELS, level_index
+from retint.runtime.guides.propagation import level_index, lightness_kernel
 
 # A reference photo is shrunk to this side before its palette (or histogram) is taken.
 REFERENCE_SIDE = 128
@@ -140,9 +140,7 @@ class Palette:
     @cached_property
     def _by_level(self) -> np.ndarray:
         """[LIGHTNESS_LEVELS, S]: each bin's share weighted by the kernel over L* at L* 0, 1, ..., 100."""
-        levels = np.linspace(0.0, 100.0, LIGHTNESS_LEVELS, dtype=np.float32)
-        kernel = np.exp(-0.5 * ((levels[:, None] - self.colours[None, :, 0]) / LIGHTNESS_WIDTH) ** 2)
-        return (kernel * self.shares[None]).astype(np.float32)
+        return (lightness_kernel(self.colours[:, 0], LIGHTNESS_WIDTH) * self.shares[None]).astype(np.float32)
 
     @cached_property
     def _chroma(self) -> np.ndarray:

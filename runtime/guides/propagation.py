@@ -152,14 +152,20 @@ def _blend_by_lightness(base: np.ndarray, lightness: np.ndarray, hint_lightness:
                         settings: PropagationSettings) -> np.ndarray:
     """`base` with the hints' colours by lightness: a table over L* of the kernel-weighted mean hint
     colour and its share, read per pixel at its nearest level (the kernel is 5 levels wide)."""
-    levels = np.linspace(0.0, 100.0, LIGHTNESS_LEVELS, dtype=np.float32)
-    kernel = np.exp(-0.5 * ((levels[:, None] - hint_lightness[None]) / settings.lightness_width) ** 2)  # [levels,P]
+    kernel = lightness_kernel(hint_lightness, settings.lightness_width)  # [levels,P]
     total = kernel.sum(1)
     colour = (kernel @ hint_ab / np.maximum(total, 1e-12)[:, None]).astype(np.float32)  # [levels,2]
     share = (settings.lightness_share * total / (total + 1.0)).astype(np.float32)
     level = level_index(lightness)
     weight, a, b = share[level], colour[level, 0], colour[level, 1]
     return np.stack([weight * a + (1 - weight) * base[0], weight * b + (1 - weight) * base[1]])
+
+
+def lightness_kernel(centres: np.ndarray, width: float) -> np.ndarray:
+    """[LIGHTNESS_LEVELS, P]: a Gaussian of `width` L* around each of the P L* values `centres`,
+    at L* 0, 1, ..., 100 (the table `level_index` reads)."""
+    levels = np.linspace(0.0, 100.0, LIGHTNESS_LEVELS, dtype=np.float32)
+    return np.exp(-0.5 * ((levels[:, None] - centres[None]) / width) ** 2)
 
 
 def level_index(lightness: np.ndarray) -> np.ndarray:

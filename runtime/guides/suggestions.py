@@ -18,7 +18,7 @@ show there if a user picks it. numpy only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -128,23 +128,27 @@ def suggestions(logits: np.ndarray, centres: np.ndarray, gray: np.ndarray, point
                 k: int) -> list[list[Suggestion]]:
     """For each point of the grey image gray [H,W], its k suggestions from logits [Q,r,r]."""
     height, width = gray.shape
-    answer = []
-    for point in points:
-        lightness = grey_lightness(int(gray[int(point[1]), int(point[0])]))
-        families = colour_families(probabilities_at(logits, point, height, width), centres, k)
-        answer.append([Suggestion(a, b, lab_to_hex(lightness, a, b), probability)
-                       for a, b, probability in families])
-    return answer
+    return _suggest(gray, points, lambda point, lightness: colour_families(
+        probabilities_at(logits, point, height, width), centres, k))
 
 
 def palette_suggestions(palette: Palette, gray: np.ndarray, points: Sequence[Point], k: int) -> list[list[Suggestion]]:
     """For each point of the grey image gray [H,W], up to k colour families of the reference's palette
     at the pixel's lightness (none where the reference has no pixel of about that lightness)."""
+    def families(point: Point, lightness: float) -> list[tuple[float, float, float]]:
+        colours, weights = palette.families_at(lightness)
+        return colour_families(weights, colours, k) if weights.sum() > 0 else []
+
+    return _suggest(gray, points, families)
+
+
+def _suggest(gray: np.ndarray, points: Sequence[Point],
+             families: Callable[[Point, float], list[tuple[float, float, float]]]) -> list[list[Suggestion]]:
+    """Each point's families (a, b, probability), given the point and its pixel's L*, as suggestions
+    shown at that L*."""
     answer = []
     for point in points:
         lightness = grey_lightness(int(gray[int(point[1]), int(point[0])]))
-        colours, weights = palette.families_at(lightness)
-        families = colour_families(weights, colours, k) if weights.sum() > 0 else []
         answer.append([Suggestion(a, b, lab_to_hex(lightness, a, b), probability)
-                       for a, b, probability in families])
+                       for a, b, probability in families(point, lightness)])
     return answer
