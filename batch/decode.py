@@ -4,10 +4,12 @@ Pillow reads the file (opened read-only, once): header checks first (format,
 size against --max-pixels, before any pixel is decoded), then the colour
 probe, then the grey pixels. JPEGs decode straight to grey (libjpeg's Y
 channel via `draft`), and their colour probe is a reduced-scale DCT decode.
-A large PNG is read a strip of rows at a time (`png_strips`), each strip
-converted to grey straight into the one uint8 full-resolution plane (and,
-for a colour-mode PNG, reduced into the colour probe), so its decode costs
-about one byte a pixel, not Pillow's whole image and its conversions.
+A large PNG or strip-organised TIFF is read a band of rows at a time
+(`png_strips`, `tiff_strips`), each band converted to grey straight into the
+one uint8 full-resolution plane (and, for a colour mode, reduced into the
+colour probe), so its decode costs about one byte a pixel, not Pillow's
+whole image and its conversions; a reference photo's is reduced band by
+band to its thumbnail.
 EXIF orientation is applied, so the output has the displayed width and
 height; the EXIF block (minus orientation) and an RGB ICC profile are kept
 for the output. 16-bit inputs are scaled to 8 bits (outputs are 8-bit);
@@ -29,12 +31,13 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from retint.batch.png_strips import exif_without_decoding, png_strips
+from retint.batch.tiff_strips import tiff_strips
 from retint.batch.tone import COLOUR_SPREAD_THRESHOLD, PROBE_SIDE, is_colour, tone_spread
 
 # retint checks the pixel count itself (--max-pixels), from the header.
@@ -61,8 +64,8 @@ Decoded = TypeVar("Decoded")
 
 # Float images are nominally 0..1; allow rounding noise either side.
 FLOAT_RANGE_SLACK = 1e-3
-# From this many pixels a PNG is decoded by strips (see the module doc); smaller ones whole, which
-# is faster (one pass of Pillow's decoder instead of two).
+# From this many pixels a PNG or TIFF is decoded by strips (see the module doc); smaller ones
+# whole, which is faster (one pass of Pillow's decoder instead of two).
 STRIP_DECODE_PIXELS = 16_000_000
 
 
@@ -275,9 +278,9 @@ def _palette_pixels(data: bytes, max_pixels: int, side: int) -> np.ndarray:
     image = _open_within_limits(data, max_pixels)
     image.draft("RGB", (side, side))  # JPEG only: both sides stay >= side
     # Reduced by a whole factor that keeps both sides >= side, as the draft does for a JPEG; a large
-    # PNG strip by strip, so that only the reduced photo is ever held.
+    # PNG or TIFF strip by strip, so that only the reduced photo is ever held.
     factor = max(1, min(image.size) // side)
-    strips = png_strips(data, image, factor) if image.width * image.height >= STRIP_DECODE_PIXELS else None
+    strips = _strips(data, image, factor)
     if strips is None:
         rgb = _as_rgb(image).reduce(factor)
     else:
@@ -415,8 +418,7 @@ def _pixels(image: Image.Image, data: bytes, include_colour: bool,
         if mode in ("L", "RGB", "YCbCr"):
             image.draft("L", image.size)  # decode the Y channel only
         return _as_array(image if image.mode == "L" else image.convert("L")), None
-    strips = png_strips(data, image, _probe_factor(image)) if image.width * image.height >= STRIP_DECODE_PIXELS \
-        else None
+    strips = _strips(data, image, _probe_factor(image))
     if strips is not None:
         return _pixels_by_strips(image, strips, include_colour, notes)
     source, alpha, rgb = _prepared(image, notes)
@@ -432,15 +434,27 @@ def _as_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def _strips(data: bytes, image: Image.Image, rows_multiple: int) -> Iterator[Image.Image] | None:
+    """A large PNG's or TIFF's bands of rows (each but the last a multiple of `rows_multiple` high),
+    or None where the image is small or cannot be read by bands (it is then decoded whole)."""
+    if image.width * image.height < STRIP_DECODE_PIXELS:
+        return None
+    if image.format == "PNG":
+        return png_strips(data, image, rows_multiple)
+    if image.format == "TIFF":
+        return tiff_strips(data, image, rows_multiple)
+    return None
+
+
 def _probe_factor(image: Image.Image) -> int:
-    """The whole factor a PNG's strips are reduced by for the colour probe: a few times the side
+    """The whole factor a large image's strips are reduced by for the colour probe: a few times the side
     the tone rule reads (it shrinks the probe to PROBE_SIDE itself)."""
     return max(1, max(image.size) // (4 * PROBE_SIDE))
 
 
 def _pixels_by_strips(image: Image.Image, strips, include_colour: bool,
                       notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """`_pixels` of a large PNG, a strip at a time: one uint8 plane for the grey (and the alpha),
+    """`_pixels` of a large PNG or TIFF, a strip at a time: one uint8 plane for the grey (and the alpha),
     the colour probe reduced as the strips pass."""
     width, height = image.size
     gray = np.empty((height, width), np.uint8)
