@@ -214,6 +214,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
         collect_photos,
         colour_with,
         contact_sheet,
+        frechet_available,
         grey_inputs,
         guided_vs_automatic,
         hint_fidelity,
@@ -258,7 +259,7 @@ def quality(photos: tuple[Path, ...], engine_path: Path | None, backend: str, mu
                                  references if reference_mode != "none" else None)
     grey_rgb = np.repeat(greys[..., None], 3, axis=3)
     scored = ScoredPhotos(names, truth, grey_rgb, output, skipped)
-    result = score(scored, people)
+    result = score(scored, people, frechet=frechet_available())
     report = markdown_report(result, label, config)
     if reference_mode != "none":
         comparison = compare_with_automatic(names, sources, truth, grey_rgb, automatic, output)

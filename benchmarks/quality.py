@@ -9,21 +9,23 @@ lightness: retint keeps the input's L by design, so damage to L (fading,
 scratches) is not the model's to fix and would otherwise add the same error
 to model and grey alike. On clean input that reference is the truth itself
 (up to the grey's rounding); the JSON also gives CIEDE2000 to the untouched
-truth.
+truth. The scoring is numpy (`retint.colour_metrics`), so an ONNX or
+TensorRT engine is scored where torch is not installed; only the Frechet
+distance needs torch, and without it the report says so.
 
-- mean CIEDE2000 and PSNR, and the share of photos where the engine is
-  closer to the truth than grey;
+- mean CIEDE2000 (against that reference) and PSNR (against the truth), and
+  the share of photos where the engine is closer to the truth than grey;
 - Hasler-Suesstrunk colourfulness of output, grey and truth;
 - the warm-hue cast: of the pixels whose reference colour is warm (sand,
   brick, wood, skin: hue 20-90 degrees), the share the model turned green,
-  pooled over all photos (`metrics.warm_hue_cast`), and its counterweight,
+  pooled over all photos (`colour_metrics.warm_hue_cast`), and its counterweight,
   the share of green (foliage, grass: hue 100-170 degrees) pixels the model
-  kept green (`metrics.foliage_kept_green`): a model that cannot tell sand
+  kept green (`colour_metrics.foliage_kept_green`): a model that cannot tell sand
   from grass can clear the first only by failing the second;
 - colour families (issue 31): over the reference pixels of chroma >= 10,
   the share the engine colours in the right family (chroma >= 5, hue within
   30 degrees) and the share it gets clearly wrong (hue over 60 degrees off),
-  pooled; grey scores 0 on both (`metrics.colour_families`);
+  pooled; grey scores 0 on both (`colour_metrics.colour_families`);
 - with `--hints N`, each photo gets N hints taken from its truth (random
   pixels of chroma >= 10, the true mean a*b* of the 5x5 patch around them,
   seeded), as a user's clicks would give them (every model: the runtime's
@@ -47,11 +49,8 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-import torch
 
-from retint.model.data import STATUS_GREY, STATUS_OK, decode_colour, find_images, resize_for_validation
-from retint.model.degrade import degrade_grey, grey_from_rgb
-from retint.model.metrics import (
+from retint.colour_metrics import (
     FAMILY_MIN_CANDIDATE_CHROMA,
     FAMILY_MIN_REFERENCE_CHROMA,
     FAMILY_RIGHT_DEGREES,
@@ -61,9 +60,11 @@ from retint.model.metrics import (
     colourfulness,
     foliage_kept_green,
     psnr,
+    rgb_uint8_to_lab,
     warm_hue_cast,
 )
-from retint.model.colour import compose_rgb, grey_terms, rgb_to_uint8, rgb_uint8_to_lab
+from retint.model.degrade import degrade_grey, grey_from_rgb
+from retint.model.photos import STATUS_GREY, STATUS_OK, decode_colour, find_images, resize_for_validation
 
 ENGINE_BATCH = 8
 SHEET_THUMBNAIL = 128
@@ -126,15 +127,26 @@ def truth_hints(truth: np.ndarray, config: QualityConfig) -> list[list[tuple[flo
     """Per photo, `config.hints` (x, y, a, b) hints from the truth (uint8 RGB [N,S,S,3]): random
     pixels of chroma >= 10 holding the mean a*b* of the 5x5 patch around them."""
     hints = []
-    lab = rgb_uint8_to_lab(to_tensor(truth))
-    patch = torch.nn.functional.avg_pool2d(lab[:, 1:], HINT_PATCH, 1, HINT_PATCH // 2, count_include_pad=False)
+    lab = rgb_uint8_to_lab(truth)
+    patch = patch_means(lab[:, 1:], HINT_PATCH)
     for index in range(len(truth)):
         rng = np.random.default_rng((config.seed, index, 1))
-        rows, columns = np.nonzero((torch.hypot(lab[index, 1], lab[index, 2]) >= HINT_MIN_CHROMA).numpy())
+        rows, columns = np.nonzero(np.hypot(lab[index, 1], lab[index, 2]) >= HINT_MIN_CHROMA)
         chosen = rng.choice(len(rows), size=min(config.hints, len(rows)), replace=False) if len(rows) else []
         hints.append([(float(columns[k]), float(rows[k]), float(patch[index, 0, rows[k], columns[k]]),
                        float(patch[index, 1, rows[k], columns[k]])) for k in chosen])
     return hints
+
+
+def patch_means(planes: np.ndarray, size: int) -> np.ndarray:
+    """The mean of each size x size square of `planes` [N,C,H,W] around each pixel; at the borders,
+    of the pixels inside the image (not counting padding)."""
+    def box(plane: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(plane, cv2.CV_64F, (size, size), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+    counts = box(np.ones(planes.shape[2:], np.float64))
+    return np.stack([np.stack([box(np.ascontiguousarray(plane, np.float64)) / counts for plane in image])
+                     for image in planes])
 
 
 def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
@@ -163,15 +175,14 @@ def colour_with(colorize: Callable[..., np.ndarray], greys: np.ndarray,
     return np.concatenate(outputs)
 
 
-@torch.no_grad()
 def guided_vs_automatic(names: list[str], people: tuple[str, ...], truth: np.ndarray, grey: np.ndarray,
                         automatic: np.ndarray, guided: np.ndarray) -> dict[str, Any]:
     """Mean CIEDE2000 of automatic and guided colouring of the same photos (uint8 RGB [N,S,S,3] each),
     and the change, over all photos and over those whose names start with a `people` prefix; and the
     share of photos the guides made worse."""
-    reference_lab = rgb_uint8_to_lab(reference_colours(rgb_uint8_to_lab(to_tensor(truth)), to_tensor(grey)))
-    before = mean_ciede2000(rgb_uint8_to_lab(to_tensor(automatic)), reference_lab)
-    after = mean_ciede2000(rgb_uint8_to_lab(to_tensor(guided)), reference_lab)
+    reference_lab = reference_colours(rgb_uint8_to_lab(truth), grey)
+    before = mean_ciede2000(rgb_uint8_to_lab(automatic), reference_lab)
+    after = mean_ciede2000(rgb_uint8_to_lab(guided), reference_lab)
 
     def figures(chosen: list[int]) -> dict[str, Any]:
         if not chosen:
@@ -208,12 +219,12 @@ def hint_fidelity(output: np.ndarray, hints: list[list[tuple[float, float, float
     between the output and the hint's a*b* on the output's own lightness (what a user who
     clicked that colour expects there); mean and 90th percentile over all hints."""
     distances = []
-    lab = rgb_uint8_to_lab(to_tensor(output))
+    lab = rgb_uint8_to_lab(output)
     for index, points in enumerate(hints):
         for x, y, a, b in points:
             shown = lab[index, :, int(y), int(x)]
-            wanted = torch.tensor([float(shown[0]), a, b])
-            distances.append(float(ciede2000(shown.view(1, 3, 1, 1), wanted.view(1, 3, 1, 1)).mean()))
+            wanted = np.array([float(shown[0]), a, b])
+            distances.append(float(ciede2000(shown.reshape(1, 3, 1, 1), wanted.reshape(1, 3, 1, 1)).mean()))
     if not distances:
         return {"hints": 0}
     return {"hints": len(distances), "mean_ciede2000": float(np.mean(distances)),
@@ -229,11 +240,11 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
     """Issue 32's test of `Engine.suggest`: at random pixels (seeded) whose true chroma is at least 10,
     the share whose top 1, 3 and 5 suggestions hold the true colour family (a suggestion of
     chroma >= 5 with hue within 30 degrees of the truth's), from the grey alone (no hints)."""
-    lab = rgb_uint8_to_lab(to_tensor(truth))
+    lab = rgb_uint8_to_lab(truth)
     hits = {1: 0, 3: 0, 5: 0}
     pixels = 0
     for index, grey in enumerate(greys):
-        a, b = lab[index, 1].numpy(), lab[index, 2].numpy()
+        a, b = lab[index, 1], lab[index, 2]
         rows, columns = np.nonzero(np.hypot(a, b) >= FAMILY_MIN_REFERENCE_CHROMA)
         if not len(rows):
             continue
@@ -253,8 +264,9 @@ def suggestion_hits(suggest: Callable[..., list], greys: np.ndarray, truth: np.n
     return {"pixels": pixels, **{f"top{top}": hits[top] / max(pixels, 1) for top in hits}}
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2)
+def channels_first(rgb: np.ndarray) -> np.ndarray:
+    """[N,H,W,3] -> [N,3,H,W] (a view)."""
+    return np.moveaxis(rgb, 3, 1)
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -274,6 +286,10 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return mean_term + float(np.trace(cov_a) + np.trace(cov_b)) - 2.0 * cross
 
 
+# Without torch (a machine that only colours), the Frechet distance is left out and says why.
+FRECHET_NEEDS = "needs torch and the ImageNet encoder: pip install 'retint[train]'"
+
+
 @lru_cache(maxsize=1)
 def _feature_network():
     from retint.model.perceptual import ImageNetFeatures
@@ -281,27 +297,39 @@ def _feature_network():
     return ImageNetFeatures()
 
 
-@torch.no_grad()
+def frechet_available() -> bool:
+    """Whether the Frechet distance can be computed here (torch and the encoder's package)."""
+    try:
+        _feature_network()
+    except ImportError:
+        return False
+    return True
+
+
 def pooled_features(rgb: np.ndarray) -> np.ndarray:
     """The frozen ImageNet EfficientNet-Lite0 pooled features of uint8 RGB photos [N,H,W,3], for the
-    Frechet distance."""
+    Frechet distance (torch)."""
+    import torch
+
     network = _feature_network()
-    batches = [network.pooled(to_tensor(rgb[i: i + 16]).float() / 255.0) for i in range(0, len(rgb), 16)]
-    return torch.cat(batches).numpy()
+    with torch.no_grad():
+        batches = [network.pooled(torch.from_numpy(np.ascontiguousarray(channels_first(rgb[i: i + 16]))).float()
+                                  / 255.0) for i in range(0, len(rgb), 16)]
+        return torch.cat(batches).numpy()
 
 
-def reference_colours(truth_lab: torch.Tensor, grey: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB [N,3,H,W]: the truth's a*b* on the grey input's own L."""
-    input_lightness = grey_terms(grey[:, :1].float()).lightness
-    return rgb_to_uint8(compose_rgb(input_lightness, truth_lab[:, 1:]))
+def reference_colours(truth_lab: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """Lab [N,3,H,W]: the truth's a*b* (of `truth_lab`) on the grey input's own L (`grey`: uint8 RGB
+    [N,H,W,3]), what retint, which keeps the input's lightness, should show."""
+    return np.concatenate([rgb_uint8_to_lab(grey)[:, :1], truth_lab[:, 1:]], axis=1)
 
 
-def mean_ciede2000(candidate_lab: torch.Tensor, reference_lab: torch.Tensor) -> np.ndarray:
-    return ciede2000(candidate_lab, reference_lab).flatten(1).mean(1).numpy()
+def mean_ciede2000(candidate_lab: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
+    return ciede2000(candidate_lab, reference_lab).reshape(len(candidate_lab), -1).mean(axis=1)
 
 
-def _group_summary(chosen: list[int], per_photo: dict[str, np.ndarray], output_lab: torch.Tensor,
-                   reference_lab: torch.Tensor) -> dict[str, Any]:
+def _group_summary(chosen: list[int], per_photo: dict[str, np.ndarray], output_lab: np.ndarray,
+                   reference_lab: np.ndarray) -> dict[str, Any]:
     """The headline figures over the photos `chosen` (indices)."""
     if not chosen:
         return {"photos": 0}
@@ -314,41 +342,42 @@ def _group_summary(chosen: list[int], per_photo: dict[str, np.ndarray], output_l
             "family_right": family.right, "family_clearly_wrong": family.clearly_wrong}
 
 
-@torch.no_grad()
-def score(photos: ScoredPhotos, people: tuple[str, ...] = ()) -> dict[str, Any]:
+def score(photos: ScoredPhotos, people: tuple[str, ...] = (), frechet: bool = True) -> dict[str, Any]:
     """Per-photo and mean figures of output and grey against the reference; `people`: name
-    prefixes of photos also summed up as their own group."""
-    truth = to_tensor(photos.truth)
-    truth_lab = rgb_uint8_to_lab(truth)
-    reference = reference_colours(truth_lab, to_tensor(photos.grey))
-    reference_lab = rgb_uint8_to_lab(reference)
+    prefixes of photos also summed up as their own group; `frechet`: with the Frechet distance
+    (torch)."""
+    truth = channels_first(photos.truth)
+    truth_lab = rgb_uint8_to_lab(photos.truth)
+    reference_lab = reference_colours(truth_lab, photos.grey)
     per_photo: dict[str, np.ndarray] = {}
     bands = {}
     families = {}
     candidate_labs = {}
     for label, candidate in (("output", photos.output), ("grey", photos.grey)):
-        tensor = to_tensor(candidate)
-        candidate_lab = rgb_uint8_to_lab(tensor)
+        candidate_lab = rgb_uint8_to_lab(candidate)
         candidate_labs[label] = candidate_lab
         bands[label] = (warm_hue_cast(candidate_lab, reference_lab),
                         foliage_kept_green(candidate_lab, reference_lab))
         families[label] = colour_families(candidate_lab, reference_lab)
         per_photo[f"{label}_ciede2000"] = mean_ciede2000(candidate_lab, reference_lab)
         per_photo[f"{label}_ciede2000_to_untouched_truth"] = mean_ciede2000(candidate_lab, truth_lab)
-        per_photo[f"{label}_psnr"] = psnr(tensor.float() / 255, reference.float() / 255).numpy()
-        per_photo[f"{label}_colourfulness"] = colourfulness(tensor.float()).numpy()
-    per_photo["truth_colourfulness"] = colourfulness(truth.float()).numpy()
+        per_photo[f"{label}_psnr"] = psnr(candidate, photos.truth, peak=255.0)
+        per_photo[f"{label}_colourfulness"] = colourfulness(channels_first(candidate))
+    per_photo["truth_colourfulness"] = colourfulness(truth)
     better = per_photo["output_ciede2000"] < per_photo["grey_ciede2000"]
-    truth_features = pooled_features(photos.truth)
     summary = {
         "photos": len(photos.names),
         **{f"mean_{name}": float(values.mean()) for name, values in per_photo.items()},
         "share_better_than_grey": float(better.mean()),
         "colourfulness_ratio": float(per_photo["output_colourfulness"].mean()
                                      / max(per_photo["truth_colourfulness"].mean(), 1e-9)),
-        "effnet_lite0_frechet_output": frechet_distance(pooled_features(photos.output), truth_features),
-        "effnet_lite0_frechet_grey": frechet_distance(pooled_features(photos.grey), truth_features),
+        "effnet_lite0_frechet_output": None,
+        "effnet_lite0_frechet_grey": None,
     }
+    if frechet:
+        truth_features = pooled_features(photos.truth)
+        summary["effnet_lite0_frechet_output"] = frechet_distance(pooled_features(photos.output), truth_features)
+        summary["effnet_lite0_frechet_grey"] = frechet_distance(pooled_features(photos.grey), truth_features)
     summary["ciede2000_below_grey"] = summary["mean_grey_ciede2000"] - summary["mean_output_ciede2000"]
     summary["warm_pixel_share"] = bands["output"][0].share_of_pixels
     summary["foliage_pixel_share"] = bands["output"][1].share_of_pixels
@@ -366,6 +395,10 @@ def score(photos: ScoredPhotos, people: tuple[str, ...] = ()) -> dict[str, Any]:
     rows = [{"photo": name, **{key: float(values[i]) for key, values in per_photo.items()},
              "better_than_grey": bool(better[i])} for i, name in enumerate(photos.names)]
     return {"summary": summary, "photos": rows, "skipped": photos.skipped}
+
+
+def _distance(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def versus_grey(below_grey: float) -> str:
@@ -387,19 +420,21 @@ def markdown_report(result: dict[str, Any], engine: str, config: QualityConfig) 
         "|---|---|---|---|---|",
         f"| model | {s['mean_output_ciede2000']:.2f} | {s['mean_output_psnr']:.2f} | "
         f"{s['mean_output_colourfulness']:.1f} ({100 * s['colourfulness_ratio']:.0f}% of truth) | "
-        f"{s['effnet_lite0_frechet_output']:.1f} |",
+        f"{_distance(s['effnet_lite0_frechet_output'])} |",
         f"| grey (the input) | {s['mean_grey_ciede2000']:.2f} | {s['mean_grey_psnr']:.2f} | "
-        f"{s['mean_grey_colourfulness']:.1f} | {s['effnet_lite0_frechet_grey']:.1f} |",
+        f"{s['mean_grey_colourfulness']:.1f} | {_distance(s['effnet_lite0_frechet_grey'])} |",
         f"| truth | 0 | - | {s['mean_truth_colourfulness']:.1f} | 0 |",
         "",
         f"Model closer to the truth than grey on {100 * s['share_better_than_grey']:.0f}% of photos; "
         f"mean CIEDE2000 {versus_grey(s['ciede2000_below_grey'])}. "
-        "CIEDE2000 and PSNR are taken "
-        "against the truth's colours on the input's own lightness (retint keeps the input's L); "
+        "CIEDE2000 is taken "
+        "against the truth's colours on the input's own lightness (retint keeps the input's L), PSNR against "
+        "the truth; "
         f"against the untouched truth: model {s['mean_output_ciede2000_to_untouched_truth']:.2f}, "
         f"grey {s['mean_grey_ciede2000_to_untouched_truth']:.2f}.",
         "The Frechet distance uses ImageNet EfficientNet-Lite0 pooled features: it is not FID "
-        "and is comparable only between runs of this command.",
+        "and is comparable only between runs of this command"
+        + ("." if s["effnet_lite0_frechet_output"] is not None else f"; not computed here ({FRECHET_NEEDS})."),
         f"Warm colours (sand, brick, wood, skin: reference hue 20-90 degrees, chroma 8 or more; "
         f"{100 * s['warm_pixel_share']:.0f}% of pixels): the model turned "
         f"{100 * s['output_warm_turned_green']:.0f}% of them green (a* below {GREEN_A_STAR:g}), "

@@ -12,9 +12,9 @@ Modes (`REFERENCE_MODES`):
 
 Per source and over all photos (`compare_with_automatic`): mean CIEDE2000 automatic and guided,
 the share of photos the reference brings closer to the truth, and the share of reference pixels
-of chroma 10 or more in the right colour family (`metrics.colour_families`), each pooled over the
-source. Scoring is quality.py's: against the truth's a*b* on the input's own lightness. This
-module imports torch only when it scores, so that colorize-bench's options can name its modes.
+of chroma 10 or more in the right colour family (`colour_metrics.colour_families`), each pooled
+over the source. Scoring is quality.py's (numpy, no torch): against the truth's a*b* on the
+input's own lightness.
 """
 
 from __future__ import annotations
@@ -56,37 +56,33 @@ def compare_with_automatic(names: list[str], prefixes: tuple[str, ...], truth: n
                            automatic: np.ndarray, guided: np.ndarray) -> dict[str, Any]:
     """{"all": the figures in the module doc over every photo, "by_source": source -> the same}.
     RGB uint8 [N,S,S,3] each; `grey` is the engine's input shown as RGB."""
-    import torch
+    from retint.benchmarks.quality import mean_ciede2000, reference_colours
+    from retint.colour_metrics import colour_families, rgb_uint8_to_lab
 
-    from retint.benchmarks.quality import mean_ciede2000, reference_colours, to_tensor
-    from retint.model.colour import rgb_uint8_to_lab
-    from retint.model.metrics import colour_families
+    reference_lab = reference_colours(rgb_uint8_to_lab(truth), grey)
+    automatic_lab, guided_lab = rgb_uint8_to_lab(automatic), rgb_uint8_to_lab(guided)
+    automatic_error = mean_ciede2000(automatic_lab, reference_lab)
+    guided_error = mean_ciede2000(guided_lab, reference_lab)
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        groups.setdefault(source_of(name, prefixes), []).append(index)
 
-    with torch.no_grad():
-        reference_lab = rgb_uint8_to_lab(reference_colours(rgb_uint8_to_lab(to_tensor(truth)), to_tensor(grey)))
-        automatic_lab, guided_lab = rgb_uint8_to_lab(to_tensor(automatic)), rgb_uint8_to_lab(to_tensor(guided))
-        automatic_error = mean_ciede2000(automatic_lab, reference_lab)
-        guided_error = mean_ciede2000(guided_lab, reference_lab)
-        groups: dict[str, list[int]] = {}
-        for index, name in enumerate(names):
-            groups.setdefault(source_of(name, prefixes), []).append(index)
+    def figures(chosen: list[int]) -> dict[str, Any]:
+        automatic_family = colour_families(automatic_lab[chosen], reference_lab[chosen])
+        guided_family = colour_families(guided_lab[chosen], reference_lab[chosen])
+        automatic_mean, guided_mean = automatic_error[chosen].mean(), guided_error[chosen].mean()
+        return {
+            "photos": len(chosen),
+            "automatic_ciede2000": float(automatic_mean),
+            "guided_ciede2000": float(guided_mean),
+            "ciede2000_change": float(guided_mean / max(automatic_mean, 1e-9) - 1),
+            "share_closer_than_automatic": float((guided_error[chosen] < automatic_error[chosen]).mean()),
+            "automatic_family_right": automatic_family.right,
+            "guided_family_right": guided_family.right,
+        }
 
-        def figures(chosen: list[int]) -> dict[str, Any]:
-            automatic_family = colour_families(automatic_lab[chosen], reference_lab[chosen])
-            guided_family = colour_families(guided_lab[chosen], reference_lab[chosen])
-            automatic_mean, guided_mean = automatic_error[chosen].mean(), guided_error[chosen].mean()
-            return {
-                "photos": len(chosen),
-                "automatic_ciede2000": float(automatic_mean),
-                "guided_ciede2000": float(guided_mean),
-                "ciede2000_change": float(guided_mean / max(automatic_mean, 1e-9) - 1),
-                "share_closer_than_automatic": float((guided_error[chosen] < automatic_error[chosen]).mean()),
-                "automatic_family_right": automatic_family.right,
-                "guided_family_right": guided_family.right,
-            }
-
-        return {"all": figures(list(range(len(names)))),
-                "by_source": {source: figures(chosen) for source, chosen in sorted(groups.items())}}
+    return {"all": figures(list(range(len(names)))),
+            "by_source": {source: figures(chosen) for source, chosen in sorted(groups.items())}}
 
 
 def reference_report(mode: str, figures: dict[str, Any], left_out: list[str]) -> str:

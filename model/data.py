@@ -13,7 +13,6 @@ whether or not the run was interrupted.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -22,16 +21,17 @@ import torch
 from torch.utils.data import Dataset
 
 from retint.errors import InputError
-from retint.media import IMAGE_SUFFIXES
 from retint.model.degrade import degrade_grey, grey_from_rgb
+from retint.model.photos import (  # noqa: F401  (the data's own names, kept importable from here)
+    GREY_MEAN_CHANNEL_SPREAD,
+    STATUS_GREY,
+    STATUS_OK,
+    STATUS_UNREADABLE,
+    decode_colour,
+    find_images,
+    resize_for_validation,
+)
 
-STATUS_OK = 0
-STATUS_UNREADABLE = 1
-STATUS_GREY = 2
-
-# A photo whose channels differ by less than this (mean over pixels, in
-# 0..255 levels) is taken as grey: it teaches nothing about colour.
-GREY_MEAN_CHANNEL_SPREAD = 1.0
 # Random resized crop: fraction of the image area and aspect ratio range.
 CROP_AREA_RANGE = (0.25, 1.0)
 CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)
@@ -44,22 +44,6 @@ KEPT_SIDE_IN_RENDER_SIZES = 2
 PASTE_SIZE_RANGE = (0.25, 0.6)
 # Cut-outs are kept with their longest side at most this many pixels.
 CUT_OUT_KEPT_SIDE = 256
-
-
-def find_images(folders: tuple[str, ...] | list[str]) -> list[Path]:
-    """Every image file below the given folders (or the files themselves), sorted."""
-    found: set[Path] = set()
-    for entry in folders:
-        root = Path(entry)
-        if root.is_file():
-            if root.suffix.lower() in IMAGE_SUFFIXES:
-                found.add(root)
-            continue
-        for directory, _, names in os.walk(root, followlinks=False):
-            for name in names:
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                    found.add(Path(directory) / name)
-    return sorted(found)
 
 
 def split_train_validation(paths: list[Path], val_fraction: float, seed: int,
@@ -102,22 +86,6 @@ def photos_of_sources(paths: list[Path], sources: tuple[str, ...]) -> tuple[list
 
 def _in_source(path: Path, prefix: str) -> bool:
     return path.name.startswith(prefix) or prefix in path.parent.parts
-
-
-def decode_colour(path: Path) -> tuple[np.ndarray | None, int]:
-    """RGB uint8 [H,W,3] and STATUS_OK, or (None, why not)."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None, STATUS_UNREADABLE
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None or image.shape[0] < 2 or image.shape[1] < 2:
-        return None, STATUS_UNREADABLE
-    probe = image[:: max(1, image.shape[0] // 128), :: max(1, image.shape[1] // 128)].astype(np.int16)
-    spread = (np.abs(probe[..., 0] - probe[..., 1]) + np.abs(probe[..., 1] - probe[..., 2])).mean()
-    if spread < GREY_MEAN_CHANNEL_SPREAD:
-        return None, STATUS_GREY
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), STATUS_OK
 
 
 def load_cut_outs(folder: Path) -> list[np.ndarray]:
@@ -178,11 +146,6 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator) 
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     return crop
-
-
-def resize_for_validation(image: np.ndarray, size: int) -> np.ndarray:
-    """The whole photo resized to size x size (what the model card reports on)."""
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def shrink_for_training(image: np.ndarray, render_size: int) -> np.ndarray:

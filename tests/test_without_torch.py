@@ -84,3 +84,24 @@ def test_colorize_serve_runs_without_torch(tmp_path):
             server.wait(60)
     assert server.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def test_colorize_bench_quality_scores_an_onnx_engine_without_torch(exported, tmp_path):
+    """Issue 41, item 12: it exited 5 (torch missing) for an ONNX engine. The scoring is numpy; only
+    the Frechet distance needs torch, and the report says it was left out and why."""
+    import json
+
+    from imagemaker import natural_like_image, write_rgb
+
+    for index in range(3):
+        write_rgb(tmp_path / "photos" / f"photo{index}.png", natural_like_image(64, 80, index))
+    process = run(f"""
+        from retint.benchmarks.cli import main
+        main(["quality", {str(tmp_path / 'photos')!r}, "--engine", {str(exported['effnet-unet'].artefacts[0])!r},
+              "--render-size", "64", "--hints", "2", "--json", {str(tmp_path / 'quality.json')!r}])
+    """)
+    assert process.returncode == 0, process.stderr
+    assert "not computed here (needs torch" in process.stdout and "With 2 hints per photo" in process.stdout
+    summary = json.loads((tmp_path / "quality.json").read_text())["summary"]
+    assert summary["photos"] == 3 and summary["effnet_lite0_frechet_output"] is None
+    assert 0 < summary["mean_grey_ciede2000"] and 0 < summary["mean_output_ciede2000"]

@@ -90,3 +90,17 @@ def test_colour_families_count_right_and_clearly_wrong_hues():
     assert colour_families(wrap_candidate, wrap_reference).right == 1.0
     # Nearly grey reference pixels are left out.
     assert colour_families(candidate, lab(3, 3)).pixels == 0
+
+
+def test_the_numpy_lab_of_the_scores_is_the_torch_colour_maths():
+    """colorize-bench quality converts in numpy (retint.colour_metrics, no torch); training and the
+    export in torch (model/colour.py). Both must be the same Lab: every grey level and 20,000
+    random colours, to float32 rounding."""
+    from retint.colour_metrics import rgb_uint8_to_lab as numpy_lab
+    from retint.model.colour import rgb_uint8_to_lab as torch_lab
+
+    rng = np.random.default_rng(12)
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    colours = np.concatenate([levels, rng.integers(0, 256, (20000, 3), dtype=np.uint8)])[None, None]  # [1,1,P,3]
+    expected = torch_lab(torch.from_numpy(colours).permute(0, 3, 1, 2)).double().numpy()
+    assert np.abs(numpy_lab(colours) - expected).max() < 2e-3
