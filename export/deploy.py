@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean, distribution_spreads
+from retint.model.bins import DEFAULT_TEMPERATURE, colour_families_of_bins, decode_ab, distribution_spreads
+from retint.model.config import ANNEALED_MEAN, FAMILY_FAVOURED
 from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.colour import (
     GreyTerms,
@@ -114,8 +115,9 @@ class GeneratorStage(_AlwaysEval):
 
     A distribution head (colour model v2) also takes its colour controls, hint_ab [N,2,R,R] in
     Lab units, hint_mask [N,1,R,R], global_hint [N,Q+1] (where the generator has that input) and
-    temperature [1], and gives the annealed mean of its bins at its own size, R/2: the softmax
-    and the expectation run in float32 after the generator's Cast back. Missing controls
+    temperature [1], and gives its bins decoded as its checkpoint says (the annealed mean, or
+    family-favoured: `model/bins.py`) at its own size, R/2: the softmax and the expectation run
+    in float32 after the generator's Cast back. Missing controls
     (PyTorch callers) are automatic colouring.
     """
 
@@ -129,6 +131,10 @@ class GeneratorStage(_AlwaysEval):
         if self.distribution:
             # Kept in float32 outside the half-precision generator.
             self.register_buffer("bin_centres", generator.bin_centres.detach().float().clone())
+            config = getattr(generator, "retint_config", None)
+            self.decode = getattr(config, "decode", ANNEALED_MEAN)
+            families = colour_families_of_bins(self.bin_centres) if self.decode == FAMILY_FAVOURED else None
+            self.register_buffer("bin_families", families)
         if precision == "fp16":
             self.generator.half()
         self.eval()
@@ -144,7 +150,7 @@ class GeneratorStage(_AlwaysEval):
         global_input = global_hint[0].to(dtype) if global_hint else None
         logits = self.generator(lightness.to(dtype), normalize_ab(hint_ab).to(dtype), hint_mask.to(dtype),
                                 global_input)
-        ab = annealed_mean(logits.float(), self.bin_centres, temperature)
+        ab = decode_ab(logits.float(), self.bin_centres, self.decode, self.bin_families, temperature)
         if getattr(self.generator, "guided_upsampling", False):
             ab = guided_upsample(ab, lightness.float())
         return ab
@@ -205,7 +211,7 @@ class DistributionStage(_AlwaysEval):
         hint_ab, hint_mask, *global_hint, temperature = controls
         logits = inner.generator(lightness, normalize_ab(hint_ab), hint_mask,
                                  global_hint[0] if global_hint else None).float()
-        ab = annealed_mean(logits, inner.bin_centres, temperature)
+        ab = decode_ab(logits, inner.bin_centres, inner.decode, inner.bin_families, temperature)
         spreads = distribution_spreads(logits, inner.bin_centres, ab)
         return ab, interval_bounds(ab, spreads, self.scale), logits
 

@@ -10,6 +10,9 @@ this module owns everything that speaks in bins:
 - `rebalancing_weights`: Zhang's class rebalancing from a colour prior;
 - `annealed_mean`: the decoder, softmax(logits / T) then the expectation
   over bin centres (T = 1 is the mean, T -> 0 approaches the mode);
+- `decode_ab`: the decoder a checkpoint names (`GeneratorConfig.decode`): the
+  annealed mean, or the same with each bin weighted by the probability of
+  its colour family (`family_favoured_mean`);
 - `ab_histogram`: a normalised histogram over the bins (the global hint).
 
 All torch functions are batched over [N, C, H, W] and traced into the
@@ -23,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from retint.model.colour import D65_WHITE, RGB_FROM_XYZ
+from retint.model.config import ANNEALED_MEAN, DECODES, FAMILY_FAVOURED
 
 BIN_STEP = 10.0
 # The a*b* plane searched for in-gamut cells.
@@ -36,6 +40,10 @@ PRIOR_SMOOTHING_SIGMA = 5.0
 # mean at Zhang's 0.38 picks a colour instead of averaging two; the default
 # is chosen on held-out photos (MODEL_CARD.md).
 DEFAULT_TEMPERATURE = 0.38
+# family-favoured: a coloured bin's family is the coloured bins within this many degrees of its hue;
+# the bins under this chroma are one family, grey.
+FAMILY_WINDOW_DEGREES = 45.0
+FAMILY_GREY_CHROMA = 8.0
 # The variance of a colour spread evenly over one bin's width, in one channel (step^2 / 12).
 WITHIN_BIN_VARIANCE = BIN_STEP**2 / 12.0
 
@@ -147,3 +155,42 @@ def annealed_mean(logits: torch.Tensor, centres: torch.Tensor,
     a = (probabilities * centres[:, 0].view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
     b = (probabilities * centres[:, 1].view(1, -1, 1, 1)).sum(dim=1, keepdim=True)
     return torch.cat((a, b), dim=1)
+
+
+def colour_families_of_bins(centres: torch.Tensor) -> torch.Tensor:
+    """[Q,Q] float: 1 where bins q and r are of one colour family (both of chroma >= 8 with hues
+    within 45 degrees, or both under chroma 8), else 0."""
+    a, b = centres[:, 0].double(), centres[:, 1].double()
+    coloured = torch.hypot(a, b) >= FAMILY_GREY_CHROMA
+    hue = torch.rad2deg(torch.atan2(b, a))
+    difference = (hue[:, None] - hue[None, :]).abs() % 360.0
+    difference = torch.minimum(difference, 360.0 - difference)
+    same_hue = (difference <= FAMILY_WINDOW_DEGREES) & coloured[:, None] & coloured[None, :]
+    both_grey = ~coloured[:, None] & ~coloured[None, :]
+    return (same_hue | both_grey).to(centres.dtype)
+
+
+def family_favoured_mean(logits: torch.Tensor, centres: torch.Tensor, families: torch.Tensor,
+                         temperature: torch.Tensor | float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """logits [N,Q,H,W] -> ab [N,2,H,W]: the expectation over bin centres of softmax(logits / T)
+    with each bin's probability multiplied by its colour family's (`families`, from
+    `colour_families_of_bins`). Where the distribution is split between two families (sand or
+    grass), the annealed mean averages them into an olive neither is; this leans to the
+    likelier family, and where one family holds nearly all the mass it changes little."""
+    probabilities = torch.softmax(logits / temperature, dim=1)
+    flat = probabilities.flatten(2)  # [N,Q,HW]
+    weighted = flat * torch.matmul(families, flat)
+    weighted = weighted / weighted.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    ab = torch.matmul(centres.t(), weighted)  # [N,2,HW]
+    return ab.view(logits.shape[0], 2, *logits.shape[2:])
+
+
+def decode_ab(logits: torch.Tensor, centres: torch.Tensor, decode: str, families: torch.Tensor | None,
+              temperature: torch.Tensor | float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """The a*b* [N,2,H,W] a checkpoint's `decode` (one of DECODES) reads from its logits; `families`
+    is `colour_families_of_bins(centres)` (needed by family-favoured only)."""
+    if decode == ANNEALED_MEAN:
+        return annealed_mean(logits, centres, temperature)
+    if decode == FAMILY_FAVOURED and families is not None:
+        return family_favoured_mean(logits, centres, families, temperature)
+    raise ValueError(f"unknown decode {decode!r} (one of {', '.join(DECODES)}), or no colour families given")

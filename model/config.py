@@ -38,6 +38,11 @@ DISTRIBUTION_DECODERS = ("unet", "hypercolumn")
 HYPERCOLUMN_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 
 
+# The decoders a distribution head's colours are read with (GeneratorConfig.decode; model/bins.py).
+ANNEALED_MEAN, FAMILY_FAVOURED = "annealed-mean", "family-favoured"
+DECODES = (ANNEALED_MEAN, FAMILY_FAVOURED)
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Architecture of a generator: L (1 channel) -> ab (2 channels), tanh."""
@@ -60,6 +65,9 @@ class GeneratorConfig:
     # hypercolumn only: which frozen EfficientNet-Lite it reads (networks/efficientnet_lite.py);
     # the U-Net generators are built on Lite0.
     encoder: str = "efficientnet-lite0"
+    # distribution only: how the colours are read from the bins (model/bins.py DECODES); set by
+    # colorize-uncertainty --decode for a release.
+    decode: str = ANNEALED_MEAN
 
     @classmethod
     def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":
@@ -222,6 +230,8 @@ class HeadTrainingConfig:
     crops_per_image: int = 2
     head_width: int = 16
     seed: int = 0
+    # A distribution head's decode for the release (model/bins.py DECODES); None: as the checkpoint says.
+    decode: str | None = None
 
 
 TRAINING_DEVICES = ("auto", "cpu", "cuda")

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from retint.errors import InputError
-from retint.model.config import HeadTrainingConfig
+from retint.model.config import ANNEALED_MEAN, FAMILY_FAVOURED, HeadTrainingConfig
 from retint.model.colour import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
 from retint.model.data import (
     STATUS_OK,
@@ -39,7 +39,7 @@ from retint.model.data import (
     shrink_for_training,
 )
 from retint.model.degrade import grey_from_rgb
-from retint.model.bins import DEFAULT_TEMPERATURE, annealed_mean, distribution_spreads
+from retint.model.bins import DEFAULT_TEMPERATURE, colour_families_of_bins, decode_ab, distribution_spreads
 from retint.model.uncertainty import (
     DISTRIBUTION_METHOD,
     Calibration,
@@ -145,11 +145,13 @@ def prepare(paths: list[Path], generator: nn.Module, render_size: int, crops: in
 
 
 def distribution_ab_and_spreads(generator: nn.Module, lightness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A distribution head's automatic ab (annealed mean at the default temperature) and its
+    """A distribution head's automatic ab (its checkpoint's decode at the default temperature) and its
     spreads, computed at the head's size and upsampled to the render size as the runtime
     upsamples them (bilinear, half-pixel centres): ([N,2,R,R], [N,4,R,R])."""
     logits = generator(lightness).float()
-    ab = annealed_mean(logits, generator.bin_centres, DEFAULT_TEMPERATURE)
+    decode = getattr(getattr(generator, "retint_config", None), "decode", ANNEALED_MEAN)
+    families = colour_families_of_bins(generator.bin_centres) if decode == FAMILY_FAVOURED else None
+    ab = decode_ab(logits, generator.bin_centres, decode, families, DEFAULT_TEMPERATURE)
     spreads = distribution_spreads(logits, generator.bin_centres, ab)
     size = lightness.shape[-2:]
     return tuple(F.interpolate(value, size=size, mode="bilinear", align_corners=False) for value in (ab, spreads))
@@ -258,6 +260,12 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
     # The interval head brackets one regressed colour; a distribution head's intervals come from
     # its own distribution, so it has no head to train: only lambda to calibrate.
     distribution = train_config.generator.head == "distribution"
+    if config.decode is not None:
+        if not distribution:
+            raise InputError("--decode chooses how a distribution head's bins are read; "
+                             f"{checkpoint} is a regression model")
+        # The release decodes so, and its intervals are calibrated around what it shows.
+        payload = {**payload, "generator_config": {**payload["generator_config"], "decode": config.decode}}
     paths = find_images(data or train_config.data)
     training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
                                                 train_config.holdout)
@@ -289,7 +297,8 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
                    "render_size": render_size, "guarantee": GUARANTEE}
     release = generator_only(payload)
     if distribution:
-        uncertainty.update(method=DISTRIBUTION_METHOD, temperature=DEFAULT_TEMPERATURE)
+        uncertainty.update(method=DISTRIBUTION_METHOD, temperature=DEFAULT_TEMPERATURE,
+                           decode=generator.retint_config.decode)
     else:
         uncertainty["head_width"] = config.head_width
         release["uncertainty_head"] = head.state_dict()

@@ -22,7 +22,7 @@ import click
 
 from retint.commands import RetintCommand
 from retint.errors import needs_extra
-from retint.model.config import HeadTrainingConfig
+from retint.model.config import DECODES, HeadTrainingConfig
 
 
 def _alphas(text: str) -> tuple[float, ...]:
@@ -53,16 +53,20 @@ def _alphas(text: str) -> tuple[float, ...]:
               show_default=True,
               help="Seeded random crops of each training photo, besides the whole photo.")
 @click.option("--seed", type=int, default=HeadTrainingConfig.seed, show_default=True)
+@click.option("--decode", type=click.Choice(DECODES), default=None,
+              help="A distribution head's release reads its bins so: annealed-mean, or family-favoured "
+                   "(each bin weighted by its colour family's probability: MODEL_CARD.md) "
+                   "[default: as the checkpoint says].")
 def main(checkpoint: Path, output: Path, calibrate_on: tuple[str, ...], test_on: tuple[str, ...],
          data: tuple[str, ...], alpha: float, report_alphas: str, epochs: int, crops_per_image: int,
-         seed: int) -> None:
+         seed: int, decode: str | None) -> None:
     """Train, calibrate and measure an uncertainty head for CHECKPOINT's generator."""
     with needs_extra("train", "training the head"):
         from retint.model.interval_training import give_uncertainty_head
 
     config = HeadTrainingConfig(calibrate_on=calibrate_on, test_on=test_on, alpha=alpha,
                                 report_alphas=_alphas(report_alphas), epochs=epochs,
-                                crops_per_image=crops_per_image, seed=seed)
+                                crops_per_image=crops_per_image, seed=seed, decode=decode)
     report = give_uncertainty_head(checkpoint, output, config, data or None,
                                    log=lambda line: click.echo(line, err=True))
     for row in report["alphas"]:

@@ -8,6 +8,8 @@ from retint.model.bins import (
     BIN_STEP,
     ab_histogram,
     annealed_mean,
+    colour_families_of_bins,
+    decode_ab,
     gamut_bin_centres,
     nearest_bin,
     rebalancing_weights,
@@ -62,6 +64,34 @@ def test_annealed_mean_goes_from_the_mean_to_the_mode(centres):
     assert torch.allclose(uniform, centres_t.mean(0), atol=1e-4)
     # A tensor temperature (the exported graph's input) gives the same.
     assert torch.allclose(annealed_mean(logits, centres_t, torch.tensor([0.38]))[0, :, 0, 0], warm)
+
+
+def test_family_favoured_decode_leans_to_the_likelier_family_and_keeps_a_single_one(centres):
+    """Sand (warm) at 55% and grass (green) at 45%: the annealed mean averages them into an olive
+    on the green side; family-favoured leans to sand. A distribution inside one family, or
+    one all grey, is read as the annealed mean reads it; grey is a family of its own."""
+    centres_t = torch.from_numpy(centres)
+    families = colour_families_of_bins(centres_t)
+    sand, grass, grey = nearest_bin(torch.tensor([[[[10.0]], [[30.0]]], [[[-30.0]], [[30.0]]], [[[0.0]], [[0.0]]]]),
+                                    centres_t).flatten()
+    split = torch.full((1, len(centres), 1, 1), -30.0)
+    split[0, sand], split[0, grass] = np.log(0.55) * 0.38, np.log(0.45) * 0.38
+    annealed = annealed_mean(split, centres_t)[0, :, 0, 0]
+    favoured = decode_ab(split, centres_t, "family-favoured", families)[0, :, 0, 0]
+    assert abs(float(annealed[0]) - (0.55 * 10 - 0.45 * 30)) < 0.1  # a* -8: green-side olive
+    # Each bin weighted by its family's mass: sand's share grows from 0.55 to 0.55^2 / (0.55^2 + 0.45^2).
+    share = 0.55**2 / (0.55**2 + 0.45**2)
+    assert abs(float(favoured[0]) - (share * 10 - (1 - share) * 30)) < 0.1 and abs(float(favoured[1]) - 30) < 0.1
+    orange = nearest_bin(torch.tensor([[[[20.0]], [[30.0]]]]), centres_t).flatten()[0]
+    single = torch.full((1, len(centres), 1, 1), -30.0)
+    single[0, sand], single[0, orange] = 1.0, 0.5
+    assert torch.allclose(decode_ab(single, centres_t, "family-favoured", families), annealed_mean(single, centres_t),
+                          atol=0.5)
+    with pytest.raises(ValueError, match="unknown decode"):
+        decode_ab(split, centres_t, "mode", families)
+    # The families: symmetric, each bin in its own, grey bins one family.
+    assert torch.equal(families, families.t()) and bool(families.diagonal().all())
+    assert int(families[grey].sum()) == int((np.hypot(*centres.T) < 8).sum())
 
 
 def test_rebalancing_weights_favour_rare_colours(centres):

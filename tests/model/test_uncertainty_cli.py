@@ -93,6 +93,15 @@ def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, messa
     assert not (tmp_path / "out.pth").exists()
 
 
+def test_decode_is_refused_for_a_regression_model(trained, tmp_path):
+    process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(trained),
+                              "-o", str(tmp_path / "out.pth"), "--calibrate-on", "img0", "--decode",
+                              "family-favoured"], capture_output=True, text=True)
+    assert process.returncode == 2, process.stderr
+    assert "regression model" in process.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out.pth").exists()
+
+
 @pytest.fixture(scope="module")
 def trained_v2(tmp_path_factory):
     """A tiny colour model v2 (distribution head), img00-09 and img20-23 held out."""
@@ -134,3 +143,42 @@ def test_a_distribution_head_is_calibrated_from_its_own_distribution(trained_v2,
     rgb, interval = engine.colorize(gray, with_uncertainty=True)
     assert interval.shape == (1, 40, 50, 4) and (interval[..., 0] <= interval[..., 1]).all()
     assert np.abs(rgb.astype(int) - engine.colorize(gray).astype(int)).max() <= 1
+
+
+@pytest.mark.slow  # a whole export after the calibration
+def test_a_release_decoded_family_favoured_is_calibrated_and_exported_so(trained_v2, tmp_path):
+    """--decode family-favoured: the release's config says so, its intervals are calibrated around
+    the colours it shows, and the export (its parity gates against PyTorch passed) colours with it."""
+    import numpy as np
+
+    from retint.export.config import ExportConfig
+    from retint.export.pipeline import run_export
+    from retint.runtime import load_engine
+
+    outputs = {}
+    for decode in ("annealed-mean", "family-favoured"):
+        outputs[decode] = tmp_path / f"{decode}.pth"
+        result = CliRunner().invoke(uncertainty_main, [str(a) for a in (
+            trained_v2, "-o", outputs[decode], "--calibrate-on", "img0", "--alpha", 0.2, "--report-alphas", "0.2",
+            "--decode", decode)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    payload = load_checkpoint(outputs["family-favoured"])
+    assert payload["generator_config"]["decode"] == "family-favoured"
+    assert payload["uncertainty"]["decode"] == "family-favoured"
+    run_export(ExportConfig(checkpoint=outputs["family-favoured"], output_dir=tmp_path / "export", onnx_only=True),
+               log=lambda line: None)
+    engine = load_engine(tmp_path / "export" / "family-favoured.onnx", backend="onnxruntime")
+    gray = (np.random.default_rng(2).random((40, 50)) * 255).astype(np.uint8)
+    from retint.export.deploy import DeployColouriser
+    from retint.model.checkpoint import load_generator
+
+    for decode, path in outputs.items():
+        generator = load_generator(path)
+        graph = DeployColouriser(generator, generator.retint_config.render_size).eval()
+        with torch.no_grad():
+            expected = graph(torch.from_numpy(gray[None, None])).numpy()
+        if decode == "family-favoured":
+            assert np.abs(engine.colorize(gray).astype(int) - expected.astype(int)).max() <= 1
+        else:
+            annealed = expected
+    assert np.abs(annealed.astype(int) - expected.astype(int)).max() > 0  # the decode changed the colours
