@@ -23,7 +23,8 @@ def test_packages_import_only_downwards_in_designs_order():
     layers = contracts()["layers:"]["layers"]
     assert [layer.replace(" ", "") for layer in layers] == [
         "retint.benchmarks", "retint.export", "retint.serve", "retint.batch", "retint.model|retint.runtime",
-        "retint.commands", "retint.errors:retint.files:retint.cpu:retint.media:retint.progress"]
+        "retint.commands",
+        "retint.errors:retint.files:retint.cpu:retint.media:retint.progress:retint.colour_metrics"]
 
 
 def test_what_colours_photos_never_imports_torch_model_or_export():
