@@ -28,8 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from retint.model.bins import DEFAULT_TEMPERATURE, colour_families_of_bins, decode_ab, distribution_spreads
-from retint.model.config import ANNEALED_MEAN, FAMILY_FAVOURED
+from retint.model.bins import DEFAULT_TEMPERATURE, decode_ab, decoding_of, distribution_spreads
 from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.colour import (
     GreyTerms,
@@ -131,9 +130,7 @@ class GeneratorStage(_AlwaysEval):
         if self.distribution:
             # Kept in float32 outside the half-precision generator.
             self.register_buffer("bin_centres", generator.bin_centres.detach().float().clone())
-            config = getattr(generator, "retint_config", None)
-            self.decode = getattr(config, "decode", ANNEALED_MEAN)
-            families = colour_families_of_bins(self.bin_centres) if self.decode == FAMILY_FAVOURED else None
+            self.decode, families = decoding_of(generator)
             self.register_buffer("bin_families", families)
         if precision == "fp16":
             self.generator.half()

@@ -185,6 +185,15 @@ def family_favoured_mean(logits: torch.Tensor, centres: torch.Tensor, families: 
     return ab.view(logits.shape[0], 2, *logits.shape[2:])
 
 
+def decoding_of(generator: torch.nn.Module) -> tuple[str, torch.Tensor | None]:
+    """(decode, families) for a distribution generator: the decode its checkpoint names
+    (`GeneratorConfig.decode`; the annealed mean for one built without a config) and, for
+    family-favoured, `colour_families_of_bins` of its bin centres (else None)."""
+    decode = getattr(getattr(generator, "retint_config", None), "decode", ANNEALED_MEAN)
+    centres = generator.bin_centres.detach().float()
+    return decode, colour_families_of_bins(centres) if decode == FAMILY_FAVOURED else None
+
+
 def decode_ab(logits: torch.Tensor, centres: torch.Tensor, decode: str, families: torch.Tensor | None,
               temperature: torch.Tensor | float = DEFAULT_TEMPERATURE) -> torch.Tensor:
     """The a*b* [N,2,H,W] a checkpoint's `decode` (one of DECODES) reads from its logits; `families`

@@ -22,15 +22,7 @@ from torch.utils.data import Dataset
 
 from retint.errors import InputError
 from retint.model.degrade import degrade_grey, grey_from_rgb
-from retint.model.photos import (  # noqa: F401  (the data's own names, kept importable from here)
-    GREY_MEAN_CHANNEL_SPREAD,
-    STATUS_GREY,
-    STATUS_OK,
-    STATUS_UNREADABLE,
-    decode_colour,
-    find_images,
-    resize_for_validation,
-)
+from retint.model.photos import decode_colour, find_images, resize_for_validation
 
 # Random resized crop: fraction of the image area and aspect ratio range.
 CROP_AREA_RANGE = (0.25, 1.0)

@@ -42,7 +42,8 @@ from retint import __version__
 from retint.errors import InputError
 from retint.files import write_text_atomically
 from retint.model.colour import grey_terms, normalize_lightness, rgb_uint8_to_lab
-from retint.model.data import RandomCropDataset, find_images, load_cut_outs, split_train_validation
+from retint.model.data import RandomCropDataset, load_cut_outs, split_train_validation
+from retint.model.photos import find_images
 
 CACHE_FORMAT = "retint-feature-cache"
 CACHE_FORMAT_VERSION = 1

@@ -28,18 +28,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from retint.errors import InputError
-from retint.model.config import ANNEALED_MEAN, FAMILY_FAVOURED, HeadTrainingConfig
+from retint.model.config import HeadTrainingConfig
 from retint.model.colour import denormalize_ab, grey_terms, normalize_lightness, rgb_uint8_to_lab
-from retint.model.data import (
-    STATUS_OK,
-    decode_colour,
-    photos_of_sources,
-    random_resized_crop,
-    resize_for_validation,
-    shrink_for_training,
-)
+from retint.model.data import photos_of_sources, random_resized_crop, shrink_for_training
+from retint.model.photos import STATUS_OK, decode_colour, resize_for_validation
 from retint.model.degrade import grey_from_rgb
-from retint.model.bins import DEFAULT_TEMPERATURE, colour_families_of_bins, decode_ab, distribution_spreads
+from retint.model.bins import DEFAULT_TEMPERATURE, decode_ab, decoding_of, distribution_spreads
 from retint.model.uncertainty import (
     DISTRIBUTION_METHOD,
     Calibration,
@@ -149,8 +143,7 @@ def distribution_ab_and_spreads(generator: nn.Module, lightness: torch.Tensor) -
     spreads, computed at the head's size and upsampled to the render size as the runtime
     upsamples them (bilinear, half-pixel centres): ([N,2,R,R], [N,4,R,R])."""
     logits = generator(lightness).float()
-    decode = getattr(getattr(generator, "retint_config", None), "decode", ANNEALED_MEAN)
-    families = colour_families_of_bins(generator.bin_centres) if decode == FAMILY_FAVOURED else None
+    decode, families = decoding_of(generator)
     ab = decode_ab(logits, generator.bin_centres, decode, families, DEFAULT_TEMPERATURE)
     spreads = distribution_spreads(logits, generator.bin_centres, ab)
     size = lightness.shape[-2:]
@@ -251,7 +244,8 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
     from retint.files import write_text_atomically
     from retint.model.checkpoint import generator_of, generator_only, load_checkpoint, save_checkpoint
     from retint.model.config import train_config_from_dict
-    from retint.model.data import find_images, split_train_validation
+    from retint.model.data import split_train_validation
+    from retint.model.photos import find_images
 
     payload = load_checkpoint(checkpoint)
     if "train_config" not in payload:

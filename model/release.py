@@ -26,7 +26,8 @@ from retint.errors import RetintError
 from retint.model.distribution_training import automatic_colouriser
 from retint.model.checkpoint import average_generators, generator_only, load_checkpoint, load_generator, save_checkpoint
 from retint.model.config import train_config_from_dict
-from retint.model.data import STATUS_OK, ValidationDataset, find_images, split_train_validation
+from retint.model.data import ValidationDataset, split_train_validation
+from retint.model.photos import STATUS_OK, find_images
 from retint.model.evaluate import evaluate, sample_grid
 from retint.files import write_bytes_atomically, write_text_atomically
 

@@ -44,15 +44,7 @@ from retint.model.config import (
     train_config_from_dict,
 )
 from retint.model.bins import annealed_mean, rebalancing_weights
-from retint.model.data import (
-    STATUS_GREY,
-    STATUS_OK,
-    RandomCropDataset,
-    ValidationDataset,
-    find_images,
-    load_cut_outs,
-    split_train_validation,
-)
+from retint.model.data import RandomCropDataset, ValidationDataset, load_cut_outs, split_train_validation
 from retint.model.distribution_training import (
     automatic_colouriser,
     colour_prior,
@@ -72,6 +64,7 @@ from retint.model.losses import (
 )
 from retint.model.networks import build_generator
 from retint.model.networks.patchgan import PatchGAN
+from retint.model.photos import STATUS_GREY, STATUS_OK, find_images
 
 SAMPLE_IMAGES = 4
 

@@ -243,7 +243,8 @@ def test_damage_perceptual_loss_progressive_resize_and_precision_are_recorded(da
 
 
 def test_damaged_samples_carry_their_own_grey_input(dataset):
-    from retint.model.data import RandomCropDataset, find_images
+    from retint.model.data import RandomCropDataset
+    from retint.model.photos import find_images
 
     paths = find_images([str(dataset)])
     clean = RandomCropDataset(paths, 64, 4, seed=1)
