@@ -178,11 +178,16 @@ def family_favoured_mean(logits: torch.Tensor, centres: torch.Tensor, families: 
     grass), the annealed mean averages them into an olive neither is; this leans to the
     likelier family, and where one family holds nearly all the mass it changes little."""
     probabilities = torch.softmax(logits / temperature, dim=1)
-    flat = probabilities.flatten(2)  # [N,Q,HW]
-    weighted = flat * torch.matmul(families, flat)
-    weighted = weighted / weighted.sum(dim=1, keepdim=True).clamp(min=1e-12)
-    ab = torch.matmul(centres.t(), weighted)  # [N,2,HW]
-    return ab.view(logits.shape[0], 2, *logits.shape[2:])
+    # The family sums as a 1x1 convolution over the bins: the engines run it in NCHW as it
+    # stands, where a matmul over [N,Q,HW] cost OpenVINO two transposes of the whole
+    # distribution (MODEL_CARD.md, where the decode's time goes).
+    family_mass = F.conv2d(probabilities, families.to(probabilities.dtype)[:, :, None, None])
+    weighted = probabilities * family_mass
+    # One more 1x1 convolution gives the weighted a*, b* and their total together; dividing the
+    # two sums replaces normalising every bin.
+    sums = torch.cat((centres.t(), torch.ones_like(centres[:, :1]).t()), dim=0).to(weighted.dtype)
+    ab_and_total = F.conv2d(weighted, sums[:, :, None, None])
+    return ab_and_total[:, :2] / ab_and_total[:, 2:].clamp(min=1e-12)
 
 
 def decoding_of(generator: torch.nn.Module) -> tuple[str, torch.Tensor | None]:

@@ -42,7 +42,7 @@ from retint import __version__
 from retint.errors import InputError
 from retint.files import write_text_atomically
 from retint.model.colour import grey_terms, normalize_lightness, rgb_uint8_to_lab
-from retint.model.data import RandomCropDataset, load_cut_outs, split_train_validation
+from retint.model.data import RandomCropDataset, load_cut_outs, photos_of_sources, split_train_validation
 from retint.model.photos import find_images
 
 CACHE_FORMAT = "retint-feature-cache"
@@ -191,9 +191,11 @@ def _write_shard(cache_dir: Path, index: int, arrays: dict[str, np.ndarray]) -> 
     os.replace(temporary, cache_dir / shard_name(index))
 
 
-def load_feature_cache(cache_dir: Path) -> tuple[CachedFeatures, dict[str, Any]]:
+def load_feature_cache(cache_dir: Path, leave_out: tuple[str, ...] = ()) -> tuple[CachedFeatures, dict[str, Any]]:
     """Every complete shard of the cache in memory (crops of unreadable photos dropped), and its
-    manifest. A cache with missing shards is refused: finish it first."""
+    manifest. A cache with missing shards is refused: finish it first. `leave_out` names sources
+    (as --holdout does) whose photos' crops are dropped too: a head trained without them can be
+    tuned on them, away from the held-out sources that judge it."""
     cache_dir = Path(cache_dir)
     manifest_path = cache_dir / "cache.json"
     if not manifest_path.is_file():
@@ -209,6 +211,8 @@ def load_feature_cache(cache_dir: Path) -> tuple[CachedFeatures, dict[str, Any]]
                          "run the cache build again to finish it")
     folders = [cache_dir / shard_name(index) for index in range(shards)]
     kept = [torch.from_numpy(np.load(folder / "ok.npy")) for folder in folders]
+    if leave_out:
+        kept = _without_sources(kept, manifest, leave_out, shard_crops)
     total = sum(int(mask.sum()) for mask in kept)
     loaded: dict[str, torch.Tensor] = {}
     for name in (*SKIP_NAMES, "ab"):
@@ -222,3 +226,23 @@ def load_feature_cache(cache_dir: Path) -> tuple[CachedFeatures, dict[str, Any]]
             loaded[name][row: row + len(part)] = part
             row += len(part)
     return CachedFeatures(skips=[loaded[name] for name in SKIP_NAMES], ab=loaded["ab"]), manifest
+
+
+def _without_sources(kept: list[torch.Tensor], manifest: dict[str, Any], sources: tuple[str, ...],
+                     shard_crops: int) -> list[torch.Tensor]:
+    """Each shard's kept-crop mask with the crops of `sources`' photos cleared. Crop i of the cache
+    is of photo i % len(photos), in the manifest's order (`RandomCropDataset`)."""
+    photos = [Path(path) for path, _ in manifest["photos"]]
+    matched, unmatched = photos_of_sources(photos, sources)
+    if unmatched:
+        raise InputError(f"--tune-out {', '.join(unmatched)}: no photo of the cache is of that source")
+    left_out = set(matched)
+    if len(left_out) == len(photos):
+        raise InputError("--tune-out takes every photo of the cache; nothing is left to train on")
+    photo_left_out = torch.tensor([path in left_out for path in photos])
+    masks = []
+    for index, mask in enumerate(kept):
+        crops = torch.arange(index * shard_crops, index * shard_crops + len(mask))
+        masks.append(mask & ~photo_left_out[crops % len(photos)])
+    return masks
+

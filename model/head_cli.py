@@ -53,6 +53,9 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
 @click.option("--feature-noise", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Gaussian noise on the cached features, as a share of their spread: a head trained on "
               "noisy features colours alike in OpenVINO bf16 and FP32 (0.08 made Lite2's pass its bf16 gate).")
+@click.option("--tune-out", multiple=True, default=(), metavar="SOURCE",
+              help="A source of the cache whose crops the head does not train on, so that its decode and "
+              "temperature can be chosen there rather than on the held-out sources; repeat for several.")
 @click.option("--render-size", type=click.IntRange(32), default=256,
               help="The render size the exported model will run at.")
 @click.option("--resume", is_flag=True, help="Continue the head's run in the output folder.")
@@ -62,7 +65,8 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
 def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tuple[str, ...],
          paste_objects: str | None, paste_fraction: float, crops_per_image: int, crop_size: int,
          degrade: float, seed: int, encoder: str, cache_only: bool, epochs: int, batch_size: int, lr: float,
-         weight_decay: float, points_per_crop: int, rebalance: float, feature_noise: float, render_size: int,
+         weight_decay: float, points_per_crop: int, rebalance: float, feature_noise: float,
+         tune_out: tuple[str, ...], render_size: int,
          resume: bool, stop_after: float | None,
          no_progress: bool) -> None:
     """Build the feature cache of DATA (folders of colour photos) and train colour model v2's head on it."""
@@ -97,7 +101,7 @@ def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tu
     config = HeadTrainConfig(cache=str(Path(cache_dir).resolve()), render_size=render_size, epochs=epochs,
                              batch_size=batch_size, lr=lr, weight_decay=weight_decay, rebalance=rebalance,
                              points_per_crop=points_per_crop, feature_noise=feature_noise,
-                             seed=seed)
+                             tune_out=tune_out, seed=seed)
     trainer = HeadTrainer(config, Path(cast(str, run_dir)), resume=resume)
 
     epoch_bar: Any = None

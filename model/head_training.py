@@ -66,6 +66,9 @@ class HeadTrainConfig:
     # OpenVINO bf16 runs Lite2's encoder with errors of about 6-11% of that spread (MODEL_CARD.md);
     # a head trained on features that noisy colours alike in bf16 and FP32. 0: none.
     feature_noise: float = 0.0
+    # Sources of the cache whose crops the head does not train on (--tune-out): its decode and
+    # temperature can be chosen on them without looking at the held-out sources.
+    tune_out: tuple[str, ...] = ()
 
     def generator_config(self, encoder: str) -> GeneratorConfig:
         """The generator this head belongs to: effnet-unet, distribution head, hypercolumn decoder,
@@ -87,7 +90,7 @@ class HeadTrainer:
     def __init__(self, config: HeadTrainConfig, run_dir: Path, resume: bool = False):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.features, self.cache_manifest = load_feature_cache(Path(config.cache))
+        self.features, self.cache_manifest = load_feature_cache(Path(config.cache), config.tune_out)
         if len(self.features) < config.batch_size:
             raise InputError(f"the cache holds {len(self.features)} crops, fewer than one batch")
         torch.manual_seed(config.seed)
@@ -213,7 +216,7 @@ class HeadTrainer:
         return TrainConfig(data=tuple(made_by["data"]), generator=self.generator_config,
                            epochs=self.config.epochs, batch_size=self.config.batch_size, lr=self.config.lr,
                            val_fraction=0.0, crops_per_image=int(made_by["crops_per_image"]),
-                           seed=self.config.seed, holdout=tuple(made_by["holdout"]),
+                           seed=self.config.seed, holdout=(*made_by["holdout"], *self.config.tune_out),
                            degrade=float(made_by["degrade"]), rebalance=self.config.rebalance,
                            global_hint_fraction=self.config.global_hint_fraction,
                            paste_objects=made_by["paste_objects"], paste_fraction=float(made_by["paste_fraction"]))

@@ -211,3 +211,34 @@ def test_feature_noise_changes_what_the_head_sees_and_older_runs_resume_without_
     del payload["head_config"]["feature_noise"]
     save_checkpoint(tmp_path / "plain" / "last.pth", payload)
     assert HeadTrainer(config, tmp_path / "plain", resume=True).start_epoch == 1
+
+
+def test_a_tuned_out_source_is_left_out_of_training_and_named_in_the_record(tmp_path):
+    """--tune-out drops exactly the crops of one source's photos from what the head trains on, and
+    the checkpoint records it beside the held-out sources (so later tools treat it as unseen)."""
+    config = FeatureCacheConfig(data=(str(_photos(tmp_path / "photos")),), crop_size=64, crops_per_image=3,
+                                shard_crops=4, degrade=0.0)
+    build_feature_cache(config, tmp_path / "cache")
+    everything, manifest = load_feature_cache(tmp_path / "cache")
+    without, _ = load_feature_cache(tmp_path / "cache", leave_out=("src1",))
+    photos = [Path(path).name for path, _ in manifest["photos"]]
+    # Crop i is of photo i % len(photos); the broken photo's crops are dropped from both loads.
+    readable = [i for i in range(manifest["crops"]) if photos[i % len(photos)] != "broken.jpg"]
+    kept = [row for row, i in enumerate(readable) if not photos[i % len(photos)].startswith("src1")]
+    assert 0 < len(kept) < len(readable) and len(without) == len(kept)
+    assert torch.equal(without.ab, everything.ab[kept])
+    assert torch.equal(without.skips[0], everything.skips[0][kept])
+    with pytest.raises(InputError, match="--tune-out src9"):
+        load_feature_cache(tmp_path / "cache", leave_out=("src9",))
+    with pytest.raises(InputError, match="nothing is left"):
+        load_feature_cache(tmp_path / "cache", leave_out=("src", "broken"))
+
+    head = HeadTrainConfig(cache=str(tmp_path / "cache"), render_size=64, decoder_width=8, epochs=1,
+                           batch_size=2, points_per_crop=16, tune_out=("src1",))
+    trainer = HeadTrainer(head, tmp_path / "run")
+    assert len(trainer.features) == len(kept)
+    trainer.fit()
+    from retint.model.checkpoint import load_checkpoint
+    from retint.model.train import recorded_config
+
+    assert recorded_config(load_checkpoint(tmp_path / "run" / "last.pth")).holdout == ("src1",)
