@@ -7,7 +7,8 @@ this module owns everything that speaks in bins:
 
 - `gamut_bin_centres`: the bins themselves (computed, not downloaded);
 - `soft_encode`: a true a*b* as weights on its nearest bins (Gaussian);
-- `rebalancing_weights`: Zhang's class rebalancing from a colour prior;
+- `rebalancing_weights`: Zhang's class rebalancing from a colour prior, and
+  `chroma_rebalancing_weights` from its chroma alone;
 - `annealed_mean`: the decoder, softmax(logits / T) then the expectation
   over bin centres (T = 1 is the mean, T -> 0 approaches the mode);
 - `decode_ab`: the decoder a checkpoint names (`GeneratorConfig.decode`): the
@@ -122,6 +123,24 @@ def rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> n
     smoothed = kernel @ prior
     smoothed = smoothed / smoothed.sum()
     weights = 1.0 / ((1.0 - mix) * smoothed + mix / len(centres))
+    weights = weights / (smoothed * weights).sum()
+    return weights.astype(np.float32)
+
+
+def chroma_rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> np.ndarray:
+    """Rebalancing by chroma alone: as `rebalancing_weights`, from the prior averaged over each
+    chroma ring (the bins whose chroma rounds to one multiple of BIN_STEP), normalised so that the
+    (smoothed) prior's expectation of w is 1. Saturated colours of every hue gain alike, so the
+    balance between hues stays the prior's: binwise rebalancing lifts the rarer greens over the
+    common sand and skin, which turned warm pixels green (MODEL_CARD.md)."""
+    prior = np.asarray(prior, dtype=np.float64)
+    prior = prior / max(prior.sum(), 1e-12)
+    ring = np.rint(np.hypot(centres[:, 0], centres[:, 1]) / BIN_STEP).astype(np.int64)
+    ring_prior = (np.bincount(ring, weights=prior) / np.bincount(ring))[ring]
+    squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    smoothed = np.exp(-squared / (2 * PRIOR_SMOOTHING_SIGMA**2)) @ prior
+    smoothed = smoothed / smoothed.sum()
+    weights = 1.0 / ((1.0 - mix) * ring_prior + mix / len(centres))
     weights = weights / (smoothed * weights).sum()
     return weights.astype(np.float32)
 

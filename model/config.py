@@ -41,6 +41,9 @@ HYPERCOLUMN_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 # The decoders a distribution head's colours are read with (GeneratorConfig.decode; model/bins.py).
 ANNEALED_MEAN, FAMILY_FAVOURED = "annealed-mean", "family-favoured"
 DECODES = (ANNEALED_MEAN, FAMILY_FAVOURED)
+# colorize-train-head --rebalance-by: what Zhang's rebalancing evens out (model/bins.py).
+REBALANCE_BY_BIN, REBALANCE_BY_CHROMA = "bin", "chroma"
+REBALANCE_BY = (REBALANCE_BY_BIN, REBALANCE_BY_CHROMA)
 
 
 @dataclass(frozen=True)

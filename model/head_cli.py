@@ -19,7 +19,7 @@ import click
 
 from retint.commands import RetintCommand
 from retint.errors import needs_extra
-from retint.model.config import HYPERCOLUMN_ENCODERS
+from retint.model.config import HYPERCOLUMN_ENCODERS, REBALANCE_BY, REBALANCE_BY_BIN
 
 
 @click.command(cls=RetintCommand, program="colorize-train-head")
@@ -50,6 +50,9 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
               help="Random points per crop at which the head is judged each epoch.")
 @click.option("--rebalance", type=click.FloatRange(0, 1), default=1.0,
               help="Zhang's class rebalancing mix (1 = none, 0.5 = the paper's).")
+@click.option("--rebalance-by", type=click.Choice(REBALANCE_BY), default=REBALANCE_BY_BIN, show_default=True,
+              help="What the rebalancing evens out: each bin's frequency (Zhang's), or each chroma ring's, "
+              "which keeps the balance between hues (sand against grass) the photos' own.")
 @click.option("--feature-noise", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Gaussian noise on the cached features, as a share of their spread: a head trained on "
               "noisy features colours alike in OpenVINO bf16 and FP32 (0.08 made Lite2's pass its bf16 gate).")
@@ -65,7 +68,7 @@ from retint.model.config import HYPERCOLUMN_ENCODERS
 def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tuple[str, ...],
          paste_objects: str | None, paste_fraction: float, crops_per_image: int, crop_size: int,
          degrade: float, seed: int, encoder: str, cache_only: bool, epochs: int, batch_size: int, lr: float,
-         weight_decay: float, points_per_crop: int, rebalance: float, feature_noise: float,
+         weight_decay: float, points_per_crop: int, rebalance: float, rebalance_by: str, feature_noise: float,
          tune_out: tuple[str, ...], render_size: int,
          resume: bool, stop_after: float | None,
          no_progress: bool) -> None:
@@ -100,6 +103,7 @@ def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tu
         return
     config = HeadTrainConfig(cache=str(Path(cache_dir).resolve()), render_size=render_size, epochs=epochs,
                              batch_size=batch_size, lr=lr, weight_decay=weight_decay, rebalance=rebalance,
+                             rebalance_by=rebalance_by,
                              points_per_crop=points_per_crop, feature_noise=feature_noise,
                              tune_out=tune_out, seed=seed)
     trainer = HeadTrainer(config, Path(cast(str, run_dir)), resume=resume)

@@ -32,9 +32,9 @@ from torch.nn import functional as F
 
 from retint.errors import InputError
 from retint.files import write_text_atomically
-from retint.model.bins import gamut_bin_centres, nearest_bin, rebalancing_weights
+from retint.model.bins import chroma_rebalancing_weights, gamut_bin_centres, nearest_bin, rebalancing_weights
 from retint.model.checkpoint import load_checkpoint, save_checkpoint
-from retint.model.config import GeneratorConfig, TrainConfig, config_to_dict
+from retint.model.config import REBALANCE_BY_BIN, REBALANCE_BY_CHROMA, GeneratorConfig, TrainConfig, config_to_dict
 from retint.model.distribution_training import distribution_loss, simulate_global_hint
 from retint.model.feature_cache import CachedFeatures, load_feature_cache
 from retint.model.networks import build_generator
@@ -59,6 +59,9 @@ class HeadTrainConfig:
     weight_decay: float = 1e-4
     # Zhang's rebalancing: prior mixed with a uniform one by this share (1 = no rebalancing).
     rebalance: float = 1.0
+    # What the rebalancing evens out: each bin's prior (Zhang's), or each chroma ring's (the hues'
+    # balance kept: `chroma_rebalancing_weights`).
+    rebalance_by: str = REBALANCE_BY_BIN
     global_hint_fraction: float = 0.2
     points_per_crop: int = 256
     seed: int = 0
@@ -127,7 +130,8 @@ class HeadTrainer:
             # [crops, Q, H, W], gigabytes for the whole cache at once.
             chunk = F.avg_pool2d(self.features.ab[start: start + step * PRIOR_CHUNK: step].float(), 4)
             counts += torch.bincount(nearest_bin(chunk, centres).flatten(), minlength=len(centres)).double()
-        weights = rebalancing_weights(counts.numpy(), centres.numpy(), self.config.rebalance)
+        weigh = chroma_rebalancing_weights if self.config.rebalance_by == REBALANCE_BY_CHROMA else rebalancing_weights
+        weights = weigh(counts.numpy(), centres.numpy(), self.config.rebalance)
         self.generator.bin_weights.copy_(torch.from_numpy(weights))
 
     def _restore(self, path: Path) -> None:

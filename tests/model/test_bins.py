@@ -8,6 +8,7 @@ from retint.model.bins import (
     BIN_STEP,
     ab_histogram,
     annealed_mean,
+    chroma_rebalancing_weights,
     colour_families_of_bins,
     decode_ab,
     gamut_bin_centres,
@@ -125,3 +126,24 @@ def test_gamut_check_agrees_with_the_colour_maths(centres):
     lab = torch.cat([torch.full((1, 1, len(centres), 1), 60.0),
                      torch.from_numpy(centres).T.reshape(1, 2, len(centres), 1)], dim=1)
     assert torch.isfinite(lab_to_rgb(lab)).all()
+
+
+def test_chroma_rebalancing_weighs_a_ring_alike_and_keeps_the_hues_balance():
+    """Bins of one chroma ring get one weight, a rarer ring a larger one; binwise rebalancing instead
+    lifts a rare hue over a common one of the same chroma (the warm-to-green failure)."""
+    centres = gamut_bin_centres()
+    chroma = np.hypot(centres[:, 0], centres[:, 1])
+    hue = np.degrees(np.arctan2(centres[:, 1], centres[:, 0])) % 360
+    prior = np.exp(-chroma / 15.0) * np.where((hue > 20) & (hue < 90), 4.0, 1.0)  # warm four times as common
+    weights = chroma_rebalancing_weights(prior, centres, 0.9)
+    ring = np.rint(chroma / BIN_STEP).astype(int)
+    for r in np.unique(ring):
+        assert np.ptp(weights[ring == r]) < 1e-5 * weights[ring == r].max()
+    by_ring = [weights[ring == r][0] for r in sorted(np.unique(ring))]
+    assert all(later > earlier for earlier, later in zip(by_ring, by_ring[1:]))
+    smoothed_expectation = (weights * prior / prior.sum()).sum()
+    assert 0.8 < smoothed_expectation < 1.2  # normalised on the smoothed prior, close to the raw one
+    binwise = rebalancing_weights(prior, centres, 0.9)
+    ring_two = ring == 2
+    warm, other = ring_two & (hue > 30) & (hue < 80), ring_two & (hue > 200) & (hue < 300)
+    assert binwise[warm].mean() < 0.8 * binwise[other].mean()

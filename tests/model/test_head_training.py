@@ -242,3 +242,17 @@ def test_a_tuned_out_source_is_left_out_of_training_and_named_in_the_record(tmp_
     from retint.model.train import recorded_config
 
     assert recorded_config(load_checkpoint(tmp_path / "run" / "last.pth")).holdout == ("src1",)
+
+
+def test_rebalancing_by_chroma_gives_the_head_one_weight_per_chroma_ring(tiny_cache, tmp_path):
+    cache_dir, _ = tiny_cache
+    config = HeadTrainConfig(cache=str(cache_dir), render_size=64, decoder_width=8, epochs=1, batch_size=2,
+                             points_per_crop=16, rebalance=0.9, rebalance_by="chroma")
+    weights = HeadTrainer(config, tmp_path / "chroma").generator.bin_weights
+    binwise = HeadTrainer(HeadTrainConfig(**{**config.__dict__, "rebalance_by": "bin"}),
+                          tmp_path / "bin").generator.bin_weights
+    centres = HeadTrainer(config, tmp_path / "again").generator.bin_centres
+    ring = torch.round(torch.hypot(centres[:, 0], centres[:, 1]) / 10).long()
+    spread_within_rings = max(float(weights[ring == r].max() - weights[ring == r].min()) for r in ring.unique())
+    assert spread_within_rings < 1e-4 < float(weights.max() - weights.min())
+    assert not torch.allclose(weights, binwise)
