@@ -242,6 +242,9 @@ def test_a_tuned_out_source_is_left_out_of_training_and_named_in_the_record(tmp_
     from retint.model.train import recorded_config
 
     assert recorded_config(load_checkpoint(tmp_path / "run" / "last.pth")).holdout == ("src1",)
+    assert HeadTrainer(head, tmp_path / "run", resume=True).start_epoch == 1
+    with pytest.raises(InputError, match="tune_out"):
+        HeadTrainer(HeadTrainConfig(**{**head.__dict__, "tune_out": ()}), tmp_path / "run", resume=True)
 
 
 def test_rebalancing_by_chroma_gives_the_head_one_weight_per_chroma_ring(tiny_cache, tmp_path):
