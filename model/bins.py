@@ -8,7 +8,8 @@ this module owns everything that speaks in bins:
 - `gamut_bin_centres`: the bins themselves (computed, not downloaded);
 - `soft_encode`: a true a*b* as weights on its nearest bins (Gaussian);
 - `rebalancing_weights`: Zhang's class rebalancing from a colour prior, and
-  `chroma_rebalancing_weights` from its chroma alone;
+  `chroma_rebalancing_weights` from its chroma alone (`rebalancing_weights_by`
+  picks the one a config names);
 - `annealed_mean`: the decoder, softmax(logits / T) then the expectation
   over bin centres (T = 1 is the mean, T -> 0 approaches the mode);
 - `decode_ab`: the decoder a checkpoint names (`GeneratorConfig.decode`): the
@@ -27,7 +28,8 @@ import torch
 from torch.nn import functional as F
 
 from retint.model.colour import D65_WHITE, RGB_FROM_XYZ
-from retint.model.config import ANNEALED_MEAN, DECODES, FAMILY_FAVOURED
+from retint.model.config import (ANNEALED_MEAN, DECODES, FAMILY_FAVOURED, REBALANCE_BY, REBALANCE_BY_BIN,
+                                 REBALANCE_BY_CHROMA)
 
 BIN_STEP = 10.0
 # The a*b* plane searched for in-gamut cells.
@@ -135,7 +137,7 @@ def chroma_rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: floa
     common sand and skin, which turned warm pixels green (MODEL_CARD.md)."""
     prior = np.asarray(prior, dtype=np.float64)
     prior = prior / max(prior.sum(), 1e-12)
-    ring = np.rint(np.hypot(centres[:, 0], centres[:, 1]) / BIN_STEP).astype(np.int64)
+    _, ring = np.unique(np.rint(np.hypot(centres[:, 0], centres[:, 1]) / BIN_STEP), return_inverse=True)
     ring_prior = (np.bincount(ring, weights=prior) / np.bincount(ring))[ring]
     squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
     smoothed = np.exp(-squared / (2 * PRIOR_SMOOTHING_SIGMA**2)) @ prior
@@ -143,6 +145,16 @@ def chroma_rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: floa
     weights = 1.0 / ((1.0 - mix) * ring_prior + mix / len(centres))
     weights = weights / (smoothed * weights).sum()
     return weights.astype(np.float32)
+
+
+def rebalancing_weights_by(prior: np.ndarray, centres: np.ndarray, mix: float, by: str) -> np.ndarray:
+    """The rebalancing weights `by` names (one of REBALANCE_BY): each bin's (`rebalancing_weights`)
+    or each chroma ring's (`chroma_rebalancing_weights`)."""
+    if by == REBALANCE_BY_BIN:
+        return rebalancing_weights(prior, centres, mix)
+    if by == REBALANCE_BY_CHROMA:
+        return chroma_rebalancing_weights(prior, centres, mix)
+    raise ValueError(f"unknown rebalancing {by!r} (one of {', '.join(REBALANCE_BY)})")
 
 
 def distribution_spreads(logits: torch.Tensor, centres: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:

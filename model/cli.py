@@ -21,6 +21,7 @@ from retint.model.config import (
     GAN_MODES,
     GENERATOR_ARCHITECTURES,
     GENERATOR_HEADS,
+    REBALANCE_BY,
     RECONSTRUCTION_LOSSES,
     TRAINING_DEVICES,
     GeneratorConfig,
@@ -37,6 +38,7 @@ CONFIG_OPTIONS = {
     "head": "generator.head",
     "global_hint": "generator.global_hint",
     "rebalance": "rebalance",
+    "rebalance_by": "rebalance_by",
     "hint_fraction": "hint_fraction",
     "global_hint_fraction": "global_hint_fraction",
     "paste_objects": "paste_objects",
@@ -104,6 +106,9 @@ def build_config(data: tuple[str, ...], values: dict[str, Any], base: TrainConfi
 @click.option("--rebalance", type=click.FloatRange(0, 1), default=TrainConfig.rebalance,
               help="distribution head: class rebalancing, the colour prior mixed with a uniform one by this "
                    "share (Zhang et al.: 0.5; 1 = no rebalancing).")
+@click.option("--rebalance-by", type=click.Choice(REBALANCE_BY), default=TrainConfig.rebalance_by, show_default=True,
+              help="distribution head: what the rebalancing evens out, each bin's frequency (Zhang's) or each "
+                   "chroma ring's (the balance between hues kept).")
 @click.option("--hint-fraction", type=click.FloatRange(0, 1), default=TrainConfig.hint_fraction,
               help="distribution head: share of training samples given simulated point hints.")
 @click.option("--global-hint-fraction", type=click.FloatRange(0, 1), default=TrainConfig.global_hint_fraction,

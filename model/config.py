@@ -134,6 +134,8 @@ class TrainConfig:
     # distribution head only. Zhang's class rebalancing: the prior is mixed
     # with a uniform one by this share (0.5 in the paper; 1 = no rebalancing).
     rebalance: float = 0.5
+    # What the rebalancing evens out: each bin's frequency (Zhang's) or each chroma ring's.
+    rebalance_by: str = REBALANCE_BY_BIN
     # Share of training samples given simulated point hints (the rest are
     # coloured automatically) and share given the global hint, drawn apart.
     hint_fraction: float = 0.4

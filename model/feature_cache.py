@@ -245,4 +245,3 @@ def _without_sources(kept: list[torch.Tensor], manifest: dict[str, Any], sources
         crops = torch.arange(index * shard_crops, index * shard_crops + len(mask))
         masks.append(mask & ~photo_left_out[crops % len(photos)])
     return masks
-

@@ -105,7 +105,7 @@ def main(data: tuple[str, ...], cache_dir: str, run_dir: str | None, holdout: tu
                              batch_size=batch_size, lr=lr, weight_decay=weight_decay, rebalance=rebalance,
                              rebalance_by=rebalance_by,
                              points_per_crop=points_per_crop, feature_noise=feature_noise,
-                             tune_out=tune_out, seed=seed)
+                             tune_out=tuple(sorted(set(tune_out))), seed=seed)
     trainer = HeadTrainer(config, Path(cast(str, run_dir)), resume=resume)
 
     epoch_bar: Any = None

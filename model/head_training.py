@@ -10,10 +10,14 @@ checkpoint of the whole generator (encoder included), so `export-trt`,
 `colorize-bench` and the runtime take it like any other v2.
 
 Loss: cross-entropy against soft-encoded targets (`distribution_loss`),
-with Zhang's rebalancing mixed by `rebalance` (1 = none); a share of the
+with Zhang's rebalancing mixed by `rebalance` (1 = none), of each bin or of
+each chroma ring (`rebalance_by`); a share of the
 samples get the global hint (the histogram of a window of their own truth)
 so a reference photo's palette reaches the colours. AdamW with a one-cycle
 schedule; bf16 autocast where the CPU does bf16 in hardware.
+
+`tune_out` sources of the cache are left out of training (and recorded as
+held out), so settings can be chosen on them apart from the held-out photos.
 
 A run folder holds `last.pth` after every epoch (resumable: `--resume`),
 `metrics.jsonl`, and nothing else.
@@ -32,9 +36,9 @@ from torch.nn import functional as F
 
 from retint.errors import InputError
 from retint.files import write_text_atomically
-from retint.model.bins import chroma_rebalancing_weights, gamut_bin_centres, nearest_bin, rebalancing_weights
+from retint.model.bins import gamut_bin_centres, nearest_bin, rebalancing_weights_by
 from retint.model.checkpoint import load_checkpoint, save_checkpoint
-from retint.model.config import REBALANCE_BY_BIN, REBALANCE_BY_CHROMA, GeneratorConfig, TrainConfig, config_to_dict
+from retint.model.config import REBALANCE_BY_BIN, GeneratorConfig, TrainConfig, config_to_dict
 from retint.model.distribution_training import distribution_loss, simulate_global_hint
 from retint.model.feature_cache import CachedFeatures, load_feature_cache
 from retint.model.networks import build_generator
@@ -130,8 +134,8 @@ class HeadTrainer:
             # [crops, Q, H, W], gigabytes for the whole cache at once.
             chunk = F.avg_pool2d(self.features.ab[start: start + step * PRIOR_CHUNK: step].float(), 4)
             counts += torch.bincount(nearest_bin(chunk, centres).flatten(), minlength=len(centres)).double()
-        weigh = chroma_rebalancing_weights if self.config.rebalance_by == REBALANCE_BY_CHROMA else rebalancing_weights
-        weights = weigh(counts.numpy(), centres.numpy(), self.config.rebalance)
+        weights = rebalancing_weights_by(counts.numpy(), centres.numpy(), self.config.rebalance,
+                                         self.config.rebalance_by)
         self.generator.bin_weights.copy_(torch.from_numpy(weights))
 
     def _restore(self, path: Path) -> None:
@@ -222,6 +226,7 @@ class HeadTrainer:
                            val_fraction=0.0, crops_per_image=int(made_by["crops_per_image"]),
                            seed=self.config.seed, holdout=(*made_by["holdout"], *self.config.tune_out),
                            degrade=float(made_by["degrade"]), rebalance=self.config.rebalance,
+                           rebalance_by=self.config.rebalance_by,
                            global_hint_fraction=self.config.global_hint_fraction,
                            paste_objects=made_by["paste_objects"], paste_fraction=float(made_by["paste_fraction"]))
 

@@ -43,7 +43,7 @@ from retint.model.config import (
     config_to_dict,
     train_config_from_dict,
 )
-from retint.model.bins import annealed_mean, rebalancing_weights
+from retint.model.bins import annealed_mean, rebalancing_weights_by
 from retint.model.data import RandomCropDataset, ValidationDataset, load_cut_outs, split_train_validation
 from retint.model.distribution_training import (
     automatic_colouriser,
@@ -178,7 +178,7 @@ class Trainer:
         buffer (so the checkpoint carries them)."""
         centres = self.generator.bin_centres.cpu().numpy()
         prior = colour_prior([photo for photo, _ in self.training_set.photos], centres)
-        weights = rebalancing_weights(prior, centres, self.config.rebalance)
+        weights = rebalancing_weights_by(prior, centres, self.config.rebalance, self.config.rebalance_by)
         self.generator.bin_weights.copy_(torch.from_numpy(weights))
 
     def _generator_parameter_groups(self) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from retint.model.bins import (
     gamut_bin_centres,
     nearest_bin,
     rebalancing_weights,
+    rebalancing_weights_by,
     soft_encode,
 )
 from retint.model.colour import lab_to_rgb, rgb_to_lab
@@ -141,9 +142,31 @@ def test_chroma_rebalancing_weighs_a_ring_alike_and_keeps_the_hues_balance():
         assert np.ptp(weights[ring == r]) < 1e-5 * weights[ring == r].max()
     by_ring = [weights[ring == r][0] for r in sorted(np.unique(ring))]
     assert all(later > earlier for earlier, later in zip(by_ring, by_ring[1:]))
-    smoothed_expectation = (weights * prior / prior.sum()).sum()
-    assert 0.8 < smoothed_expectation < 1.2  # normalised on the smoothed prior, close to the raw one
+    squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
+    smoothed = np.exp(-squared / (2 * 5.0**2)) @ (prior / prior.sum())
+    assert (weights * smoothed / smoothed.sum()).sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(rebalancing_weights_by(prior, centres, 0.9, "chroma"), weights)
+    assert np.array_equal(rebalancing_weights_by(prior, centres, 0.9, "bin"), rebalancing_weights(prior, centres, 0.9))
+    with pytest.raises(ValueError, match="unknown rebalancing 'hue'"):
+        rebalancing_weights_by(prior, centres, 0.9, "hue")
     binwise = rebalancing_weights(prior, centres, 0.9)
     ring_two = ring == 2
     warm, other = ring_two & (hue > 30) & (hue < 80), ring_two & (hue > 200) & (hue < 300)
     assert binwise[warm].mean() < 0.8 * binwise[other].mean()
+
+
+def test_the_family_favoured_decode_is_its_formula_at_every_pixel():
+    """softmax(logits / T) = p; w = p * (families @ p); ab = sum(w * centres) / sum(w), per pixel,
+    on a batch of two with pixels of their own (the decode runs as 1x1 convolutions)."""
+    torch.manual_seed(5)
+    centres = torch.as_tensor(gamut_bin_centres()).float()
+    families = colour_families_of_bins(centres)
+    logits = torch.randn(2, len(centres), 3, 5) * 4
+    ab = decode_ab(logits, centres, "family-favoured", families, 0.38)
+    for n in range(2):
+        for y in range(3):
+            for x in range(5):
+                p = torch.softmax(logits[n, :, y, x].double() / 0.38, dim=0)
+                w = p * (families.double() @ p)
+                expected = (w[:, None] * centres.double()).sum(0) / w.sum()
+                assert torch.allclose(ab[n, :, y, x].double(), expected, atol=1e-4)

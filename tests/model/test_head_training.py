@@ -13,6 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from retint.errors import InputError
+from retint.model.bins import BIN_STEP
 from retint.model.config import GeneratorConfig
 from retint.model.feature_cache import FeatureCacheConfig, build_feature_cache, load_feature_cache, shard_name
 from retint.model.head_training import HeadTrainConfig, HeadTrainer
@@ -208,7 +209,8 @@ def test_feature_noise_changes_what_the_head_sees_and_older_runs_resume_without_
     from retint.model.checkpoint import load_checkpoint, save_checkpoint
 
     payload = load_checkpoint(tmp_path / "plain" / "last.pth")
-    del payload["head_config"]["feature_noise"]
+    for added_since in ("feature_noise", "rebalance_by", "tune_out"):
+        del payload["head_config"][added_since]
     save_checkpoint(tmp_path / "plain" / "last.pth", payload)
     assert HeadTrainer(config, tmp_path / "plain", resume=True).start_epoch == 1
 
@@ -251,11 +253,11 @@ def test_rebalancing_by_chroma_gives_the_head_one_weight_per_chroma_ring(tiny_ca
     cache_dir, _ = tiny_cache
     config = HeadTrainConfig(cache=str(cache_dir), render_size=64, decoder_width=8, epochs=1, batch_size=2,
                              points_per_crop=16, rebalance=0.9, rebalance_by="chroma")
-    weights = HeadTrainer(config, tmp_path / "chroma").generator.bin_weights
+    generator = HeadTrainer(config, tmp_path / "chroma").generator
+    weights, centres = generator.bin_weights, generator.bin_centres
     binwise = HeadTrainer(HeadTrainConfig(**{**config.__dict__, "rebalance_by": "bin"}),
                           tmp_path / "bin").generator.bin_weights
-    centres = HeadTrainer(config, tmp_path / "again").generator.bin_centres
-    ring = torch.round(torch.hypot(centres[:, 0], centres[:, 1]) / 10).long()
+    ring = torch.round(torch.hypot(centres[:, 0], centres[:, 1]) / BIN_STEP).long()
     spread_within_rings = max(float(weights[ring == r].max() - weights[ring == r].min()) for r in ring.unique())
     assert spread_within_rings < 1e-4 < float(weights.max() - weights.min())
     assert not torch.allclose(weights, binwise)
