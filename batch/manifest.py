@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Collection, Iterable, Mapping
 
@@ -134,6 +134,21 @@ def _journalled_outputs(output_root: Path) -> list[dict[str, Any]]:
         except (OSError, TypeError, ValueError, KeyError):
             continue  # gone, replaced, or a damaged line: not demonstrably retint's
     return found
+
+
+def journalled_output(output_root: Path, entry: Entry) -> Entry | None:
+    """The entry another run of this output folder journalled for `entry`'s input, output and guides,
+    where the file now at that output is the very file it names; None otherwise.
+
+    A run killed with its Ray workers still colouring leaves them running for a moment: one can name
+    an output (journal line first, as always) after the next run has planned that input. The next
+    run's own write then meets the file; this is how it tells that the file is that input coloured
+    by retint with the same guides, and takes it as done instead of failing the input."""
+    wanted = json.loads(json.dumps(_as_line(entry)))
+    for line in reversed(_journalled_outputs(output_root)):
+        if all(line.get(key) == wanted.get(key) for key in ("source", "output", "hints", "reference")):
+            return Entry(**{field.name: line.get(field.name) for field in fields(Entry)})
+    return None
 
 
 def _still_retints(line: dict[str, Any], output_root: Path) -> bool:

@@ -29,7 +29,8 @@ from retint.batch.decode import (AlreadyColour, DecodedImage, DecodeFailure, Unr
                                  describe_exception)
 from retint.batch.encode import encode
 from retint.batch.guides import recorded_guides
-from retint.batch.manifest import STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry
+from retint.batch.manifest import (STATUS_FAILED, STATUS_OK, STATUS_SKIPPED_COLOUR, Entry, journal_entry,
+                                   journalled_output)
 from retint.batch.naming import PlannedOutput
 from retint.batch.recording import StageClock, make_entry
 from retint.batch.tiles import LargePhotos
@@ -307,8 +308,15 @@ class PhotoPipeline:
                             started=waiting.started)
         entry = replace(entry, uncertainty=uncertainty) if uncertainty else entry
         # Never over a file that is not retint's (unless --overwrite); OutputError stops the run.
-        write_bytes_atomically(waiting.output, data, replace=self.config.overwrite or waiting.planned.replaces_own,
-                               before_publish=lambda finished: journal_entry(self.config.output, entry, finished))
+        try:
+            write_bytes_atomically(waiting.output, data, replace=self.config.overwrite or waiting.planned.replaces_own,
+                                   before_publish=lambda finished: journal_entry(self.config.output, entry, finished))
+        except FileExistsError:
+            # Named since this run planned it: by a killed run's worker, if the journal proves it.
+            earlier = journalled_output(self.config.output, entry)
+            if earlier is None:
+                raise
+            entry = earlier
         self.clock.add("write", time.perf_counter() - began)
         return entry
 

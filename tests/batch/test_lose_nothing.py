@@ -164,6 +164,29 @@ def test_outputs_of_a_run_killed_before_their_lines_are_kept_with_their_figures(
     assert (output / journal_name()).exists()
 
 
+def test_an_output_named_after_planning_is_the_inputs_own_only_when_the_journal_proves_it(tmp_path):
+    """A killed run's Ray worker can name an output after the rerun planned that input; the rerun's
+    write then meets the file, and takes it as done only where the journal names that very file for
+    the same input, output and guides (`journalled_output`)."""
+    from dataclasses import replace
+
+    from retint.batch.manifest import Entry, journal_entry, journalled_output
+    from retint.files import write_bytes_atomically
+
+    output = tmp_path / "out"
+    entry = Entry(source="roll/a.jpg", output="roll/a.jpg", status="ok", width=4, height=3, milliseconds=12.5,
+                  reason="a note")
+    write_bytes_atomically(output / "roll" / "a.jpg", b"colours", replace=False,
+                           before_publish=lambda finished: journal_entry(output, entry, finished))
+    assert journalled_output(output, replace(entry, milliseconds=None, reason="")) == entry
+    assert journalled_output(output, replace(entry, source="roll/b.jpg")) is None
+    hinted = replace(entry, hints=[{"x": 0.5, "y": 0.5, "a": 20.0, "b": 30.0}])
+    assert journalled_output(output, hinted) is None  # other guides: not this colouring
+    (output / "roll" / "stranger.jpg").write_bytes(b"someone else's file")
+    os.replace(output / "roll" / "stranger.jpg", output / "roll" / "a.jpg")
+    assert journalled_output(output, entry) is None  # no longer the file the journal names
+
+
 # 4. Names and paths over the limits.
 
 def test_names_and_paths_over_the_limits_get_lines(engine, tmp_path):
