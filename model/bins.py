@@ -114,19 +114,31 @@ def ab_histogram(ab: torch.Tensor, centres: torch.Tensor, mask: torch.Tensor | N
     return totals / totals.sum(dim=1, keepdim=True).clamp(min=1e-6)
 
 
-def rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> np.ndarray:
-    """Zhang's class rebalancing: w ∝ 1 / ((1 - mix) * smoothed prior + mix / Q),
-    normalised so that the prior's expectation of w is 1. `mix` 1 gives equal
-    weights (no rebalancing); Zhang used 0.5."""
+def _prior_and_smoothed(prior: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the prior normalised, the same smoothed by a Gaussian of PRIOR_SMOOTHING_SIGMA over the bin
+    centres and normalised), float64."""
     prior = np.asarray(prior, dtype=np.float64)
     prior = prior / max(prior.sum(), 1e-12)
     squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
     kernel = np.exp(-squared / (2 * PRIOR_SMOOTHING_SIGMA**2))
     smoothed = kernel @ prior
-    smoothed = smoothed / smoothed.sum()
-    weights = 1.0 / ((1.0 - mix) * smoothed + mix / len(centres))
+    return prior, smoothed / smoothed.sum()
+
+
+def _rebalanced(evened: np.ndarray, smoothed: np.ndarray, mix: float) -> np.ndarray:
+    """w ∝ 1 / ((1 - mix) * evened + mix / Q), normalised so that the smoothed prior's
+    expectation of w is 1; float32."""
+    weights = 1.0 / ((1.0 - mix) * evened + mix / len(evened))
     weights = weights / (smoothed * weights).sum()
     return weights.astype(np.float32)
+
+
+def rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> np.ndarray:
+    """Zhang's class rebalancing: w ∝ 1 / ((1 - mix) * smoothed prior + mix / Q),
+    normalised so that the prior's expectation of w is 1. `mix` 1 gives equal
+    weights (no rebalancing); Zhang used 0.5."""
+    _, smoothed = _prior_and_smoothed(prior, centres)
+    return _rebalanced(smoothed, smoothed, mix)
 
 
 def chroma_rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: float) -> np.ndarray:
@@ -135,16 +147,10 @@ def chroma_rebalancing_weights(prior: np.ndarray, centres: np.ndarray, mix: floa
     (smoothed) prior's expectation of w is 1. Saturated colours of every hue gain alike, so the
     balance between hues stays the prior's: binwise rebalancing lifts the rarer greens over the
     common sand and skin, which turned warm pixels green (MODEL_CARD.md)."""
-    prior = np.asarray(prior, dtype=np.float64)
-    prior = prior / max(prior.sum(), 1e-12)
+    prior, smoothed = _prior_and_smoothed(prior, centres)
     _, ring = np.unique(np.rint(np.hypot(centres[:, 0], centres[:, 1]) / BIN_STEP), return_inverse=True)
     ring_prior = (np.bincount(ring, weights=prior) / np.bincount(ring))[ring]
-    squared = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    smoothed = np.exp(-squared / (2 * PRIOR_SMOOTHING_SIGMA**2)) @ prior
-    smoothed = smoothed / smoothed.sum()
-    weights = 1.0 / ((1.0 - mix) * ring_prior + mix / len(centres))
-    weights = weights / (smoothed * weights).sum()
-    return weights.astype(np.float32)
+    return _rebalanced(ring_prior, smoothed, mix)
 
 
 def rebalancing_weights_by(prior: np.ndarray, centres: np.ndarray, mix: float, by: str) -> np.ndarray:
