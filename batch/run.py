@@ -29,7 +29,7 @@ from retint.batch.decode import describe_exception
 from retint.batch.guides import guides_by_identity
 from retint.batch.hints import attach_hints, require_hint_inputs
 from retint.batch.interrupt import ctrl_c_sets
-from retint.batch.lock import OutputLock
+from retint.batch.lock import OutputLock, remove_workers_lock_if_free, wait_for_workers
 from retint.batch.manifest import STATUS_FAILED, Manifest
 from retint.batch.naming import PlannedOutput, plan_outputs, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
@@ -199,6 +199,9 @@ def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> S
     """run_batch's work once the engines are open: under the output folder's lock."""
     lock = OutputLock(config.output)
     try:
+        # A --ray run's actors can outlive its killed driver by seconds, still writing here: nothing in
+        # the folder is looked at before they have stopped.
+        wait_for_workers(config.output, log)
         removed = remove_partials(config.output, keep_out=config.sources)
         if removed:
             log(f"removed {removed} partial file(s) left by an interrupted run")
@@ -225,4 +228,8 @@ def _run_locked(config: BatchConfig, colouring, log: Callable[[str], None]) -> S
             raise Interrupted("interrupted; finished outputs are kept, rerun to do the rest")
         return summary
     finally:
+        try:  # this run's actors have ended unless Ray is slow to end them (then the next run waits)
+            remove_workers_lock_if_free(config.output)
+        except OutputError:
+            pass  # a folder that can no longer be written: the error that stopped the run is the one to report
         lock.release()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from retint.batch.config import BatchConfig
+from retint.batch.lock import WorkersLock
 from retint.batch.manifest import STATUS_FAILED, Entry
 from retint.batch.naming import PlannedOutput, split_photos_and_videos
 from retint.batch.photos import PhotoPipeline
@@ -78,6 +79,9 @@ class EngineActor:
     """A Ray Data callable class: `map_batches(EngineActor, compute=ActorPoolStrategy(...), ...)`."""
 
     def __init__(self, config: BatchConfig):
+        # Held for the actor's life (the process's end releases it): a later run of the same folder
+        # waits for it before planning, so this actor never writes into a folder another run plans.
+        self.workers_lock = WorkersLock(config.output)
         # The driver spreads one actor per CORES_PER_CPU_ACTOR cores of a node: plan for that share.
         cores = min(CORES_PER_CPU_ACTOR, os.cpu_count() or 1)
         # Open for the actor's life: Ray ends the actor's process, and its engines with it.

@@ -8,9 +8,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from retint.batch.lock import LOCK_NAME, OutputLock
+from retint.batch.lock import LOCK_NAME, WORKERS_LOCK_NAME, OutputLock, WorkersLock, wait_for_workers
 from retint.batch.manifest import MANIFEST_NAME, read_manifest
 from retint.errors import InputError
 
@@ -118,3 +119,52 @@ def test_removing_the_lock_file_never_lets_two_runs_in(tmp_path):
     assert sum(overlaps for _, overlaps in outcomes) == 0, outcomes
     assert sum(taken for taken, _ in outcomes) > 20, outcomes
     assert not (tmp_path / "out" / LOCK_NAME).exists()
+
+
+# A --ray run's actors can outlive a driver killed with SIGKILL: the next run waits for them.
+
+def _hold_as_a_worker(output: str, seconds: float, started) -> None:
+    """An actor of an earlier run: holds OUT's workers' lock for `seconds`, then ends."""
+    WorkersLock(Path(output))
+    started.set()
+    time.sleep(seconds)
+
+
+def test_a_run_waits_for_an_earlier_runs_workers_to_stop_before_planning(engine, tmp_path):
+    photo(tmp_path / "scans" / "a.png")
+    (tmp_path / "out").mkdir()
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+    worker = context.Process(target=_hold_as_a_worker, args=(str(tmp_path / "out"), 3.0, started))
+    worker.start()
+    try:
+        assert started.wait(30)
+        began = time.monotonic()
+        process = batch(tmp_path / "scans", "-o", tmp_path / "out", "--engine", engine)
+        waited = time.monotonic() - began
+    finally:
+        worker.join()
+    assert process.returncode == 0, process.stderr
+    assert "waiting for an earlier run's Ray workers to stop" in process.stderr
+    assert waited >= 2.0  # it could not start before the worker's process had ended
+    entries, _ = read_manifest(tmp_path / "out")
+    assert [entry["status"] for entry in entries] == ["ok"]
+    assert not (tmp_path / "out" / WORKERS_LOCK_NAME).exists()
+
+
+def test_workers_that_never_stop_end_the_wait_with_a_line_and_a_held_lock_is_kept(tmp_path):
+    (tmp_path / "out").mkdir()
+    lines: list[str] = []
+    wait_for_workers(tmp_path / "out", lines.append, timeout_s=0.2)  # no workers' file: at once
+    assert lines == []
+    worker = WorkersLock(tmp_path / "out")
+    try:
+        began = time.monotonic()
+        with pytest.raises(InputError, match=r"still write into .* \(ray stop\)"):
+            wait_for_workers(tmp_path / "out", lines.append, timeout_s=0.5)
+        assert time.monotonic() - began >= 0.5
+        assert len(lines) == 1 and (tmp_path / "out" / WORKERS_LOCK_NAME).exists()
+    finally:
+        worker.release()
+    wait_for_workers(tmp_path / "out", lines.append, timeout_s=0.5)
+    assert not (tmp_path / "out" / WORKERS_LOCK_NAME).exists()
