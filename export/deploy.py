@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from retint.model.bins import DEFAULT_TEMPERATURE, decode_ab, decoding_of, distribution_spreads
+from retint.model.bins import decode_ab, decoding_of, distribution_spreads, release_temperature
 from retint.model.uncertainty import IntervalHead, interval_bounds
 from retint.model.colour import (
     GreyTerms,
@@ -130,7 +130,7 @@ class GeneratorStage(_AlwaysEval):
         if self.distribution:
             # Kept in float32 outside the half-precision generator.
             self.register_buffer("bin_centres", generator.bin_centres.detach().float().clone())
-            self.decode, families = decoding_of(generator)
+            self.decode, families, self.chroma_gain, _ = decoding_of(generator)
             self.register_buffer("bin_families", families)
         if precision == "fp16":
             self.generator.half()
@@ -147,7 +147,8 @@ class GeneratorStage(_AlwaysEval):
         global_input = global_hint[0].to(dtype) if global_hint else None
         logits = self.generator(lightness.to(dtype), normalize_ab(hint_ab).to(dtype), hint_mask.to(dtype),
                                 global_input)
-        ab = decode_ab(logits.float(), self.bin_centres, self.decode, self.bin_families, temperature)
+        ab = decode_ab(logits.float(), self.bin_centres, self.decode, self.bin_families, temperature,
+                       self.chroma_gain)
         if getattr(self.generator, "guided_upsampling", False):
             ab = guided_upsample(ab, lightness.float())
         return ab
@@ -208,7 +209,7 @@ class DistributionStage(_AlwaysEval):
         hint_ab, hint_mask, *global_hint, temperature = controls
         logits = inner.generator(lightness, normalize_ab(hint_ab), hint_mask,
                                  global_hint[0] if global_hint else None).float()
-        ab = decode_ab(logits, inner.bin_centres, inner.decode, inner.bin_families, temperature)
+        ab = decode_ab(logits, inner.bin_centres, inner.decode, inner.bin_families, temperature, inner.chroma_gain)
         spreads = distribution_spreads(logits, inner.bin_centres, ab)
         return ab, interval_bounds(ab, spreads, self.scale), logits
 
@@ -281,5 +282,5 @@ def control_examples(generator: nn.Module, batch: int, render_size: int) -> tupl
     controls = [torch.zeros(batch, 2, render_size, render_size), torch.zeros(batch, 1, render_size, render_size)]
     if generator.global_hint is not None:
         controls.append(torch.zeros(batch, generator.bins + 1))
-    controls.append(torch.full((1,), DEFAULT_TEMPERATURE))
+    controls.append(torch.full((1,), release_temperature(generator)))
     return tuple(controls)

@@ -183,10 +183,13 @@ class NonfiniteProbe:
     """
 
     def __init__(self, model: onnx.ModelProto,
-                 inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None):
+                 inputs: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+                 temperature: float | None = None):
         """`inputs(gray)` gives the graph's inputs for a grey image (default: the grey itself,
-        and automatic colour controls where the graph takes them)."""
-        self.inputs = inputs or (lambda gray: {INPUT_NAME: gray, **automatic_controls(model, gray.shape[0])})
+        and automatic colour controls where the graph takes them, at `temperature`: the release's,
+        else DEFAULT_TEMPERATURE)."""
+        self.inputs = inputs or (lambda gray: {INPUT_NAME: gray,
+                                               **automatic_controls(model, gray.shape[0], temperature)})
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         self.name = generator_output_name(probe)
@@ -203,8 +206,9 @@ class NonfiniteProbe:
         return int((~np.isfinite(values.astype(np.float32))).sum())
 
 
-def automatic_controls(model: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
-    """Zero hints and the default temperature for the colour-control inputs `model` has."""
+def automatic_controls(model: onnx.ModelProto, batch: int, temperature: float | None = None) -> dict[str, np.ndarray]:
+    """Zero hints and `temperature` (the release's default; None: DEFAULT_TEMPERATURE) for the
+    colour-control inputs `model` has."""
     from retint.model.bins import DEFAULT_TEMPERATURE
 
     feeds = {}
@@ -213,5 +217,5 @@ def automatic_controls(model: onnx.ModelProto, batch: int) -> dict[str, np.ndarr
             dims = [batch] + [dim.dim_value for dim in graph_input.type.tensor_type.shape.dim[1:]]
             feeds[graph_input.name] = np.zeros(dims, np.float32)
         elif graph_input.name == TEMPERATURE_NAME:
-            feeds[graph_input.name] = np.array([DEFAULT_TEMPERATURE], np.float32)
+            feeds[graph_input.name] = np.array([DEFAULT_TEMPERATURE if temperature is None else temperature], np.float32)
     return feeds

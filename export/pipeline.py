@@ -58,7 +58,7 @@ from retint.export.parity import (
     parity_cases,
 )
 from retint.export.triton import write_triton_repository
-from retint.model.bins import DEFAULT_TEMPERATURE
+from retint.model.bins import decoding_of, release_temperature
 from retint.model.checkpoint import generator_of, load_checkpoint
 from retint.model.uncertainty import DISTRIBUTION_METHOD, load_interval_head
 from retint.model.config import config_to_dict
@@ -277,9 +277,11 @@ def colour_bins_metadata(generator) -> dict:
     """What the runtime needs of a distribution head's bins (empty for a regression generator)."""
     if not is_distribution_head(generator):
         return {}
+    decoding = decoding_of(generator)
+    # decode and chroma_gain are inside the graph; written here so that a user can read them.
     return {"centres": generator.bin_centres.tolist(), "weights": generator.bin_weights.tolist(),
-            "default_temperature": DEFAULT_TEMPERATURE, "global_hint": generator.global_hint is not None,
-            "head_stride": generator.head_stride}
+            "default_temperature": decoding.temperature, "global_hint": generator.global_hint is not None,
+            "head_stride": generator.head_stride, "decode": decoding.decode, "chroma_gain": decoding.chroma_gain}
 
 
 def publish_onnx(model: onnx.ModelProto, metadata: ArtefactMetadata, path: Path, result: ExportResult) -> None:
@@ -308,7 +310,7 @@ def export_stages(job: ExportJob, begin: Callable[[str], None] = lambda step: No
 
         def generator_inputs(model: onnx.ModelProto) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
             return lambda gray: {LIGHTNESS_NAME: lightness.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0],
-                                 **automatic_controls(model, gray.shape[0])}
+                                 **automatic_controls(model, gray.shape[0], release_temperature(generator))}
 
         for precision, fused_suffix, suffix in (("fp32", ".onnx", ".generator.onnx"),
                                                 ("fp16", ".fp16.onnx", ".generator.fp16.onnx")):
@@ -346,7 +348,7 @@ def export_distribution_stage(job: ExportJob, calibration: dict[str, Any]) -> No
 
     def feeds(gray: np.ndarray) -> dict[str, np.ndarray]:
         lightness = lightness_session.run([LIGHTNESS_NAME], {INPUT_NAME: gray})[0]
-        return {LIGHTNESS_NAME: lightness, **automatic_controls(model, gray.shape[0])}
+        return {LIGHTNESS_NAME: lightness, **automatic_controls(model, gray.shape[0], release_temperature(job.generator))}
 
     def reference(gray: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -454,7 +456,7 @@ def gate_onnx(job: ExportJob, model: onnx.ModelProto, precision: str, path: Path
     with gating(path) as gate_file:
         save_model(with_metadata(model, metadata), gate_file)
         with OnnxEngine(gate_file, device="cpu") as engine:
-            report = measure_parity(job.reference, engine.colorize, job.cases, NonfiniteProbe(model))
+            report = measure_parity(job.reference, engine.colorize, job.cases, NonfiniteProbe(model, temperature=release_temperature(job.generator)))
     check_gate(report, GATES[precision], path.name)
     return report
 

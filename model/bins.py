@@ -14,7 +14,8 @@ this module owns everything that speaks in bins:
   over bin centres (T = 1 is the mean, T -> 0 approaches the mode);
 - `decode_ab`: the decoder a checkpoint names (`GeneratorConfig.decode`): the
   annealed mean, or the same with each bin weighted by the probability of
-  its colour family (`family_favoured_mean`);
+  its colour family (`family_favoured_mean`), then its chroma gain
+  (`GeneratorConfig.chroma_gain`, `regained_chroma`; `decoding_of` reads both);
 - `ab_histogram`: a normalised histogram over the bins (the global hint).
 
 All torch functions are batched over [N, C, H, W] and traced into the
@@ -23,13 +24,15 @@ exported graph where they decode.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from retint.model.colour import D65_WHITE, RGB_FROM_XYZ
-from retint.model.config import (ANNEALED_MEAN, DECODES, FAMILY_FAVOURED, REBALANCE_BY, REBALANCE_BY_BIN,
-                                 REBALANCE_BY_CHROMA)
+from retint.model.config import (ANNEALED_MEAN, DECODES, DEFAULT_TEMPERATURE, FAMILY_FAVOURED, REBALANCE_BY,
+                                 REBALANCE_BY_BIN, REBALANCE_BY_CHROMA)
 
 BIN_STEP = 10.0
 # The a*b* plane searched for in-gamut cells.
@@ -39,10 +42,6 @@ SOFT_NEIGHBOURS = 5
 SOFT_SIGMA = 5.0
 # The prior is smoothed with this Gaussian (in ab units) before rebalancing.
 PRIOR_SMOOTHING_SIGMA = 5.0
-# Where the grey or a damaged photo gives the network nothing, the annealed
-# mean at Zhang's 0.38 picks a colour instead of averaging two; the default
-# is chosen on held-out photos (MODEL_CARD.md).
-DEFAULT_TEMPERATURE = 0.38
 # family-favoured: a coloured bin's family is the coloured bins within this many degrees of its hue;
 # the bins under this chroma are one family, grey.
 FAMILY_WINDOW_DEGREES = 45.0
@@ -227,21 +226,54 @@ def family_favoured_mean(logits: torch.Tensor, centres: torch.Tensor, families: 
     return ab_and_total[:, :2] / ab_and_total[:, 2:].clamp(min=1e-12)
 
 
-def decoding_of(generator: torch.nn.Module) -> tuple[str, torch.Tensor | None]:
-    """(decode, families) for a distribution generator: the decode its checkpoint names
-    (`GeneratorConfig.decode`; the annealed mean for one built without a config) and, for
-    family-favoured, `colour_families_of_bins` of its bin centres (else None)."""
-    decode = getattr(getattr(generator, "retint_config", None), "decode", ANNEALED_MEAN)
+class Decoding(NamedTuple):
+    """How a distribution generator's checkpoint says its bins are read (`decoding_of`)."""
+
+    decode: str  # one of DECODES
+    families: torch.Tensor | None  # colour_families_of_bins(centres) for family-favoured, else None
+    chroma_gain: float  # GeneratorConfig.chroma_gain
+    temperature: float  # GeneratorConfig.temperature: the release's default
+
+
+def release_temperature(generator: torch.nn.Module) -> float:
+    """The annealed mean's default temperature a generator's checkpoint names
+    (`GeneratorConfig.temperature`; DEFAULT_TEMPERATURE for one built without a config)."""
+    return float(getattr(getattr(generator, "retint_config", None), "temperature", DEFAULT_TEMPERATURE))
+
+
+def decoding_of(generator: torch.nn.Module) -> Decoding:
+    """The decode its checkpoint names (`GeneratorConfig.decode`; the annealed mean for one built
+    without a config), the colour families that decode needs, its chroma gain (1 without one) and
+    its default temperature."""
+    config = getattr(generator, "retint_config", None)
+    decode = getattr(config, "decode", ANNEALED_MEAN)
     centres = generator.bin_centres.detach().float()
-    return decode, colour_families_of_bins(centres) if decode == FAMILY_FAVOURED else None
+    return Decoding(decode, colour_families_of_bins(centres) if decode == FAMILY_FAVOURED else None,
+                    float(getattr(config, "chroma_gain", 1.0)), release_temperature(generator))
 
 
 def decode_ab(logits: torch.Tensor, centres: torch.Tensor, decode: str, families: torch.Tensor | None,
-              temperature: torch.Tensor | float = DEFAULT_TEMPERATURE) -> torch.Tensor:
-    """The a*b* [N,2,H,W] a checkpoint's `decode` (one of DECODES) reads from its logits; `families`
-    is `colour_families_of_bins(centres)` (needed by family-favoured only)."""
+              temperature: torch.Tensor | float = DEFAULT_TEMPERATURE, chroma_gain: float = 1.0) -> torch.Tensor:
+    """The a*b* [N,2,H,W] a checkpoint's `decode` (one of DECODES) reads from its logits, with
+    `chroma_gain` applied (`regained_chroma`); `families` is `colour_families_of_bins(centres)`
+    (needed by family-favoured only)."""
     if decode == ANNEALED_MEAN:
-        return annealed_mean(logits, centres, temperature)
-    if decode == FAMILY_FAVOURED and families is not None:
-        return family_favoured_mean(logits, centres, families, temperature)
-    raise ValueError(f"unknown decode {decode!r} (one of {', '.join(DECODES)}), or no colour families given")
+        ab = annealed_mean(logits, centres, temperature)
+    elif decode == FAMILY_FAVOURED and families is not None:
+        ab = family_favoured_mean(logits, centres, families, temperature)
+    else:
+        raise ValueError(f"unknown decode {decode!r} (one of {', '.join(DECODES)}), or no colour families given")
+    # A gain of 1 leaves the graph as it was (releases before the gain export as they did).
+    return ab if chroma_gain == 1.0 else regained_chroma(ab, chroma_gain)
+
+
+def regained_chroma(ab: torch.Tensor, gain: float) -> torch.Tensor:
+    """ab [N,2,H,W] with each colour's chroma c beyond the grey family's (FAMILY_GREY_CHROMA)
+    stretched to FAMILY_GREY_CHROMA + gain * (c - FAMILY_GREY_CHROMA), its hue kept; chroma under
+    FAMILY_GREY_CHROMA unchanged. A mean over bins is paler than the colours it averages; this gives
+    back chroma to what the decode names a colour, and leaves its near-greys alone, where a plain
+    gain would push a faint olive over into green (MODEL_CARD.md)."""
+    chroma = torch.sqrt((ab * ab).sum(dim=1, keepdim=True))
+    excess = F.relu(chroma - FAMILY_GREY_CHROMA)
+    # The clamp only keeps the division finite: where chroma is under the knee the excess is 0.
+    return ab * (1.0 + (gain - 1.0) * excess / chroma.clamp(min=FAMILY_GREY_CHROMA))

@@ -38,6 +38,11 @@ DISTRIBUTION_DECODERS = ("unet", "hypercolumn")
 HYPERCOLUMN_ENCODERS = ("efficientnet-lite0", "efficientnet-lite2")
 
 
+# Where the grey or a damaged photo gives the network nothing, the annealed
+# mean at Zhang's 0.38 picks a colour instead of averaging two; the default
+# is chosen on held-out photos (MODEL_CARD.md); a release may name its own (GeneratorConfig.temperature).
+DEFAULT_TEMPERATURE = 0.38
+
 # The decoders a distribution head's colours are read with (GeneratorConfig.decode; model/bins.py).
 ANNEALED_MEAN, FAMILY_FAVOURED = "annealed-mean", "family-favoured"
 DECODES = (ANNEALED_MEAN, FAMILY_FAVOURED)
@@ -71,6 +76,15 @@ class GeneratorConfig:
     # distribution only: how the colours are read from the bins (model/bins.py DECODES); set by
     # colorize-uncertainty --decode for a release.
     decode: str = ANNEALED_MEAN
+    # distribution only: the decoded colours' chroma beyond the grey family's stretched by this
+    # (model/bins.py regained_chroma; colorize-uncertainty --chroma-gain). A mean over the bins is
+    # paler than the colours it averages; this gives chroma back without turning a hue, which no
+    # temperature or rebalancing did (MODEL_CARD.md). 1: none.
+    chroma_gain: float = 1.0
+    # distribution only: the annealed mean's default temperature for this release (colorize-uncertainty
+    # --temperature; the runtime reads it from the export's metadata, and a user's --temperature
+    # overrides it). Checkpoints from before the field decode at DEFAULT_TEMPERATURE (above).
+    temperature: float = DEFAULT_TEMPERATURE
 
     @classmethod
     def for_arch(cls, arch: str, base_channels: int | None = None, **fields: Any) -> "GeneratorConfig":
@@ -237,6 +251,12 @@ class HeadTrainingConfig:
     seed: int = 0
     # A distribution head's decode for the release (model/bins.py DECODES); None: as the checkpoint says.
     decode: str | None = None
+    # A distribution head's chroma gain for the release (GeneratorConfig.chroma_gain); None: as the
+    # checkpoint says.
+    chroma_gain: float | None = None
+    # A distribution head's default temperature for the release (GeneratorConfig.temperature); None:
+    # as the checkpoint says.
+    temperature: float | None = None
 
 
 TRAINING_DEVICES = ("auto", "cpu", "cuda")

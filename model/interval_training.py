@@ -33,7 +33,7 @@ from retint.model.colour import denormalize_ab, grey_terms, normalize_lightness,
 from retint.model.data import photos_of_sources, random_resized_crop, shrink_for_training
 from retint.model.photos import STATUS_OK, decode_colour, resize_for_validation
 from retint.model.degrade import grey_from_rgb
-from retint.model.bins import DEFAULT_TEMPERATURE, decode_ab, decoding_of, distribution_spreads
+from retint.model.bins import decode_ab, decoding_of, distribution_spreads
 from retint.model.uncertainty import (
     DISTRIBUTION_METHOD,
     Calibration,
@@ -143,8 +143,8 @@ def distribution_ab_and_spreads(generator: nn.Module, lightness: torch.Tensor) -
     spreads, computed at the head's size and upsampled to the render size as the runtime
     upsamples them (bilinear, half-pixel centres): ([N,2,R,R], [N,4,R,R])."""
     logits = generator(lightness).float()
-    decode, families = decoding_of(generator)
-    ab = decode_ab(logits, generator.bin_centres, decode, families, DEFAULT_TEMPERATURE)
+    decode, families, chroma_gain, temperature = decoding_of(generator)
+    ab = decode_ab(logits, generator.bin_centres, decode, families, temperature, chroma_gain)
     spreads = distribution_spreads(logits, generator.bin_centres, ab)
     size = lightness.shape[-2:]
     return tuple(F.interpolate(value, size=size, mode="bilinear", align_corners=False) for value in (ab, spreads))
@@ -260,6 +260,16 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
                              f"{checkpoint} is a regression model")
         # The release decodes so, and its intervals are calibrated around what it shows.
         payload = {**payload, "generator_config": {**payload["generator_config"], "decode": config.decode}}
+    if config.chroma_gain is not None:
+        if not distribution:
+            raise InputError("--chroma-gain scales the colours a distribution head decodes; "
+                             f"{checkpoint} is a regression model")
+        payload = {**payload, "generator_config": {**payload["generator_config"], "chroma_gain": config.chroma_gain}}
+    if config.temperature is not None:
+        if not distribution:
+            raise InputError("--temperature sets a distribution head's default temperature; "
+                             f"{checkpoint} is a regression model")
+        payload = {**payload, "generator_config": {**payload["generator_config"], "temperature": config.temperature}}
     paths = find_images(data or train_config.data)
     training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
                                                 train_config.holdout)
@@ -291,8 +301,8 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
                    "render_size": render_size, "guarantee": GUARANTEE}
     release = generator_only(payload)
     if distribution:
-        uncertainty.update(method=DISTRIBUTION_METHOD, temperature=DEFAULT_TEMPERATURE,
-                           decode=generator.retint_config.decode)
+        uncertainty.update(method=DISTRIBUTION_METHOD, temperature=generator.retint_config.temperature,
+                           decode=generator.retint_config.decode, chroma_gain=generator.retint_config.chroma_gain)
     else:
         uncertainty["head_width"] = config.head_width
         release["uncertainty_head"] = head.state_dict()

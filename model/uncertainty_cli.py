@@ -57,16 +57,25 @@ def _alphas(text: str) -> tuple[float, ...]:
               help="A distribution head's release reads its bins so: annealed-mean, or family-favoured "
                    "(each bin weighted by its colour family's probability: MODEL_CARD.md) "
                    "[default: as the checkpoint says].")
+@click.option("--chroma-gain", type=click.FloatRange(0.5, 2.0), default=None,
+              help="A distribution head's release stretches the chroma of the colours it decodes, beyond "
+                   "chroma 8 (the grey family's), by this: more colour, no hue turned, near-greys left alone "
+                   "(MODEL_CARD.md) [default: as the checkpoint says; 1 for a new head].")
+@click.option("--temperature", type=click.FloatRange(0.05, 2.0), default=None,
+              help="A distribution head's release decodes at this annealed-mean temperature unless a user "
+                   "asks for another (lower: bolder, closer to the most probable colour) "
+                   "[default: as the checkpoint says; 0.38 for a new head].")
 def main(checkpoint: Path, output: Path, calibrate_on: tuple[str, ...], test_on: tuple[str, ...],
          data: tuple[str, ...], alpha: float, report_alphas: str, epochs: int, crops_per_image: int,
-         seed: int, decode: str | None) -> None:
+         seed: int, decode: str | None, chroma_gain: float | None, temperature: float | None) -> None:
     """Train, calibrate and measure an uncertainty head for CHECKPOINT's generator."""
     with needs_extra("train", "training the head"):
         from retint.model.interval_training import give_uncertainty_head
 
     config = HeadTrainingConfig(calibrate_on=calibrate_on, test_on=test_on, alpha=alpha,
                                 report_alphas=_alphas(report_alphas), epochs=epochs,
-                                crops_per_image=crops_per_image, seed=seed, decode=decode)
+                                crops_per_image=crops_per_image, seed=seed, decode=decode,
+                                chroma_gain=chroma_gain, temperature=temperature)
     report = give_uncertainty_head(checkpoint, output, config, data or None,
                                    log=lambda line: click.echo(line, err=True))
     for row in report["alphas"]:

@@ -1,23 +1,29 @@
 """The a*b* bins of the distribution head: gamut, soft targets, rebalancing, decoding, histograms."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from retint.model.bins import (
     BIN_STEP,
+    DEFAULT_TEMPERATURE,
     ab_histogram,
     annealed_mean,
     chroma_rebalancing_weights,
     colour_families_of_bins,
     decode_ab,
+    decoding_of,
     gamut_bin_centres,
     nearest_bin,
     rebalancing_weights,
     rebalancing_weights_by,
+    regained_chroma,
     soft_encode,
 )
 from retint.model.colour import lab_to_rgb, rgb_to_lab
+from retint.model.config import GeneratorConfig
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +176,35 @@ def test_the_family_favoured_decode_is_its_formula_at_every_pixel():
                 w = p * (families.double() @ p)
                 expected = (w[:, None] * centres.double()).sum(0) / w.sum()
                 assert torch.allclose(ab[n, :, y, x].double(), expected, atol=1e-4)
+
+
+def test_the_chroma_gain_stretches_colours_beyond_the_grey_family_and_keeps_every_hue():
+    """decode_ab(..., chroma_gain=g): chroma c >= 8 becomes 8 + g (c - 8), under 8 it stays, and no hue
+    turns, for either decode; decoding_of reads the gain and the temperature a checkpoint's config
+    names (1 and DEFAULT_TEMPERATURE where it names none)."""
+    ab = torch.tensor([[3.0, -4.0], [0.0, 0.0], [6.0, 8.0], [-30.0, 40.0], [0.5, -7.9]]).t().reshape(1, 2, 5, 1)
+    chroma = torch.hypot(ab[:, 0], ab[:, 1])
+    stretched = regained_chroma(ab, 1.5)
+    expected = torch.where(chroma >= 8, 8 + 1.5 * (chroma - 8), chroma)
+    assert torch.allclose(torch.hypot(stretched[:, 0], stretched[:, 1]), expected, atol=1e-5)
+    assert torch.allclose(stretched[:, :, chroma[0, :, 0] < 8], ab[:, :, chroma[0, :, 0] < 8])
+    coloured = chroma[0, :, 0] > 0
+    assert torch.allclose(torch.atan2(stretched[:, 1], stretched[:, 0])[:, coloured],
+                          torch.atan2(ab[:, 1], ab[:, 0])[:, coloured], atol=1e-6)
+
+    torch.manual_seed(6)
+    centres = torch.as_tensor(gamut_bin_centres()).float()
+    families = colour_families_of_bins(centres)
+    logits = torch.randn(2, len(centres), 4, 4) * 3
+    for decode, family_table in (("annealed-mean", None), ("family-favoured", families)):
+        plain = decode_ab(logits, centres, decode, family_table, 0.38)
+        assert torch.equal(decode_ab(logits, centres, decode, family_table, 0.38, 1.0), plain)
+        assert torch.allclose(decode_ab(logits, centres, decode, family_table, 0.38, 1.2),
+                              regained_chroma(plain, 1.2), atol=1e-6)
+    generator = SimpleNamespace(bin_centres=centres,
+                                retint_config=GeneratorConfig(decode="family-favoured", chroma_gain=1.1,
+                                                              temperature=0.3))
+    decoding = decoding_of(generator)
+    assert (decoding.decode, decoding.chroma_gain, decoding.temperature) == ("family-favoured", 1.1, 0.3)
+    assert torch.equal(decoding.families, families)
+    assert decoding_of(SimpleNamespace(bin_centres=centres))[2:] == (1.0, DEFAULT_TEMPERATURE)

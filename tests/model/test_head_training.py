@@ -261,3 +261,27 @@ def test_rebalancing_by_chroma_gives_the_head_one_weight_per_chroma_ring(tiny_ca
     spread_within_rings = max(float(weights[ring == r].max() - weights[ring == r].min()) for r in ring.unique())
     assert spread_within_rings < 1e-4 < float(weights.max() - weights.min())
     assert not torch.allclose(weights, binwise)
+
+
+def test_the_generator_stage_applies_the_checkpoints_chroma_gain():
+    """The stage the export traces reads its release's chroma gain: at the head's size its colours
+    are the plain decode's with `regained_chroma` applied; a gain of 1 is the plain decode."""
+    from dataclasses import replace
+
+    from retint.export.deploy import GeneratorStage
+    from retint.model.bins import regained_chroma
+
+    torch.manual_seed(8)
+    config = GeneratorConfig(arch="effnet-unet", base_channels=8, pretrained_encoder=False, render_size=64,
+                             head="distribution", decoder="hypercolumn", decode="family-favoured")
+    generator = build_generator(config).eval()
+    generator.retint_config = config  # as load_generator attaches it
+    generator.guided_upsampling = False  # compared at the head's own size
+    lightness = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        plain = GeneratorStage(generator)(lightness)
+        generator.retint_config = replace(config, chroma_gain=1.3)
+        gained = GeneratorStage(generator)(lightness)
+    assert plain.shape == (2, 2, 16, 16)
+    assert torch.allclose(gained, regained_chroma(plain, 1.3), atol=1e-5)
+    assert not torch.allclose(gained, plain)

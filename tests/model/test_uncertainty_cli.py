@@ -93,10 +93,11 @@ def test_bad_sources_are_one_line_and_exit_2(trained, tmp_path, arguments, messa
     assert not (tmp_path / "out.pth").exists()
 
 
-def test_decode_is_refused_for_a_regression_model(trained, tmp_path):
+@pytest.mark.parametrize("option", [("--decode", "family-favoured"), ("--chroma-gain", "1.1"), ("--temperature", "0.3")])
+def test_decode_chroma_gain_and_temperature_are_refused_for_a_regression_model(trained, tmp_path, option):
     process = subprocess.run([sys.executable, "-m", "retint.model.uncertainty_cli", str(trained),
-                              "-o", str(tmp_path / "out.pth"), "--calibrate-on", "img0", "--decode",
-                              "family-favoured"], capture_output=True, text=True)
+                              "-o", str(tmp_path / "out.pth"), "--calibrate-on", "img0", *option],
+                             capture_output=True, text=True)
     assert process.returncode == 2, process.stderr
     assert "regression model" in process.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out.pth").exists()
@@ -147,8 +148,10 @@ def test_a_distribution_head_is_calibrated_from_its_own_distribution(trained_v2,
 
 @pytest.mark.slow  # a whole export after the calibration
 def test_a_release_decoded_family_favoured_is_calibrated_and_exported_so(trained_v2, tmp_path):
-    """--decode family-favoured: the release's config says so, its intervals are calibrated around
-    the colours it shows, and the export (its parity gates against PyTorch passed) colours with it."""
+    """--decode family-favoured --chroma-gain 1.25 --temperature 0.3: the release's config says so,
+    its intervals are calibrated around the colours it shows, and the export (its parity gates
+    against PyTorch passed) colours with it, names all three in its sidecar and decodes at 0.3 unless
+    asked otherwise."""
     import numpy as np
 
     from retint.export.config import ExportConfig
@@ -160,14 +163,23 @@ def test_a_release_decoded_family_favoured_is_calibrated_and_exported_so(trained
         outputs[decode] = tmp_path / f"{decode}.pth"
         result = CliRunner().invoke(uncertainty_main, [str(a) for a in (
             trained_v2, "-o", outputs[decode], "--calibrate-on", "img0", "--alpha", 0.2, "--report-alphas", "0.2",
-            "--decode", decode)], catch_exceptions=False)
+            "--decode", decode,
+            *(("--chroma-gain", 1.25, "--temperature", 0.3) if decode == "family-favoured" else ()))],
+            catch_exceptions=False)
         assert result.exit_code == 0, result.output
     payload = load_checkpoint(outputs["family-favoured"])
     assert payload["generator_config"]["decode"] == "family-favoured"
     assert payload["uncertainty"]["decode"] == "family-favoured"
+    assert payload["generator_config"]["chroma_gain"] == payload["uncertainty"]["chroma_gain"] == 1.25
+    assert payload["generator_config"]["temperature"] == payload["uncertainty"]["temperature"] == 0.3
+    assert load_checkpoint(outputs["annealed-mean"])["generator_config"].get("chroma_gain", 1.0) == 1.0
     run_export(ExportConfig(checkpoint=outputs["family-favoured"], output_dir=tmp_path / "export", onnx_only=True),
                log=lambda line: None)
+    sidecar = json.loads((tmp_path / "export" / "family-favoured.onnx.json").read_text())
+    assert sidecar["colour_bins"]["decode"] == "family-favoured" and sidecar["colour_bins"]["chroma_gain"] == 1.25
+    assert sidecar["colour_bins"]["default_temperature"] == 0.3
     engine = load_engine(tmp_path / "export" / "family-favoured.onnx", backend="onnxruntime")
+    assert engine.temperature == pytest.approx(0.3)
     gray = (np.random.default_rng(2).random((40, 50)) * 255).astype(np.uint8)
     from retint.export.deploy import DeployColouriser
     from retint.model.checkpoint import load_generator
