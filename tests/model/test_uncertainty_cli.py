@@ -179,7 +179,7 @@ def test_a_release_decoded_family_favoured_is_calibrated_and_exported_so(trained
     assert sidecar["colour_bins"]["decode"] == "family-favoured" and sidecar["colour_bins"]["chroma_gain"] == 1.25
     assert sidecar["colour_bins"]["default_temperature"] == 0.3
     engine = load_engine(tmp_path / "export" / "family-favoured.onnx", backend="onnxruntime")
-    assert engine.temperature == pytest.approx(0.3)
+    assert engine.spec.temperature == pytest.approx(0.3)
     gray = (np.random.default_rng(2).random((40, 50)) * 255).astype(np.uint8)
     from retint.export.deploy import DeployColouriser
     from retint.model.checkpoint import load_generator
