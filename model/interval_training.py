@@ -48,6 +48,10 @@ from retint.model.uncertainty import (
     scale_needed,
 )
 
+# HeadTrainingConfig fields that, where given, become the release's GeneratorConfig fields of the same
+# name (colorize-uncertainty --decode, --chroma-gain, --temperature).
+RELEASE_DECODING_FIELDS = ("decode", "chroma_gain", "temperature")
+
 GENERATOR_BATCH = 8
 
 
@@ -254,22 +258,13 @@ def give_uncertainty_head(checkpoint: Path, output: Path, config: HeadTrainingCo
     # The interval head brackets one regressed colour; a distribution head's intervals come from
     # its own distribution, so it has no head to train: only lambda to calibrate.
     distribution = train_config.generator.head == "distribution"
-    if config.decode is not None:
-        if not distribution:
-            raise InputError("--decode chooses how a distribution head's bins are read; "
-                             f"{checkpoint} is a regression model")
-        # The release decodes so, and its intervals are calibrated around what it shows.
-        payload = {**payload, "generator_config": {**payload["generator_config"], "decode": config.decode}}
-    if config.chroma_gain is not None:
-        if not distribution:
-            raise InputError("--chroma-gain scales the colours a distribution head decodes; "
-                             f"{checkpoint} is a regression model")
-        payload = {**payload, "generator_config": {**payload["generator_config"], "chroma_gain": config.chroma_gain}}
-    if config.temperature is not None:
-        if not distribution:
-            raise InputError("--temperature sets a distribution head's default temperature; "
-                             f"{checkpoint} is a regression model")
-        payload = {**payload, "generator_config": {**payload["generator_config"], "temperature": config.temperature}}
+    # The release decodes as these say, and its intervals are calibrated around what it shows.
+    decoding = {field: getattr(config, field) for field in RELEASE_DECODING_FIELDS if getattr(config, field) is not None}
+    if decoding and not distribution:
+        options = ", ".join("--" + field.replace("_", "-") for field in decoding)
+        raise InputError(f"{options}: these set how a distribution head's bins are read; "
+                         f"{checkpoint} is a regression model")
+    payload = {**payload, "generator_config": {**payload["generator_config"], **decoding}}
     paths = find_images(data or train_config.data)
     training, held_out = split_train_validation(paths, train_config.val_fraction, train_config.seed,
                                                 train_config.holdout)
